@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Kiln K1 accelerator: user-space interface of the kiln DRM accel driver.
+ * Documented in docs/uapi.md.
+ *
+ * Rules for every ioctl: fields named pad or reserved must be zero
+ * (-EINVAL otherwise); unknown flag bits are -EINVAL; structs only grow at
+ * the end (drm_ioctl zero-extends shorter structs from older user space);
+ * ioctl numbers are never reused or reordered. Exhausted limits return
+ * -ENOSPC (objects) or -E2BIG (array sizes), never -EINVAL.
+ */
+#ifndef _UAPI_KILN_ACCEL_H_
+#define _UAPI_KILN_ACCEL_H_
+
+#include "drm.h"
+
+#if defined(__cplusplus)
+extern "C" {
+#endif
+
+#define KILN_UAPI_VERSION_MAJOR		1
+#define KILN_UAPI_VERSION_MINOR		0
+
+enum drm_kiln_ioctl {
+	DRM_KILN_GET_PARAM	= 0x00,
+	DRM_KILN_QUERY_INFO	= 0x01,
+	DRM_KILN_BO_CREATE	= 0x02,
+	DRM_KILN_BO_INFO	= 0x03,
+	DRM_KILN_BO_WAIT	= 0x04,
+	DRM_KILN_CTX_CREATE	= 0x05,
+	DRM_KILN_CTX_DESTROY	= 0x06,
+	DRM_KILN_SUBMIT		= 0x07,
+	DRM_KILN_CTX_STATUS	= 0x08,
+	DRM_KILN_JOB_STATUS	= 0x09,
+};
+
+/* Parameters for DRM_KILN_GET_PARAM */
+enum drm_kiln_param {
+	DRM_KILN_PARAM_DEVICE_ID	= 0,	/* PCI device id */
+	DRM_KILN_PARAM_REVISION		= 1,
+	DRM_KILN_PARAM_FW_VERSION	= 2,	/* KILN_VERSION() encoding */
+	DRM_KILN_PARAM_IFACE_VERSION	= 3,	/* hardware interface version */
+	DRM_KILN_PARAM_NUM_QUEUES	= 4,
+	DRM_KILN_PARAM_PE_GRID		= 5,	/* width | height << 8 */
+	DRM_KILN_PARAM_LOCAL_MEM_SIZE	= 6,	/* bytes per PE */
+	DRM_KILN_PARAM_DRAM_SIZE	= 7,	/* bytes */
+	DRM_KILN_PARAM_DRAM_FREE	= 8,	/* bytes not allocated */
+	DRM_KILN_PARAM_SRAM_SIZE	= 9,
+	DRM_KILN_PARAM_SRAM_FREE	= 10,
+	DRM_KILN_PARAM_VA_START		= 11,	/* first device VA handed out */
+	DRM_KILN_PARAM_VA_END		= 12,	/* one past the last */
+	DRM_KILN_PARAM_MAX_CONTEXTS	= 13,	/* per device */
+	DRM_KILN_PARAM_CONTEXTS_IN_USE	= 14,
+	DRM_KILN_PARAM_FEATURES		= 15,	/* KILN_FEATURE_* of the device */
+	DRM_KILN_PARAM_JOB_TIMEOUT_MS	= 16,	/* default job timeout */
+	DRM_KILN_PARAM_RESET_COUNT	= 17,	/* device resets since probe */
+	DRM_KILN_PARAM_CLOCK_MHZ	= 18,
+	DRM_KILN_PARAM_MAX_SUBMIT_BOS	= 19,
+	DRM_KILN_PARAM_MAX_SUBMIT_SYNCS	= 20,
+	DRM_KILN_PARAM_MAX_CMD_SIZE	= 21,	/* bytes per command buffer */
+	DRM_KILN_PARAM_UAPI_VERSION	= 22,	/* major << 16 | minor */
+	DRM_KILN_PARAM_NUM_PARAMS
+};
+
+struct drm_kiln_get_param {
+	__u32 param;		/* in: enum drm_kiln_param */
+	__u32 index;		/* in: must be zero */
+	__u64 value;		/* out */
+};
+
+/* DRM_KILN_QUERY_INFO: size-negotiated structured queries */
+enum drm_kiln_query {
+	DRM_KILN_QUERY_DEVICE		= 0,	/* struct drm_kiln_device_info */
+	DRM_KILN_QUERY_TELEMETRY	= 1,	/* struct drm_kiln_telemetry */
+};
+
+struct drm_kiln_query_info {
+	__u32 type;		/* in: enum drm_kiln_query */
+	__u32 size;		/* in: size of *ptr; out: bytes the kernel knows */
+	__u64 ptr;		/* in: user pointer, or 0 to ask for the size */
+};
+
+struct drm_kiln_device_info {
+	__u32 device_id;
+	__u32 revision;
+	__u32 fw_version;
+	__u32 iface_version;
+	__u32 num_queues;
+	__u32 pe_grid_width;
+	__u32 pe_grid_height;
+	__u32 local_mem_size;
+	__u64 dram_size;
+	__u64 dram_free;
+	__u64 sram_size;
+	__u64 sram_free;
+	__u64 va_start;
+	__u64 va_end;
+	__u32 max_contexts;
+	__u32 contexts_in_use;
+	__u32 features;
+	__u32 job_timeout_ms;
+	__u32 reset_count;
+	__u32 clock_mhz;
+};
+
+struct drm_kiln_telemetry {
+	__u32 temperature_mc;	/* millidegree Celsius */
+	__u32 power_mw;
+	__u32 pe_clock_mhz;
+	__u32 mem_clock_mhz;
+	__u64 busy_ns;
+	__u64 dma_bytes;
+	__u64 packets;
+	__u64 launches;
+	__u64 device_time_ns;
+	__u64 total_cycles;
+};
+
+/* DRM_KILN_BO_CREATE */
+#define DRM_KILN_BO_DRAM	(1u << 0)	/* device DRAM (default: host memory) */
+#define DRM_KILN_BO_SRAM	(1u << 1)	/* on-chip SRAM */
+#define DRM_KILN_BO_NO_MMAP	(1u << 2)	/* never CPU-mapped */
+#define DRM_KILN_BO_WC		(1u << 3)	/* host BO: write-combined CPU mapping */
+#define DRM_KILN_BO_EXEC	(1u << 4)	/* device mapping executable (kernel code) */
+#define DRM_KILN_BO_READ_ONLY	(1u << 5)	/* device mapping read-only */
+#define DRM_KILN_BO_FLAGS	(DRM_KILN_BO_DRAM | DRM_KILN_BO_SRAM | \
+				 DRM_KILN_BO_NO_MMAP | DRM_KILN_BO_WC | \
+				 DRM_KILN_BO_EXEC | DRM_KILN_BO_READ_ONLY)
+
+/*
+ * Creates a buffer object and maps it into the file's device address space.
+ * The size is rounded up to the page size (4 KiB; 2 MiB-aligned DRAM BOs of
+ * 2 MiB multiples are mapped with large pages).
+ */
+struct drm_kiln_bo_create {
+	__u64 size;		/* in; out: rounded size */
+	__u32 flags;		/* in: DRM_KILN_BO_* */
+	__u32 handle;		/* out */
+	__u64 va;		/* out: device virtual address in this file */
+};
+
+/*
+ * Information about a BO, including one imported through PRIME: importing
+ * maps it into this file's address space on first use.
+ */
+struct drm_kiln_bo_info {
+	__u32 handle;		/* in */
+	__u32 flags;		/* out: DRM_KILN_BO_* */
+	__u64 size;		/* out */
+	__u64 va;		/* out */
+	__u64 mmap_offset;	/* out: for mmap() on the device fd; 0 if NO_MMAP */
+};
+
+/* Waits until every job using the BO finished, or the absolute timeout passes. */
+struct drm_kiln_bo_wait {
+	__u32 handle;
+	__u32 pad;
+	__s64 timeout_ns;	/* absolute CLOCK_MONOTONIC; -ETIME when reached */
+};
+
+/* DRM_KILN_CTX_CREATE */
+enum drm_kiln_priority {
+	DRM_KILN_PRIORITY_LOW		= 0,
+	DRM_KILN_PRIORITY_NORMAL	= 1,
+	DRM_KILN_PRIORITY_HIGH		= 2,
+	DRM_KILN_PRIORITY_REALTIME	= 3,	/* needs CAP_SYS_NICE */
+};
+
+struct drm_kiln_ctx_create {
+	__u32 priority;		/* in: enum drm_kiln_priority */
+	__u32 flags;		/* in: must be zero */
+	__u32 timeout_ms;	/* in: job timeout, 0 = driver default */
+	__u32 ctx_id;		/* out: non-zero */
+};
+
+struct drm_kiln_ctx_destroy {
+	__u32 ctx_id;
+	__u32 pad;
+};
+
+/* Array of structs in user memory; stride lets the element grow. */
+struct drm_kiln_array {
+	__u64 ptr;
+	__u32 count;
+	__u32 stride;		/* sizeof(element) as user space knows it */
+};
+
+#define DRM_KILN_SYNC_WAIT	(1u << 0)	/* in-sync: job waits for it */
+#define DRM_KILN_SYNC_SIGNAL	(1u << 1)	/* out-sync: signalled when the job ends */
+
+/* A syncobj; point != 0 selects a timeline point. */
+struct drm_kiln_sync {
+	__u32 handle;
+	__u32 flags;
+	__u64 point;
+};
+
+#define DRM_KILN_BO_REF_WRITE	(1u << 0)	/* job writes the BO (implicit sync) */
+
+struct drm_kiln_bo_ref {
+	__u32 handle;
+	__u32 flags;		/* DRM_KILN_BO_REF_* */
+};
+
+/*
+ * Runs the command buffer at cmd_va (cmd_size bytes of packets, see
+ * docs/hardware.md) on the context's queue. Every BO the command buffer
+ * touches must be listed in bos. A full queue blocks; it does not fail.
+ */
+struct drm_kiln_submit {
+	__u32 ctx_id;
+	__u32 flags;		/* must be zero */
+	__u64 cmd_va;		/* 64-byte aligned, inside a listed BO */
+	__u32 cmd_size;		/* multiple of 64 */
+	__u32 pad;
+	struct drm_kiln_array bos;	/* struct drm_kiln_bo_ref */
+	struct drm_kiln_array syncs;	/* struct drm_kiln_sync */
+	__u64 seqno;		/* out: per-context job number, from 1 */
+};
+
+#define DRM_KILN_CTX_BANNED	(1u << 0)
+
+/* State of a context: banned after a hang, and its last error. */
+struct drm_kiln_ctx_status {
+	__u32 ctx_id;		/* in */
+	__u32 flags;		/* out: DRM_KILN_CTX_* */
+	__u64 submitted;	/* out: last seqno submitted */
+	__u64 completed;	/* out: last seqno completed */
+	__u64 error_seqno;	/* out: job of the last error, 0 if none */
+	__u32 error_status;	/* out: enum kiln_status of that job */
+	__u32 fault_access;	/* out: KILN_ACCESS_* */
+	__u64 fault_addr;	/* out */
+	__u32 fault_reason;	/* out */
+	__u32 reset_count;	/* out: device resets that hit this context */
+};
+
+enum drm_kiln_job_state {
+	DRM_KILN_JOB_PENDING	= 0,
+	DRM_KILN_JOB_DONE	= 1,
+	DRM_KILN_JOB_EXPIRED	= 2,	/* too old, record no longer kept */
+};
+
+/* Outcome of one job; the driver keeps the most recent 256 per context. */
+struct drm_kiln_job_status {
+	__u32 ctx_id;		/* in */
+	__u32 pad;
+	__u64 seqno;		/* in */
+	__u32 state;		/* out: enum drm_kiln_job_state */
+	__u32 status;		/* out: enum kiln_status */
+	__u32 packet_index;	/* out: failing packet in the command buffer */
+	__u32 pe;		/* out: failing PE, ~0 if none */
+	__u64 pc;		/* out */
+	__u64 fault_addr;	/* out */
+	__u32 fault_access;	/* out */
+	__u32 fault_reason;	/* out */
+	__u64 cycles;		/* out: emulated cycles */
+	__u64 elapsed_ns;	/* out: device time */
+	__s32 error;		/* out: fence error (0, -EIO, -ETIMEDOUT, -ECANCELED) */
+	__u32 pad2;
+};
+
+#define DRM_IOCTL_KILN(dir, name, type) \
+	DRM_IO##dir(DRM_COMMAND_BASE + DRM_KILN_##name, struct drm_kiln_##type)
+
+#define DRM_IOCTL_KILN_GET_PARAM	DRM_IOCTL_KILN(WR, GET_PARAM, get_param)
+#define DRM_IOCTL_KILN_QUERY_INFO	DRM_IOCTL_KILN(WR, QUERY_INFO, query_info)
+#define DRM_IOCTL_KILN_BO_CREATE	DRM_IOCTL_KILN(WR, BO_CREATE, bo_create)
+#define DRM_IOCTL_KILN_BO_INFO		DRM_IOCTL_KILN(WR, BO_INFO, bo_info)
+#define DRM_IOCTL_KILN_BO_WAIT		DRM_IOCTL_KILN(W, BO_WAIT, bo_wait)
+#define DRM_IOCTL_KILN_CTX_CREATE	DRM_IOCTL_KILN(WR, CTX_CREATE, ctx_create)
+#define DRM_IOCTL_KILN_CTX_DESTROY	DRM_IOCTL_KILN(W, CTX_DESTROY, ctx_destroy)
+#define DRM_IOCTL_KILN_SUBMIT		DRM_IOCTL_KILN(WR, SUBMIT, submit)
+#define DRM_IOCTL_KILN_CTX_STATUS	DRM_IOCTL_KILN(WR, CTX_STATUS, ctx_status)
+#define DRM_IOCTL_KILN_JOB_STATUS	DRM_IOCTL_KILN(WR, JOB_STATUS, job_status)
+
+#if defined(__cplusplus)
+}
+#endif
+
+#endif /* _UAPI_KILN_ACCEL_H_ */
