@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Kiln PE compute engine: internal state shared by the interpreter, the
+ * fixed-function units and the launch logic. QEMU-independent C11.
+ */
+#ifndef KILN_PE_INTERNAL_H
+#define KILN_PE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../kiln_engine.h"
+#include "kiln/hw/kiln_isa.h"
+
+#define KILN_PE_TLB_SIZE        64
+#define KILN_PE_CODE_HASH       256
+#define KILN_PE_PAGE_INSNS      1024
+#define KILN_PE_CHECK_INTERVAL  65536
+
+/* Extra emulated cycles on top of 1 per instruction */
+#define KILN_COST_MUL_EXTRA     2
+#define KILN_COST_DIV_EXTRA     19
+#define KILN_COST_FP_EXTRA      3
+#define KILN_COST_FDIV_EXTRA    19
+#define KILN_COST_GLOBAL_EXTRA  99      /* scalar load/store to device memory */
+#define KILN_COST_UNIT_ISSUE    4       /* custom instruction issue */
+#define KILN_COST_BARRIER       64
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* A predecoded instruction */
+typedef struct KilnInsn {
+    uint16_t op;
+    uint8_t rd;         /* 32 for x0: a write-only sink */
+    uint8_t rs1;
+    uint8_t rs2;
+    uint8_t rs3;
+    uint16_t pad;
+    int32_t imm;
+    uint32_t raw;
+} KilnInsn;
+
+/* One decoded 4 KiB code page plus an end-of-page sentinel */
+typedef struct KilnCodePage {
+    struct KilnCodePage *next;
+    uint64_t va;
+    KilnInsn insn[KILN_PE_PAGE_INSNS + 1];
+} KilnCodePage;
+
+typedef struct KilnPeTlb {
+    uint64_t tag;       /* VA >> 12, or ~0 */
+    uint8_t *base;      /* host pointer of the page minus its VA */
+} KilnPeTlb;
+
+typedef enum KilnPeState {
+    KILN_PE_RUNNING,
+    KILN_PE_EXITED,
+    KILN_PE_BARRIER,
+    KILN_PE_FAULT,
+    KILN_PE_STOPPED,    /* cancel or an earlier workgroup's fault */
+} KilnPeState;
+
+typedef struct KilnLaunch KilnLaunch;
+
+typedef struct KilnPe {
+    uint64_t x[33];
+    uint64_t f[32];
+    uint64_t pc;
+    uint64_t instret;
+    uint64_t cycles_extra;      /* cycles = instret + cycles_extra */
+    uint32_t fflags;
+    uint32_t frm;
+
+    uint8_t *lm;
+    uint64_t lm_size;
+
+    KilnPeTlb rtlb[KILN_PE_TLB_SIZE];
+    KilnPeTlb wtlb[KILN_PE_TLB_SIZE];
+
+    KilnLaunch *launch;
+    uint32_t slot;              /* PE index in the wave (y * width + x) */
+    uint32_t wg;                /* linear workgroup id */
+    uint32_t wg_x, wg_y, wg_z;
+
+    KilnPeState state;
+    uint32_t fault_status;
+    uint64_t fault_pc;
+    uint64_t fault_addr;
+    uint32_t fault_access;
+    uint32_t fault_reason;
+
+    /* DMA engine timeline (emulated cycles) */
+    uint64_t dma_busy_until;
+    uint64_t tag_done[KILN_DMA_TAGS];
+
+    /* debug text of the current workgroup */
+    char *dbg;
+    uint64_t dbg_len, dbg_cap;
+    uint64_t dbg_dropped;
+
+    uint64_t progress_reported;
+} KilnPe;
+
+struct KilnLaunch {
+    const KilnPeEngine *eng;
+    const KilnAddrSpace *as;
+    const struct kiln_pkt_launch *pkt;
+    const volatile int *cancel;
+    uint64_t *progress;
+    uint64_t watchdog;
+    uint32_t num_pes;
+    uint32_t wave_pes;          /* PEs active in the current wave */
+    uint64_t dbg_limit;         /* bytes of debug text per workgroup */
+    bool cooperative;
+    _Atomic(KilnCodePage *) code[KILN_PE_CODE_HASH];
+    /* lowest workgroup index that faulted so far (UINT32_MAX: none) */
+    _Atomic uint32_t first_fault;
+    KilnPe *pes;
+};
+
+struct KilnPeEngine {
+    KilnPeConfig cfg;
+};
+
+/* pe_interp.c */
+void kiln_pe_run(KilnPe *pe);
+void kiln_pe_fault(KilnPe *pe, uint32_t status, uint64_t addr,
+                   uint32_t access, uint32_t reason);
+void kiln_pe_mmu_fault(KilnPe *pe, const KilnFault *f, uint64_t addr,
+                       uint32_t access);
+void kiln_pe_tlb_flush(KilnPe *pe);
+uint32_t kiln_pe_host_fflags(void);
+void kiln_pe_clear_host_fflags(void);
+
+/* pe_units.c: execute a custom-0 instruction; false if it faulted/stopped */
+bool kiln_pe_custom(KilnPe *pe, uint32_t raw, uint64_t a, uint64_t b,
+                    uint64_t *rd);
+void kiln_pe_debug_append(KilnPe *pe, const char *s, uint64_t n);
+
+/* pe_math.c: element conversions shared with tests */
+uint16_t kiln_f32_to_bf16(float f);
+float kiln_bf16_to_f32(uint16_t h);
+uint16_t kiln_f32_to_f16(float f);
+float kiln_f16_to_f32(uint16_t h);
+int8_t kiln_f32_to_i8(float f);
+int32_t kiln_f32_to_i32(float f);
+
+static inline uint64_t kiln_pe_cycles(const KilnPe *pe)
+{
+    return pe->instret + pe->cycles_extra;
+}
+
+#endif /* KILN_PE_INTERNAL_H */

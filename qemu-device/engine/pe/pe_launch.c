@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Kiln PE engine: LAUNCH. A grid of workgroups runs in waves of at most
+ * one workgroup per PE; the PEs of a wave run in parallel through the
+ * glue's KilnParallel pool. COOPERATIVE launches (grid <= PEs) may use the
+ * workgroup barrier: the wave then runs in phases, each PE running until
+ * it reaches the barrier or ends, so results never depend on how many
+ * worker threads there are.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pe_internal.h"
+
+#define DEFAULT_WATCHDOG_CYCLES 100000000000ull   /* ~74 s of K1 time */
+
+KilnPeEngine *kiln_pe_engine_new(const KilnPeConfig *cfg)
+{
+    KilnPeEngine *eng = calloc(1, sizeof(*eng));
+
+    if (!eng) {
+        return NULL;
+    }
+    eng->cfg = *cfg;
+    if (!eng->cfg.grid_width || !eng->cfg.grid_height) {
+        eng->cfg.grid_width = 8;
+        eng->cfg.grid_height = 8;
+    }
+    if (!eng->cfg.local_mem_size) {
+        eng->cfg.local_mem_size = KILN_LOCAL_MEM_DEFAULT_SIZE;
+    }
+    if (eng->cfg.local_mem_size > KILN_LOCAL_MEM_MAX_SIZE) {
+        eng->cfg.local_mem_size = KILN_LOCAL_MEM_MAX_SIZE;
+    }
+    eng->cfg.local_mem_size &= ~15u;
+    if (!eng->cfg.default_watchdog_cycles) {
+        eng->cfg.default_watchdog_cycles = DEFAULT_WATCHDOG_CYCLES;
+    }
+    return eng;
+}
+
+void kiln_pe_engine_free(KilnPeEngine *eng)
+{
+    free(eng);
+}
+
+static void run_one(void *arg, uint32_t i)
+{
+    KilnLaunch *l = arg;
+    KilnPe *pe = &l->pes[i];
+
+    if (pe->state != KILN_PE_RUNNING) {
+        return;
+    }
+    kiln_pe_run(pe);
+    if (pe->state == KILN_PE_FAULT) {
+        uint32_t cur = atomic_load(&l->first_fault);
+        while (pe->wg < cur &&
+               !atomic_compare_exchange_weak(&l->first_fault, &cur, pe->wg)) {
+        }
+    }
+}
+
+static void run_all(KilnLaunch *l, const KilnParallel *par, uint32_t n)
+{
+    if (par && par->parallel_for && par->workers > 1 && n > 1) {
+        par->parallel_for(par->opaque, n, run_one, l);
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            run_one(l, i);
+        }
+    }
+}
+
+static void fail(KilnLaunchResult *r, uint32_t status, uint64_t addr)
+{
+    r->status = status;
+    r->pe = KILN_JOB_STATUS_NO_PE;
+    r->addr = addr;
+}
+
+void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
+                    const struct kiln_pkt_launch *pkt,
+                    const KilnParallel *par, const volatile int *cancel,
+                    uint64_t *progress, KilnLaunchResult *result)
+{
+    const KilnPeConfig *cfg = &eng->cfg;
+    KilnLaunch *l = NULL;
+    uint64_t total, lm_size, start;
+    uint32_t num_pes = cfg->grid_width * cfg->grid_height;
+    struct kiln_debug_header dh = { 0, 0 };
+    uint64_t dbg_cap = 0;
+    KilnFault f;
+
+    memset(result, 0, sizeof(*result));
+    result->pe = KILN_JOB_STATUS_NO_PE;
+    memset(&f, 0, sizeof(f));
+
+    total = (uint64_t)pkt->grid_x * pkt->grid_y * pkt->grid_z;
+    lm_size = pkt->local_mem ? pkt->local_mem : cfg->local_mem_size;
+    if (!total || pkt->grid_x > KILN_LAUNCH_MAX_GRID ||
+        pkt->grid_y > KILN_LAUNCH_MAX_GRID || pkt->grid_z > KILN_LAUNCH_MAX_GRID ||
+        pkt->args_size > KILN_LAUNCH_MAX_ARGS_SIZE ||
+        lm_size > cfg->local_mem_size || (lm_size & 15) || lm_size < 1024 ||
+        (pkt->entry_va & 3) || pkt->reserved ||
+        (pkt->debug_size && pkt->debug_size < sizeof(dh)) ||
+        (KILN_PKT_FLAGS(pkt->header) & ~KILN_LAUNCH_FLAG_COOPERATIVE)) {
+        fail(result, KILN_STATUS_BAD_LAUNCH, 0);
+        return;
+    }
+    if ((KILN_PKT_FLAGS(pkt->header) & KILN_LAUNCH_FLAG_COOPERATIVE) &&
+        total > num_pes) {
+        fail(result, KILN_STATUS_BAD_LAUNCH, total);
+        return;
+    }
+    if (pkt->args_size) {
+        uint8_t tmp[KILN_LAUNCH_MAX_ARGS_SIZE];
+        if (!kiln_as_read(as, pkt->args_va, tmp, pkt->args_size, &f)) {
+            fail(result, f.status ? f.status : KILN_STATUS_MMU_FAULT,
+                 f.addr ? f.addr : pkt->args_va);
+            result->access = KILN_ACCESS_READ;
+            result->reason = f.reason;
+            return;
+        }
+    }
+    if (pkt->debug_size) {
+        if (!kiln_as_read(as, pkt->debug_va, &dh, sizeof(dh), &f)) {
+            fail(result, f.status ? f.status : KILN_STATUS_MMU_FAULT,
+                 f.addr ? f.addr : pkt->debug_va);
+            result->access = KILN_ACCESS_READ;
+            result->reason = f.reason;
+            return;
+        }
+        dbg_cap = pkt->debug_size - sizeof(dh);
+        if (dh.used > dbg_cap) {
+            dh.used = dbg_cap;
+        }
+    }
+
+    l = calloc(1, sizeof(*l));
+    if (!l) {
+        fail(result, KILN_STATUS_FATAL, 0);
+        return;
+    }
+    l->eng = eng;
+    l->as = as;
+    l->pkt = pkt;
+    l->cancel = cancel;
+    l->progress = progress;
+    l->num_pes = num_pes;
+    l->wave_pes = total < num_pes ? (uint32_t)total : num_pes;
+    l->cooperative = KILN_PKT_FLAGS(pkt->header) & KILN_LAUNCH_FLAG_COOPERATIVE;
+    l->watchdog = pkt->watchdog_mcycles ? pkt->watchdog_mcycles * 1000000ull
+                                        : cfg->default_watchdog_cycles;
+    l->dbg_limit = dbg_cap;
+    atomic_store(&l->first_fault, UINT32_MAX);
+    l->pes = calloc(l->wave_pes, sizeof(KilnPe));
+    if (!l->pes) {
+        free(l);
+        fail(result, KILN_STATUS_FATAL, 0);
+        return;
+    }
+    for (uint32_t i = 0; i < l->wave_pes; i++) {
+        KilnPe *pe = &l->pes[i];
+        pe->lm = calloc(1, lm_size);
+        if (!pe->lm) {
+            fail(result, KILN_STATUS_FATAL, 0);
+            goto out;
+        }
+        pe->lm_size = lm_size;
+        pe->launch = l;
+        pe->slot = i;
+        kiln_pe_tlb_flush(pe);
+    }
+
+    for (start = 0; start < total; start += l->wave_pes) {
+        uint32_t n = total - start < l->wave_pes ? (uint32_t)(total - start)
+                                                 : l->wave_pes;
+        uint64_t wave_cycles = 0;
+        KilnPe *bad = NULL;
+        bool stopped = false;
+
+        l->wave_pes = n;
+        for (uint32_t i = 0; i < n; i++) {
+            KilnPe *pe = &l->pes[i];
+            uint64_t wg = start + i;
+            memset(pe->x, 0, sizeof(pe->x));
+            memset(pe->f, 0, sizeof(pe->f));
+            pe->pc = pkt->entry_va;
+            pe->x[1] = KILN_EXIT_PC;
+            pe->x[2] = KILN_LOCAL_MEM_BASE + lm_size;
+            pe->x[10] = pkt->args_va;
+            pe->x[11] = wg;
+            pe->instret = 0;
+            pe->cycles_extra = 0;
+            pe->progress_reported = 0;
+            pe->fflags = 0;
+            pe->frm = 0;
+            pe->wg = (uint32_t)wg;
+            pe->wg_x = (uint32_t)(wg % pkt->grid_x);
+            pe->wg_y = (uint32_t)((wg / pkt->grid_x) % pkt->grid_y);
+            pe->wg_z = (uint32_t)(wg / ((uint64_t)pkt->grid_x * pkt->grid_y));
+            pe->state = KILN_PE_RUNNING;
+            pe->dma_busy_until = 0;
+            memset(pe->tag_done, 0, sizeof(pe->tag_done));
+            pe->dbg_len = 0;
+            pe->dbg_dropped = 0;
+        }
+        for (;;) {
+            uint32_t at_barrier = 0, running = 0;
+            uint64_t maxc = 0;
+
+            run_all(l, par, n);
+            for (uint32_t i = 0; i < n; i++) {
+                KilnPe *pe = &l->pes[i];
+                if (pe->state == KILN_PE_BARRIER) {
+                    at_barrier++;
+                    if (kiln_pe_cycles(pe) > maxc) {
+                        maxc = kiln_pe_cycles(pe);
+                    }
+                } else if (pe->state == KILN_PE_RUNNING) {
+                    running++;
+                }
+            }
+            if (!at_barrier || atomic_load(&l->first_fault) != UINT32_MAX ||
+                (cancel && *cancel)) {
+                break;
+            }
+            /* release the barrier: everyone continues at the latest arrival */
+            for (uint32_t i = 0; i < n; i++) {
+                KilnPe *pe = &l->pes[i];
+                if (pe->state == KILN_PE_BARRIER) {
+                    pe->cycles_extra += maxc - kiln_pe_cycles(pe) +
+                                        KILN_COST_BARRIER;
+                    pe->state = KILN_PE_RUNNING;
+                }
+            }
+            (void)running;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            KilnPe *pe = &l->pes[i];
+            uint64_t c = kiln_pe_cycles(pe);
+            if (c > wave_cycles) {
+                wave_cycles = c;
+            }
+            result->instructions += pe->instret;
+            if (pe->state == KILN_PE_FAULT && (!bad || pe->wg < bad->wg)) {
+                bad = pe;
+            }
+            if (pe->state == KILN_PE_STOPPED || pe->state == KILN_PE_BARRIER) {
+                stopped = true;
+            }
+            /* debug text, in workgroup order */
+            if (pkt->debug_size && (pe->dbg_len || pe->dbg_dropped)) {
+                uint64_t room = dbg_cap - dh.used;
+                uint64_t nb = pe->dbg_len < room ? pe->dbg_len : room;
+                if (nb && !kiln_as_write(as, pkt->debug_va + sizeof(dh) + dh.used,
+                                         pe->dbg, nb, &f)) {
+                    nb = 0;
+                    dh.dropped += pe->dbg_len;
+                } else {
+                    dh.dropped += pe->dbg_len - nb;
+                }
+                dh.used += nb;
+                dh.dropped += pe->dbg_dropped;
+            }
+        }
+        result->cycles += wave_cycles;
+        if (bad) {
+            result->status = bad->fault_status;
+            result->pe = bad->slot;
+            result->pc = bad->fault_pc;
+            result->addr = bad->fault_addr;
+            result->access = bad->fault_access;
+            result->reason = bad->fault_reason;
+            break;
+        }
+        if (stopped || (cancel && *cancel)) {
+            result->status = KILN_STATUS_ABORTED;
+            break;
+        }
+    }
+    if (pkt->debug_size) {
+        kiln_as_write(as, pkt->debug_va, &dh, sizeof(dh), &f);
+    }
+
+out:
+    for (uint32_t i = 0; i < (l->pes ? l->num_pes : 0) && i < l->num_pes; i++) {
+        if (i >= (total < num_pes ? total : num_pes)) {
+            break;
+        }
+        free(l->pes[i].lm);
+        free(l->pes[i].dbg);
+    }
+    for (uint32_t h = 0; h < KILN_PE_CODE_HASH; h++) {
+        KilnCodePage *p = atomic_load(&l->code[h]);
+        while (p) {
+            KilnCodePage *nx = p->next;
+            free(p);
+            p = nx;
+        }
+    }
+    free(l->pes);
+    free(l);
+}

@@ -1,0 +1,1119 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Kiln PE fixed-function units driven by custom-0 instructions: SYS
+ * (exit, trap, barrier, debug channel), DMA / fabric interface, DPE
+ * (matmul), SE (element-wise), RE (reductions) and MLU (layout). The math
+ * is done natively here; the cost model charges emulated cycles from the
+ * K1 rates (kiln_isa.h, docs/pe-isa.md).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pe_internal.h"
+
+#define COST_DMA_LATENCY    300
+
+/* ---- helpers --------------------------------------------------------- */
+
+static void add_cycles(KilnPe *pe, uint64_t c)
+{
+    pe->cycles_extra += c;
+}
+
+static uint64_t div_up(uint64_t a, uint64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* Local memory span [addr + lo, addr + hi) with alignment; NULL on fault */
+static uint8_t *lm_span(KilnPe *pe, uint64_t addr, int64_t lo, int64_t hi,
+                        uint32_t align, uint32_t access)
+{
+    uint64_t off = addr - KILN_LOCAL_MEM_BASE;
+
+    if (addr < KILN_LOCAL_MEM_BASE || off >= pe->lm_size) {
+        kiln_pe_fault(pe, KILN_STATUS_LOCAL_MEM_BOUNDS, addr, access, 0);
+        return NULL;
+    }
+    if (align > 1 && (addr & (align - 1))) {
+        kiln_pe_fault(pe, KILN_STATUS_MISALIGNED, addr, access, 0);
+        return NULL;
+    }
+    if ((int64_t)off + lo < 0 || (uint64_t)((int64_t)off + hi) > pe->lm_size ||
+        hi < lo) {
+        kiln_pe_fault(pe, KILN_STATUS_LOCAL_MEM_BOUNDS,
+                      addr + (uint64_t)(hi > 0 ? hi - 1 : lo), access, 0);
+        return NULL;
+    }
+    return pe->lm + off;
+}
+
+/* Extent in bytes of a rows x cols operand with row stride ld, col stride cs */
+static bool extent(uint32_t rows, uint32_t cols, int64_t ld, int64_t cs,
+                   uint32_t es, int64_t *lo, int64_t *hi)
+{
+    int64_t last_row = (int64_t)(rows - 1) * ld * es;
+    int64_t last_col = (int64_t)(cols - 1) * cs * es;
+
+    if (rows == 0 || cols == 0) {
+        *lo = *hi = 0;
+        return true;
+    }
+    *lo = (last_row < 0 ? last_row : 0) + (last_col < 0 ? last_col : 0);
+    *hi = (last_row > 0 ? last_row : 0) + (last_col > 0 ? last_col : 0) + es;
+    return true;
+}
+
+static uint8_t *lm_operand(KilnPe *pe, uint64_t addr, uint32_t rows,
+                           uint32_t cols, int64_t ld, int64_t cs, uint32_t es,
+                           uint32_t access)
+{
+    int64_t lo, hi;
+
+    extent(rows, cols, ld, cs, es, &lo, &hi);
+    if (rows == 0 || cols == 0) {
+        lo = 0;
+        hi = 0;
+    }
+    return lm_span(pe, addr, lo, hi, es, access);
+}
+
+static bool read_desc(KilnPe *pe, uint64_t addr, void *out, size_t size)
+{
+    uint8_t *p = lm_span(pe, addr, 0, (int64_t)size, 8, KILN_ACCESS_READ);
+
+    if (!p) {
+        return false;
+    }
+    memcpy(out, p, size);
+    return true;
+}
+
+static bool is_local(uint64_t addr)
+{
+    return addr >= KILN_LOCAL_MEM_BASE;
+}
+
+static uint32_t dtype_size(uint32_t t)
+{
+    static const uint8_t sz[KILN_DTYPE_COUNT] = { 4, 2, 2, 1, 4 };
+
+    return t < KILN_DTYPE_COUNT ? sz[t] : 0;
+}
+
+static void bad_desc(KilnPe *pe, uint64_t desc)
+{
+    /* a descriptor field out of range is an illegal instruction */
+    kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, desc, 0, 2);
+}
+
+/* ---- debug channel ----------------------------------------------------- */
+
+void kiln_pe_debug_append(KilnPe *pe, const char *s, uint64_t n)
+{
+    uint64_t room;
+
+    if (pe->launch->dbg_limit == 0) {
+        return;
+    }
+    room = pe->launch->dbg_limit > pe->dbg_len ? pe->launch->dbg_limit - pe->dbg_len
+                                               : 0;
+    if (n > room) {
+        pe->dbg_dropped += n - room;
+        n = room;
+    }
+    if (!n) {
+        return;
+    }
+    if (pe->dbg_len + n > pe->dbg_cap) {
+        uint64_t cap = pe->dbg_cap ? pe->dbg_cap * 2 : 256;
+        char *nb;
+        while (cap < pe->dbg_len + n) {
+            cap *= 2;
+        }
+        nb = realloc(pe->dbg, cap);
+        if (!nb) {
+            pe->dbg_dropped += n;
+            return;
+        }
+        pe->dbg = nb;
+        pe->dbg_cap = cap;
+    }
+    memcpy(pe->dbg + pe->dbg_len, s, n);
+    pe->dbg_len += n;
+}
+
+/* ---- memory transfers ----------------------------------------------------- */
+
+/* Bandwidth class of an address, for the cost model */
+static uint64_t region_bps(KilnPe *pe, uint64_t addr)
+{
+    KilnXlate x;
+    KilnFault f;
+
+    if (is_local(addr)) {
+        return KILN_COST_LOCAL_BPS;
+    }
+    if (!kiln_as_xlate(pe->launch->as, addr, 1, KILN_ACCESS_READ, &x, &f)) {
+        return KILN_COST_DRAM_BPS;
+    }
+    if (x.pa >= KILN_PA_HOST_BASE) {
+        return KILN_COST_HOST_BPS;
+    }
+    if (x.pa >= KILN_PA_SRAM_BASE) {
+        return KILN_COST_SRAM_BPS;
+    }
+    return KILN_COST_DRAM_BPS;
+}
+
+static uint64_t xfer_cycles(KilnPe *pe, uint64_t bytes, uint64_t bps_chip,
+                            bool shared)
+{
+    double per_pe = (double)bps_chip;
+
+    if (shared && pe->launch->wave_pes > 1) {
+        per_pe /= pe->launch->wave_pes;
+    }
+    if (per_pe > (double)KILN_COST_LOCAL_BPS) {
+        per_pe = (double)KILN_COST_LOCAL_BPS;
+    }
+    return (uint64_t)ceil((double)bytes * (double)KILN_PE_CLOCK_HZ / per_pe);
+}
+
+/* Copy @len bytes between any two addresses (local or VA) */
+static bool copy_any(KilnPe *pe, uint64_t dst, uint64_t src, uint64_t len)
+{
+    const KilnAddrSpace *as = pe->launch->as;
+    KilnFault f;
+    uint8_t *pd = NULL, *ps = NULL;
+
+    if (!len) {
+        return true;
+    }
+    memset(&f, 0, sizeof(f));
+    if (is_local(dst)) {
+        pd = lm_span(pe, dst, 0, (int64_t)len, 1, KILN_ACCESS_WRITE);
+        if (!pd) {
+            return false;
+        }
+    }
+    if (is_local(src)) {
+        ps = lm_span(pe, src, 0, (int64_t)len, 1, KILN_ACCESS_READ);
+        if (!ps) {
+            return false;
+        }
+    }
+    if (pd && ps) {
+        memmove(pd, ps, len);
+        return true;
+    }
+    if (pd) {
+        if (!kiln_as_read(as, src, pd, len, &f)) {
+            kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : src, KILN_ACCESS_READ);
+            return false;
+        }
+        return true;
+    }
+    if (ps) {
+        if (!kiln_as_write(as, dst, ps, len, &f)) {
+            kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : dst, KILN_ACCESS_WRITE);
+            return false;
+        }
+        return true;
+    }
+    /* device to device through a bounce buffer */
+    {
+        uint8_t buf[4096];
+        while (len) {
+            uint64_t n = len < sizeof(buf) ? len : sizeof(buf);
+            if (!kiln_as_read(as, src, buf, n, &f)) {
+                kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : src,
+                                  KILN_ACCESS_READ);
+                return false;
+            }
+            if (!kiln_as_write(as, dst, buf, n, &f)) {
+                kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : dst,
+                                  KILN_ACCESS_WRITE);
+                return false;
+            }
+            src += n;
+            dst += n;
+            len -= n;
+        }
+    }
+    return true;
+}
+
+static void dma_account(KilnPe *pe, uint32_t tag, uint64_t bytes,
+                        uint64_t dst, uint64_t src)
+{
+    uint64_t bs = region_bps(pe, src), bd = region_bps(pe, dst);
+    uint64_t bps = bs < bd ? bs : bd;
+    bool shared = bps != KILN_COST_LOCAL_BPS;
+    uint64_t now = kiln_pe_cycles(pe);
+    uint64_t start = pe->dma_busy_until > now ? pe->dma_busy_until : now;
+
+    pe->dma_busy_until = start + xfer_cycles(pe, bytes, bps, shared);
+    if (pe->dma_busy_until + COST_DMA_LATENCY > pe->tag_done[tag]) {
+        pe->tag_done[tag] = pe->dma_busy_until + COST_DMA_LATENCY;
+    }
+}
+
+static bool dma_copy2d(KilnPe *pe, uint64_t da, uint32_t tag)
+{
+    struct kiln_dma_desc d;
+
+    if (!read_desc(pe, da, &d, sizeof(d))) {
+        return false;
+    }
+    for (uint32_t r = 0; r < d.rows; r++) {
+        if (!copy_any(pe, d.dst + (uint64_t)(d.dst_stride * r),
+                      d.src + (uint64_t)(d.src_stride * r), d.row_bytes)) {
+            return false;
+        }
+    }
+    dma_account(pe, tag, (uint64_t)d.rows * d.row_bytes, d.dst, d.src);
+    return true;
+}
+
+static bool dma_gather(KilnPe *pe, uint64_t da, uint32_t tag)
+{
+    struct kiln_gather_desc g;
+    const uint8_t *idx;
+    uint32_t isz;
+    bool accum;
+    float *acc = NULL;
+    uint8_t *row = NULL;
+    bool ok = false;
+
+    if (!read_desc(pe, da, &g, sizeof(g))) {
+        return false;
+    }
+    isz = (g.flags & KILN_GATHER_IDX64) ? 8 : 4;
+    accum = g.flags & KILN_GATHER_ACCUM_F32;
+    if ((g.flags & ~3u) || (accum && (g.row_bytes & 3))) {
+        bad_desc(pe, da);
+        return false;
+    }
+    if (!g.count || !g.row_bytes) {
+        return true;
+    }
+    idx = lm_span(pe, g.indices, 0, (int64_t)g.count * isz, isz,
+                  KILN_ACCESS_READ);
+    if (!idx) {
+        return false;
+    }
+    if (accum) {
+        acc = (float *)lm_span(pe, g.dst, 0, g.row_bytes, 4, KILN_ACCESS_WRITE);
+        if (!acc) {
+            return false;
+        }
+        row = malloc(g.row_bytes);
+        if (!row) {
+            kiln_pe_fault(pe, KILN_STATUS_FATAL, da, 0, 0);
+            return false;
+        }
+    }
+    for (uint32_t i = 0; i < g.count; i++) {
+        int64_t ix;
+        uint64_t src;
+        if (isz == 8) {
+            memcpy(&ix, idx + (uint64_t)i * 8, 8);
+        } else {
+            int32_t v;
+            memcpy(&v, idx + (uint64_t)i * 4, 4);
+            ix = v;
+        }
+        if (g.num_rows && (uint64_t)ix >= g.num_rows) {
+            kiln_pe_fault(pe, KILN_STATUS_KERNEL_TRAP, (uint64_t)ix,
+                          KILN_ACCESS_READ, 0);
+            goto out;
+        }
+        src = g.table + (uint64_t)ix * g.table_stride;
+        if (accum) {
+            const float *rv;
+            uint32_t n = g.row_bytes / 4;
+            if (is_local(src)) {
+                rv = (const float *)lm_span(pe, src, 0, g.row_bytes, 4,
+                                            KILN_ACCESS_READ);
+                if (!rv) {
+                    goto out;
+                }
+            } else {
+                KilnXlate x;
+                KilnFault f;
+                memset(&f, 0, sizeof(f));
+                if (kiln_as_xlate(pe->launch->as, src, g.row_bytes,
+                                  KILN_ACCESS_READ, &x, &f) &&
+                    x.host && x.len >= g.row_bytes && !(src & 3)) {
+                    rv = (const float *)x.host;
+                } else if (kiln_as_read(pe->launch->as, src, row, g.row_bytes,
+                                        &f)) {
+                    rv = (const float *)row;
+                } else {
+                    kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : src,
+                                      KILN_ACCESS_READ);
+                    goto out;
+                }
+            }
+            for (uint32_t j = 0; j < n; j++) {
+                float v;
+                memcpy(&v, rv + j, 4);
+                acc[j] += v;
+            }
+        } else if (!copy_any(pe, g.dst + (uint64_t)i * g.dst_stride, src,
+                             g.row_bytes)) {
+            goto out;
+        }
+    }
+    ok = true;
+    dma_account(pe, tag, (uint64_t)g.count * g.row_bytes, g.dst, g.table);
+    if (accum) {
+        add_cycles(pe, div_up((uint64_t)g.count * (g.row_bytes / 4),
+                              KILN_COST_SE_ELEMS));
+    }
+out:
+    free(row);
+    return ok;
+}
+
+/* ---- DPE ------------------------------------------------------------------ */
+
+/* Pack an operand into a dense row-major rows x cols fp32 matrix */
+static void pack_f32(float *dst, const uint8_t *src, uint32_t rows,
+                     uint32_t cols, uint32_t ld, bool trans, uint32_t dtype)
+{
+    /* logical (r, c) lives at src[(trans ? c * ld + r : r * ld + c)] */
+    for (uint32_t r = 0; r < rows; r++) {
+        float *o = dst + (uint64_t)r * cols;
+        for (uint32_t c = 0; c < cols; c++) {
+            uint64_t i = trans ? (uint64_t)c * ld + r : (uint64_t)r * ld + c;
+            switch (dtype) {
+            case KILN_DTYPE_FP32:
+                memcpy(&o[c], src + i * 4, 4);
+                break;
+            case KILN_DTYPE_BF16: {
+                uint16_t h;
+                memcpy(&h, src + i * 2, 2);
+                o[c] = kiln_bf16_to_f32(h);
+                break;
+            }
+            default: {
+                uint16_t h;
+                memcpy(&h, src + i * 2, 2);
+                o[c] = kiln_f16_to_f32(h);
+                break;
+            }
+            }
+        }
+    }
+}
+
+/*
+ * C[m x n] += A[m x k] * B[k x n], all dense row-major fp32 (C with ldc).
+ * Four rows of C at a time, the k loop outside the vectorised n loop.
+ */
+#define KILN_SGEMM_BODY                                                     \
+    for (uint32_t i = 0; i < m; i += 4) {                                   \
+        uint32_t mr = m - i < 4 ? m - i : 4;                                \
+        float *c0 = c + (uint64_t)i * ldc;                                  \
+        float *c1 = mr > 1 ? c0 + ldc : c0;                                 \
+        float *c2 = mr > 2 ? c0 + 2 * (uint64_t)ldc : c0;                   \
+        float *c3 = mr > 3 ? c0 + 3 * (uint64_t)ldc : c0;                   \
+        const float *a0 = a + (uint64_t)i * k;                              \
+        const float *a1 = mr > 1 ? a0 + k : a0;                             \
+        const float *a2 = mr > 2 ? a0 + 2 * (uint64_t)k : a0;               \
+        const float *a3 = mr > 3 ? a0 + 3 * (uint64_t)k : a0;               \
+        if (mr < 4) {                                                       \
+            for (uint32_t r = 0; r < mr; r++) {                             \
+                float *cr = c0 + (uint64_t)r * ldc;                         \
+                const float *ar = a0 + (uint64_t)r * k;                     \
+                for (uint32_t p = 0; p < k; p++) {                          \
+                    const float av = ar[p];                                 \
+                    const float *br = b + (uint64_t)p * n;                  \
+                    for (uint32_t j = 0; j < n; j++) {                      \
+                        cr[j] += av * br[j];                                \
+                    }                                                       \
+                }                                                           \
+            }                                                               \
+            continue;                                                       \
+        }                                                                   \
+        for (uint32_t j0 = 0; j0 < n; j0 += 256) {                          \
+            uint32_t jn = n - j0 < 256 ? n - j0 : 256;                      \
+            for (uint32_t p = 0; p < k; p++) {                              \
+                const float v0 = a0[p], v1 = a1[p], v2 = a2[p], v3 = a3[p]; \
+                const float *br = b + (uint64_t)p * n + j0;                 \
+                float *d0 = c0 + j0, *d1 = c1 + j0;                         \
+                float *d2 = c2 + j0, *d3 = c3 + j0;                         \
+                for (uint32_t j = 0; j < jn; j++) {                         \
+                    const float bv = br[j];                                 \
+                    d0[j] += v0 * bv;                                       \
+                    d1[j] += v1 * bv;                                       \
+                    d2[j] += v2 * bv;                                       \
+                    d3[j] += v3 * bv;                                       \
+                }                                                           \
+            }                                                               \
+        }                                                                   \
+    }
+
+static void sgemm_generic(uint32_t m, uint32_t n, uint32_t k,
+                          const float *restrict a, const float *restrict b,
+                          float *restrict c, uint32_t ldc)
+{
+    KILN_SGEMM_BODY
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma")))
+static void sgemm_avx2(uint32_t m, uint32_t n, uint32_t k,
+                       const float *restrict a, const float *restrict b,
+                       float *restrict c, uint32_t ldc)
+{
+    KILN_SGEMM_BODY
+}
+
+static bool have_avx2(void)
+{
+    static int cached = -1;
+
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return cached;
+}
+#endif
+
+static void sgemm(uint32_t m, uint32_t n, uint32_t k, const float *a,
+                  const float *b, float *c, uint32_t ldc)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_avx2()) {
+        sgemm_avx2(m, n, k, a, b, c, ldc);
+        return;
+    }
+#endif
+    sgemm_generic(m, n, k, a, b, c, ldc);
+}
+
+static bool dpe_matmul(KilnPe *pe, uint64_t da)
+{
+    struct kiln_dpe_desc d;
+    uint32_t es, ar, ac, br, bc;
+    uint8_t *pa, *pb, *pc;
+    bool ta, tb;
+    uint64_t macs, rate;
+
+    if (!read_desc(pe, da, &d, sizeof(d))) {
+        return false;
+    }
+    es = dtype_size(d.dtype);
+    if (!es || d.dtype == KILN_DTYPE_INT32 || (d.flags & ~7u)) {
+        bad_desc(pe, da);
+        return false;
+    }
+    if (!d.m || !d.n || !d.k) {
+        return true;
+    }
+    ta = d.flags & KILN_DPE_TRANS_A;
+    tb = d.flags & KILN_DPE_TRANS_B;
+    ar = ta ? d.k : d.m;
+    ac = ta ? d.m : d.k;
+    br = tb ? d.n : d.k;
+    bc = tb ? d.k : d.n;
+    if (d.lda < ac || d.ldb < bc || d.ldc < d.n) {
+        bad_desc(pe, da);
+        return false;
+    }
+    pa = lm_operand(pe, d.a, ar, ac, d.lda, 1, es, KILN_ACCESS_READ);
+    if (!pa) {
+        return false;
+    }
+    pb = lm_operand(pe, d.b, br, bc, d.ldb, 1, es, KILN_ACCESS_READ);
+    if (!pb) {
+        return false;
+    }
+    pc = lm_operand(pe, d.c, d.m, d.n, d.ldc, 1, 4, KILN_ACCESS_WRITE);
+    if (!pc) {
+        return false;
+    }
+    if (!(d.flags & KILN_DPE_ACCUM)) {
+        for (uint32_t i = 0; i < d.m; i++) {
+            memset(pc + (uint64_t)i * d.ldc * 4, 0, (uint64_t)d.n * 4);
+        }
+    }
+    if (d.dtype == KILN_DTYPE_INT8) {
+        int32_t *c = (int32_t *)pc;
+        int32_t *bp = malloc((uint64_t)d.k * d.n * 4);
+        if (!bp) {
+            kiln_pe_fault(pe, KILN_STATUS_FATAL, da, 0, 0);
+            return false;
+        }
+        for (uint32_t p = 0; p < d.k; p++) {
+            for (uint32_t j = 0; j < d.n; j++) {
+                bp[(uint64_t)p * d.n + j] =
+                    (int8_t)pb[tb ? (uint64_t)j * d.ldb + p : (uint64_t)p * d.ldb + j];
+            }
+        }
+        for (uint32_t i = 0; i < d.m; i++) {
+            int32_t *cr = c + (uint64_t)i * d.ldc;
+            for (uint32_t p = 0; p < d.k; p++) {
+                int32_t av = (int8_t)pa[ta ? (uint64_t)p * d.lda + i
+                                           : (uint64_t)i * d.lda + p];
+                const int32_t *brow = bp + (uint64_t)p * d.n;
+                if (!av) {
+                    continue;
+                }
+                for (uint32_t j = 0; j < d.n; j++) {
+                    /* wrap-around int32 accumulation, like hardware */
+                    cr[j] = (int32_t)((uint32_t)cr[j] + (uint32_t)(av * brow[j]));
+                }
+            }
+        }
+        free(bp);
+        rate = KILN_COST_DPE_MACS_INT8;
+    } else {
+        float *ap = NULL, *bp = NULL;
+        const float *a = (const float *)pa, *b = (const float *)pb;
+        bool pack_a = d.dtype != KILN_DTYPE_FP32 || ta || d.lda != d.k;
+        bool pack_b = d.dtype != KILN_DTYPE_FP32 || tb || d.ldb != d.n;
+
+        if (pack_a) {
+            ap = malloc((uint64_t)d.m * d.k * 4);
+        }
+        if (pack_b) {
+            bp = malloc((uint64_t)d.k * d.n * 4);
+        }
+        if ((pack_a && !ap) || (pack_b && !bp)) {
+            free(ap);
+            free(bp);
+            kiln_pe_fault(pe, KILN_STATUS_FATAL, da, 0, 0);
+            return false;
+        }
+        if (pack_a) {
+            pack_f32(ap, pa, d.m, d.k, d.lda, ta, d.dtype);
+            a = ap;
+        }
+        if (pack_b) {
+            pack_f32(bp, pb, d.k, d.n, d.ldb, tb, d.dtype);
+            b = bp;
+        }
+        sgemm(d.m, d.n, d.k, a, b, (float *)pc, d.ldc);
+        free(ap);
+        free(bp);
+        rate = d.dtype == KILN_DTYPE_FP32 ? KILN_COST_DPE_MACS_FP32
+                                          : KILN_COST_DPE_MACS_BF16;
+    }
+    macs = (uint64_t)d.m * d.n * d.k;
+    add_cycles(pe, div_up(macs, rate) + 16);
+    return true;
+}
+
+/* ---- SE --------------------------------------------------------------------- */
+
+static float gelu(float v)
+{
+    const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+    return 0.5f * v * (1.0f + tanhf(k0 * (v + k1 * v * v * v)));
+}
+
+static float fmin_rv(float a, float b)
+{
+    if (isnan(a)) {
+        return isnan(b) ? NAN : b;
+    }
+    if (isnan(b)) {
+        return a;
+    }
+    if (a == b) {
+        return signbit(a) ? a : b;
+    }
+    return a < b ? a : b;
+}
+
+static float fmax_rv(float a, float b)
+{
+    if (isnan(a)) {
+        return isnan(b) ? NAN : b;
+    }
+    if (isnan(b)) {
+        return a;
+    }
+    if (a == b) {
+        return signbit(a) ? b : a;
+    }
+    return a > b ? a : b;
+}
+
+static bool se_cvt(KilnPe *pe, const struct kiln_se_desc *s, uint64_t da)
+{
+    uint32_t ss = dtype_size(s->src_type), ds = dtype_size(s->dst_type);
+    uint8_t *pa, *pd;
+
+    if (!ss || !ds) {
+        bad_desc(pe, da);
+        return false;
+    }
+    pa = lm_operand(pe, s->a, s->rows, s->cols, s->a_ld, s->a_cs, ss,
+                    KILN_ACCESS_READ);
+    pd = pa ? lm_operand(pe, s->dst, s->rows, s->cols, s->dst_ld, 1, ds,
+                         KILN_ACCESS_WRITE) : NULL;
+    if (!pd) {
+        return false;
+    }
+    for (uint32_t r = 0; r < s->rows; r++) {
+        const uint8_t *ar = pa + (int64_t)r * s->a_ld * ss;
+        uint8_t *dr = pd + (int64_t)r * s->dst_ld * ds;
+        for (uint32_t c = 0; c < s->cols; c++) {
+            const uint8_t *e = ar + (uint64_t)c * s->a_cs * ss;
+            float v;
+            int32_t iv = 0;
+            bool is_int = false;
+            switch (s->src_type) {
+            case KILN_DTYPE_FP32: memcpy(&v, e, 4); break;
+            case KILN_DTYPE_BF16: {
+                uint16_t h;
+                memcpy(&h, e, 2);
+                v = kiln_bf16_to_f32(h);
+                break;
+            }
+            case KILN_DTYPE_FP16: {
+                uint16_t h;
+                memcpy(&h, e, 2);
+                v = kiln_f16_to_f32(h);
+                break;
+            }
+            case KILN_DTYPE_INT8:
+                iv = (int8_t)*e;
+                v = (float)iv;
+                is_int = true;
+                break;
+            default:
+                memcpy(&iv, e, 4);
+                v = (float)iv;      /* RNE */
+                is_int = true;
+                break;
+            }
+            switch (s->dst_type) {
+            case KILN_DTYPE_FP32: memcpy(dr + (uint64_t)c * 4, &v, 4); break;
+            case KILN_DTYPE_BF16: {
+                uint16_t h = kiln_f32_to_bf16(v);
+                memcpy(dr + (uint64_t)c * 2, &h, 2);
+                break;
+            }
+            case KILN_DTYPE_FP16: {
+                uint16_t h = kiln_f32_to_f16(v);
+                memcpy(dr + (uint64_t)c * 2, &h, 2);
+                break;
+            }
+            case KILN_DTYPE_INT8: {
+                int8_t b;
+                if (is_int) {
+                    b = (int8_t)(iv < -128 ? -128 : iv > 127 ? 127 : iv);
+                } else {
+                    b = kiln_f32_to_i8(v);
+                }
+                dr[c] = (uint8_t)b;
+                break;
+            }
+            default: {
+                int32_t o = is_int ? iv : kiln_f32_to_i32(v);
+                memcpy(dr + (uint64_t)c * 4, &o, 4);
+                break;
+            }
+            }
+        }
+    }
+    add_cycles(pe, div_up((uint64_t)s->rows * s->cols, KILN_COST_SE_ELEMS));
+    return true;
+}
+
+static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
+{
+    struct kiln_se_desc s;
+    uint32_t base = op & ~(uint32_t)KILN_SE_SCALAR;
+    bool binary = op <= (KILN_SE_FMA | KILN_SE_SCALAR);
+    bool use_scalar = binary && (op & KILN_SE_SCALAR);
+    bool ternary = base == KILN_SE_FMA;
+    uint8_t *pd, *pa = NULL, *pb = NULL, *pc = NULL;
+    uint64_t n, cost_rate = KILN_COST_SE_ELEMS;
+    const float sc = 0;
+
+    (void)sc;
+    if (!read_desc(pe, da, &s, sizeof(s))) {
+        return false;
+    }
+    if (s.a_cs > 1 || s.b_cs > 1 || s.c_cs > 1) {
+        bad_desc(pe, da);
+        return false;
+    }
+    if (op == KILN_SE_CVT) {
+        return se_cvt(pe, &s, da);
+    }
+    if (!binary && !(op >= KILN_SE_EXP && op <= KILN_SE_COPY) &&
+        op != KILN_SE_FILL) {
+        kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, da, 0, 2);
+        return false;
+    }
+    n = (uint64_t)s.rows * s.cols;
+    if (!n) {
+        return true;
+    }
+    pd = lm_operand(pe, s.dst, s.rows, s.cols, s.dst_ld, 1, 4,
+                    KILN_ACCESS_WRITE);
+    if (!pd) {
+        return false;
+    }
+    if (op == KILN_SE_FILL) {
+        for (uint32_t r = 0; r < s.rows; r++) {
+            float *dr = (float *)(pd + (int64_t)r * s.dst_ld * 4);
+            for (uint32_t c = 0; c < s.cols; c++) {
+                dr[c] = s.scalar;
+            }
+        }
+        add_cycles(pe, div_up(n, KILN_COST_SE_ELEMS));
+        return true;
+    }
+    pa = lm_operand(pe, s.a, s.rows, s.cols, s.a_ld, s.a_cs, 4,
+                    KILN_ACCESS_READ);
+    if (!pa) {
+        return false;
+    }
+    if (binary && !use_scalar) {
+        pb = lm_operand(pe, s.b, s.rows, s.cols, s.b_ld, s.b_cs, 4,
+                        KILN_ACCESS_READ);
+        if (!pb) {
+            return false;
+        }
+    }
+    if (ternary) {
+        pc = lm_operand(pe, s.c, s.rows, s.cols, s.c_ld, s.c_cs, 4,
+                        KILN_ACCESS_READ);
+        if (!pc) {
+            return false;
+        }
+    }
+    if (op >= KILN_SE_EXP && op <= KILN_SE_TANH && op != KILN_SE_RELU) {
+        cost_rate = KILN_COST_SE_TRANSC_ELEMS;
+    }
+    if (base == KILN_SE_DIV || op == KILN_SE_RECIP) {
+        cost_rate = KILN_COST_SE_TRANSC_ELEMS;
+    }
+
+    for (uint32_t r = 0; r < s.rows; r++) {
+        float *dr = (float *)(pd + (int64_t)r * s.dst_ld * 4);
+        const float *ar = (const float *)(pa + (int64_t)r * s.a_ld * 4);
+        const float *br = pb ? (const float *)(pb + (int64_t)r * s.b_ld * 4) : NULL;
+        const float *cr = pc ? (const float *)(pc + (int64_t)r * s.c_ld * 4) : NULL;
+        uint32_t cols = s.cols;
+        const float bsc = s.scalar;
+
+        /* contiguous fast paths for the common cases */
+        if (s.a_cs == 1 && (!br || s.b_cs == 1) && !cr) {
+            switch (op) {
+            case KILN_SE_ADD:
+                for (uint32_t c = 0; c < cols; c++) {
+                    dr[c] = ar[c] + br[c];
+                }
+                continue;
+            case KILN_SE_SUB:
+                for (uint32_t c = 0; c < cols; c++) {
+                    dr[c] = ar[c] - br[c];
+                }
+                continue;
+            case KILN_SE_MUL:
+                for (uint32_t c = 0; c < cols; c++) {
+                    dr[c] = ar[c] * br[c];
+                }
+                continue;
+            case KILN_SE_ADD | KILN_SE_SCALAR:
+                for (uint32_t c = 0; c < cols; c++) {
+                    dr[c] = ar[c] + bsc;
+                }
+                continue;
+            case KILN_SE_MUL | KILN_SE_SCALAR:
+                for (uint32_t c = 0; c < cols; c++) {
+                    dr[c] = ar[c] * bsc;
+                }
+                continue;
+            case KILN_SE_RELU:
+                for (uint32_t c = 0; c < cols; c++) {
+                    dr[c] = ar[c] > 0.0f ? ar[c] : 0.0f;
+                }
+                continue;
+            case KILN_SE_COPY:
+                memmove(dr, ar, (uint64_t)cols * 4);
+                continue;
+            default:
+                break;
+            }
+        }
+        for (uint32_t c = 0; c < cols; c++) {
+            float a = ar[(uint64_t)c * s.a_cs];
+            float b = use_scalar ? bsc : br ? br[(uint64_t)c * s.b_cs] : 0.0f;
+            float v;
+            switch (op) {
+            case KILN_SE_ADD: case KILN_SE_ADD | KILN_SE_SCALAR: v = a + b; break;
+            case KILN_SE_SUB: case KILN_SE_SUB | KILN_SE_SCALAR: v = a - b; break;
+            case KILN_SE_MUL: case KILN_SE_MUL | KILN_SE_SCALAR: v = a * b; break;
+            case KILN_SE_DIV: case KILN_SE_DIV | KILN_SE_SCALAR: v = a / b; break;
+            case KILN_SE_MIN: case KILN_SE_MIN | KILN_SE_SCALAR:
+                v = fmin_rv(a, b);
+                break;
+            case KILN_SE_MAX: case KILN_SE_MAX | KILN_SE_SCALAR:
+                v = fmax_rv(a, b);
+                break;
+            case KILN_SE_FMA: case KILN_SE_FMA | KILN_SE_SCALAR:
+                v = fmaf(a, b, cr[(uint64_t)c * s.c_cs]);
+                break;
+            case KILN_SE_EXP: v = expf(a); break;
+            case KILN_SE_LOG: v = logf(a); break;
+            case KILN_SE_SQRT: v = sqrtf(a); break;
+            case KILN_SE_RSQRT: v = 1.0f / sqrtf(a); break;
+            case KILN_SE_RELU: v = a > 0.0f ? a : 0.0f; break;
+            case KILN_SE_GELU: v = gelu(a); break;
+            case KILN_SE_SIGMOID: v = 1.0f / (1.0f + expf(-a)); break;
+            case KILN_SE_TANH: v = tanhf(a); break;
+            case KILN_SE_NEG: v = -a; break;
+            case KILN_SE_ABS: v = fabsf(a); break;
+            case KILN_SE_RECIP: v = 1.0f / a; break;
+            case KILN_SE_COPY: v = a; break;
+            default:
+                kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, da, 0, 2);
+                return false;
+            }
+            dr[c] = v;
+        }
+    }
+    add_cycles(pe, div_up(n, cost_rate));
+    return true;
+}
+
+/* ---- RE ------------------------------------------------------------------ */
+
+static bool re_exec(KilnPe *pe, uint32_t op, uint64_t da, uint64_t *rd)
+{
+    struct kiln_re_desc d;
+    const uint8_t *ps;
+    float *pd;
+    bool rows = !(op & 1);
+    uint32_t kind = op >> 1;    /* 0 sum, 1 max, 2 min, 3 sumsq */
+    uint32_t outn;
+
+    if (!read_desc(pe, da, &d, sizeof(d))) {
+        return false;
+    }
+    if (op > KILN_RE_SUMSQ_COLS || (d.flags & ~1u)) {
+        kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, da, 0, 2);
+        return false;
+    }
+    if (!d.rows || !d.cols) {
+        return true;
+    }
+    ps = lm_operand(pe, d.src, d.rows, d.cols, d.src_ld, 1, 4, KILN_ACCESS_READ);
+    if (!ps) {
+        return false;
+    }
+    outn = rows ? d.rows : d.cols;
+    pd = (float *)lm_operand(pe, d.dst, 1, outn, 0, 1, 4, KILN_ACCESS_WRITE);
+    if (!pd) {
+        return false;
+    }
+    for (uint32_t o = 0; o < outn; o++) {
+        uint32_t cnt = rows ? d.cols : d.rows;
+        double acc = kind == 1 ? -INFINITY : kind == 2 ? INFINITY : 0.0;
+        bool nan = false;
+        float res;
+        for (uint32_t i = 0; i < cnt; i++) {
+            uint32_t r = rows ? o : i, c = rows ? i : o;
+            float v;
+            memcpy(&v, ps + ((int64_t)r * d.src_ld + c) * 4, 4);
+            if (isnan(v)) {
+                nan = true;
+                continue;
+            }
+            switch (kind) {
+            case 0: acc += v; break;
+            case 1: if (v > acc) { acc = v; } break;
+            case 2: if (v < acc) { acc = v; } break;
+            default: acc += (double)v * v; break;
+            }
+        }
+        res = nan ? NAN : (float)acc;
+        if (d.flags & KILN_RE_ACCUM) {
+            float old = pd[o];
+            switch (kind) {
+            case 1: res = fmax_rv(old, res); break;
+            case 2: res = fmin_rv(old, res); break;
+            default: res = old + res; break;
+            }
+        }
+        pd[o] = res;
+    }
+    {
+        uint32_t bits;
+        memcpy(&bits, pd, 4);
+        *rd = bits;
+    }
+    add_cycles(pe, div_up((uint64_t)d.rows * d.cols, KILN_COST_SE_ELEMS));
+    return true;
+}
+
+/* ---- MLU ----------------------------------------------------------------- */
+
+static bool mlu_exec(KilnPe *pe, uint32_t op, uint64_t da)
+{
+    struct kiln_mlu_desc d;
+    uint32_t es;
+    uint8_t *ps, *pd;
+
+    if (!read_desc(pe, da, &d, sizeof(d))) {
+        return false;
+    }
+    es = d.elem_size;
+    if ((es != 1 && es != 2 && es != 4 && es != 8) || op > KILN_MLU_COPY2D) {
+        kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, da, 0, 2);
+        return false;
+    }
+    if (!d.rows || !d.cols) {
+        return true;
+    }
+    ps = lm_operand(pe, d.src, d.rows, d.cols, d.src_ld, 1, es, KILN_ACCESS_READ);
+    if (!ps) {
+        return false;
+    }
+    if (op == KILN_MLU_TRANSPOSE) {
+        pd = lm_operand(pe, d.dst, d.cols, d.rows, d.dst_ld, 1, es,
+                        KILN_ACCESS_WRITE);
+        if (!pd) {
+            return false;
+        }
+        for (uint32_t r0 = 0; r0 < d.rows; r0 += 32) {
+            for (uint32_t c0 = 0; c0 < d.cols; c0 += 32) {
+                uint32_t r1 = r0 + 32 < d.rows ? r0 + 32 : d.rows;
+                uint32_t c1 = c0 + 32 < d.cols ? c0 + 32 : d.cols;
+                for (uint32_t r = r0; r < r1; r++) {
+                    for (uint32_t c = c0; c < c1; c++) {
+                        memcpy(pd + ((int64_t)c * d.dst_ld + r) * es,
+                               ps + ((int64_t)r * d.src_ld + c) * es, es);
+                    }
+                }
+            }
+        }
+    } else {
+        pd = lm_operand(pe, d.dst, d.rows, d.cols, d.dst_ld, 1, es,
+                        KILN_ACCESS_WRITE);
+        if (!pd) {
+            return false;
+        }
+        for (uint32_t r = 0; r < d.rows; r++) {
+            memmove(pd + (int64_t)r * d.dst_ld * es,
+                    ps + (int64_t)r * d.src_ld * es, (uint64_t)d.cols * es);
+        }
+    }
+    add_cycles(pe, div_up((uint64_t)d.rows * d.cols * es, 64));
+    return true;
+}
+
+/* ---- dispatch --------------------------------------------------------------- */
+
+static bool sys_exec(KilnPe *pe, uint32_t op, uint64_t a, uint64_t b)
+{
+    switch (op) {
+    case KILN_SYS_EXIT:
+        pe->state = KILN_PE_EXITED;
+        return false;
+    case KILN_SYS_TRAP:
+        kiln_pe_fault(pe, KILN_STATUS_KERNEL_TRAP, a, 0, 3);
+        return false;
+    case KILN_SYS_BARRIER:
+        if (!pe->launch->cooperative) {
+            kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION,
+                          KILN_INSN(KILN_SYS_BARRIER, 0, 0, 0, 0), 0, 2);
+            return false;
+        }
+        pe->state = KILN_PE_BARRIER;
+        return false;
+    case KILN_SYS_PUTC: {
+        char ch = (char)a;
+        kiln_pe_debug_append(pe, &ch, 1);
+        return true;
+    }
+    case KILN_SYS_PUTS: {
+        char buf[256];
+        KilnFault f;
+        if (b > 4096) {
+            b = 4096;
+        }
+        while (b) {
+            uint64_t n = b < sizeof(buf) ? b : sizeof(buf);
+            if (is_local(a)) {
+                uint8_t *p = lm_span(pe, a, 0, (int64_t)n, 1, KILN_ACCESS_READ);
+                if (!p) {
+                    return false;
+                }
+                memcpy(buf, p, n);
+            } else if (!kiln_as_read(pe->launch->as, a, buf, n, &f)) {
+                kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : a,
+                                  KILN_ACCESS_READ);
+                return false;
+            }
+            kiln_pe_debug_append(pe, buf, n);
+            a += n;
+            b -= n;
+        }
+        return true;
+    }
+    }
+    kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, op, 0, 2);
+    return false;
+}
+
+bool kiln_pe_custom(KilnPe *pe, uint32_t raw, uint64_t a, uint64_t b,
+                    uint64_t *rd)
+{
+    uint32_t unit = (raw >> 12) & 7, op = raw >> 25;
+    bool ok;
+
+    switch (unit) {
+    case KILN_UNIT_SYS:
+        return sys_exec(pe, op, a, b);
+    case KILN_UNIT_DMA:
+        if (op == KILN_DMA_WAIT) {
+            uint64_t now = kiln_pe_cycles(pe), until = now;
+            for (uint32_t t = 0; t < KILN_DMA_TAGS; t++) {
+                if (((a >> t) & 1) && pe->tag_done[t] > until) {
+                    until = pe->tag_done[t];
+                }
+            }
+            add_cycles(pe, until - now);
+            return true;
+        }
+        if (b >= KILN_DMA_TAGS) {
+            kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, raw, 0, 2);
+            return false;
+        }
+        if (op == KILN_DMA_COPY2D) {
+            return dma_copy2d(pe, a, (uint32_t)b);
+        }
+        if (op == KILN_DMA_GATHER) {
+            return dma_gather(pe, a, (uint32_t)b);
+        }
+        break;
+    case KILN_UNIT_DPE:
+        if (op == KILN_DPE_MATMUL) {
+            return dpe_matmul(pe, a);
+        }
+        break;
+    case KILN_UNIT_SE:
+        ok = se_exec(pe, op, a);
+        return ok;
+    case KILN_UNIT_RE:
+        return re_exec(pe, op, a, rd);
+    case KILN_UNIT_MLU:
+        return mlu_exec(pe, op, a);
+    }
+    kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, raw, 0, 2);
+    return false;
+}
