@@ -85,6 +85,16 @@ void kiln_mmu_reset(KilnMmu *mmu);
  */
 bool kiln_mmu_translate(KilnMmu *mmu, uint32_t asid, uint64_t va,
                         uint32_t access, KilnXlate *out, KilnFault *fault);
+/*
+ * Fault injection: the next @count translations (of any context) fail with
+ * KILN_MMU_FAULT_INJECTED. Returns the number still pending with _get.
+ */
+void kiln_mmu_inject_faults(KilnMmu *mmu, uint32_t count);
+uint32_t kiln_mmu_injected_faults(KilnMmu *mmu);
+/* Whether @asid is bound to a page table. */
+bool kiln_mmu_context_valid(KilnMmu *mmu, uint32_t asid);
+/* TLB statistics (hits, misses) since the MMU was created or reset. */
+void kiln_mmu_stats(KilnMmu *mmu, uint64_t *hits, uint64_t *misses);
 
 /*
  * An address space as seen by packets and kernels: a context of the MMU,

@@ -110,6 +110,14 @@
 #define KILN_IRQ_MMU_FAULT		KILN_HW_BIT(2)
 #define KILN_IRQ_FATAL			KILN_HW_BIT(3)
 
+/*
+ * KILN_REG_ERROR_INFO: for an invalid register or doorbell write, the BAR0
+ * offset written; for a queue stopped by a packet, KILN_ERROR_INFO_QUEUE
+ * plus the queue index.
+ */
+#define KILN_ERROR_INFO_QUEUE		KILN_HW_BIT(31)
+#define KILN_ERROR_INFO_QID(info)	((info) & 0xffu)
+
 #define KILN_FAULT_STATUS_VALID		KILN_HW_BIT(0)
 #define KILN_FAULT_STATUS_ACCESS_SHIFT	4	/* KILN_ACCESS_* */
 #define KILN_FAULT_STATUS_ACCESS_MASK	(0x7u << KILN_FAULT_STATUS_ACCESS_SHIFT)
