@@ -136,9 +136,11 @@ CONFIGURE=(
     --enable-trace-backends=log
 )
 # meson evaluates fs.exists() at configure time: reconfigure when the set of Kiln files it
-# looks for changes (meson.build, trace-events, qtests), not when their contents change.
+# looks for changes (meson.build files, trace-events, qtests), not when their contents
+# change (ninja re-runs meson itself when a meson.build it read changes).
 KEY=$( { printf '%s\n' "$WANT" "${CONFIGURE[@]}" "$SRC" "$WITH_DEVICE" "${QTESTS[@]+${QTESTS[@]}}";
-         if [ -f "$DEV/trace-events" ]; then echo trace-events; fi; } | sha256sum | cut -c1-16)
+         [ "$WITH_DEVICE" = 0 ] || (cd "$DEV" && find . -name meson.build -o -name trace-events | sort); } |
+       sha256sum | cut -c1-16)
 STAMP=$OBJ/.kiln-configure-stamp
 if [ "$FORCE" = 1 ] || [ ! -f "$OBJ/build.ninja" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$KEY" ]; then
     say "configuring QEMU $UPSTREAM in $OBJ"

@@ -1,0 +1,173 @@
+# Kiln — top-level build.  `make help` lists the targets; docs/platform.md explains them.
+#
+# Every target first runs scripts/setup.sh (a fast no-op once the machine is set up), so
+# on a fresh Debian 12/13 machine `make test` is all it takes.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+.SUFFIXES:
+
+REPO  := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+BUILD ?= build
+B     := $(abspath $(BUILD))
+export KILN_BUILD_DIR := $(B)
+
+comma := ,
+
+# --- user variables ---------------------------------------------------------------------
+# make VAR=value for anything not listed here is almost certainly a typo: refuse it.
+KNOWN_VARS := BUILD V TIER FILTER GTEST_FILTER DEVICES VM_ARGS JOBS PREFIX DESTDIR \
+              UDEVDIR CMAKE_BUILD_TYPE ARGS KVER KDIR
+PREFIX           ?= /usr/local
+UDEVDIR          ?= /etc/udev/rules.d
+CMAKE_BUILD_TYPE ?= RelWithDebInfo
+JOBS             ?= $(shell nproc)
+DEVICES          ?= 2
+CMDLINE_VARS := $(foreach a,$(-*-command-variables-*-),$(firstword $(subst =, ,$(subst :=,=,$(a)))))
+UNKNOWN_VARS := $(filter-out $(KNOWN_VARS),$(CMDLINE_VARS))
+ifneq ($(UNKNOWN_VARS),)
+$(error unknown variable(s) on the command line: $(UNKNOWN_VARS); known: $(KNOWN_VARS) (see 'make help'))
+endif
+ifneq ($(filter-out unit qtest vm harness,$(subst $(comma), ,$(TIER))),)
+$(error TIER must be a comma-separated subset of: unit qtest vm harness (got '$(TIER)'))
+endif
+# The guest kernel version: the installed linux-headers-6.12.*-amd64 (see
+# scripts/guest-kernel.sh).  kiln.ko is built against exactly these headers.
+# Recursively expanded, so it is computed after setup.sh installed the headers.
+KVER_DETECTED = $(shell $(REPO)/scripts/guest-kernel.sh --print-kver 2>/dev/null)
+KVER ?= $(KVER_DETECTED)
+KDIR ?= /usr/src/linux-headers-$(KVER)
+
+Q := $(if $(V),,@)
+say = @printf '\n\033[1m==> %s\033[0m\n' "$(1)"
+
+.PHONY: all setup qemu guest-kernel module userspace ops run test check shell bench stress \
+        install clean distclean help print-KVER check-kver
+
+all: qemu guest-kernel module userspace
+
+# --- set-up -------------------------------------------------------------------------------
+setup:
+	$(Q)$(REPO)/scripts/setup.sh --quiet
+
+# KVER/KDIR may be overridden only with values that match the guest kernel.
+check-kver: guest-kernel
+	$(Q)want=$$(cat $(B)/guest/KVER); \
+	if [ "$(KVER)" != "$$want" ]; then \
+	    echo "Makefile: KVER=$(KVER) but the guest kernel is $$want; kiln.ko must be built for the guest kernel" >&2; exit 1; fi; \
+	if [ ! -f "$(KDIR)/Makefile" ]; then echo "Makefile: KDIR=$(KDIR) has no kernel build tree" >&2; exit 1; fi; \
+	kdv=$$(make -s -C "$(KDIR)" kernelrelease 2>/dev/null); \
+	if [ -n "$$kdv" ] && [ "$$kdv" != "$$want" ]; then \
+	    echo "Makefile: KDIR=$(KDIR) is for $$kdv, but the guest kernel is $$want" >&2; exit 1; fi
+
+print-KVER: setup
+	@echo $(KVER)
+
+# --- components -------------------------------------------------------------------------
+qemu: setup
+	$(call say,QEMU 10.0 with the kiln device -> $(BUILD)/qemu)
+	$(Q)$(REPO)/scripts/build-qemu.sh --jobs $(JOBS)
+
+guest-kernel: setup
+	$(Q)$(REPO)/scripts/guest-kernel.sh
+
+# kiln.ko: kernel/ is built in place by its own Makefile, then copied to $(BUILD)/kernel/.
+module: check-kver
+ifneq ($(wildcard $(REPO)/kernel/Kbuild),)
+	$(call say,kiln.ko for $(KVER))
+	$(Q)$(MAKE) --no-print-directory -C $(REPO)/kernel KDIR=$(KDIR) $(if $(V),V=1)
+	$(Q)mkdir -p $(B)/kernel && \
+	    { cmp -s $(REPO)/kernel/kiln.ko $(B)/kernel/kiln.ko || cp $(REPO)/kernel/kiln.ko $(B)/kernel/kiln.ko; }
+else
+	@echo "module: skipped: kernel/Kbuild not there yet"
+endif
+
+# The CMake project (top-level CMakeLists.txt): libkiln, tools, kiln-cc, op library,
+# samples, unit tests and VM tests.  Op-library kernel binaries go to $(BUILD)/ops.
+userspace: setup
+ifneq ($(wildcard $(REPO)/CMakeLists.txt),)
+	$(call say,CMake project -> $(BUILD)/userspace)
+	$(Q)if [ ! -f $(B)/userspace/build.ninja ]; then \
+	    cmake -S $(REPO) -B $(B)/userspace -G Ninja -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) \
+	          -DKILN_OPS_OUTPUT_DIR=$(B)/ops >/dev/null || exit 1; fi
+	$(Q)cmake --build $(B)/userspace -j $(JOBS)
+else
+	@echo "userspace: skipped: no top-level CMakeLists.txt yet"
+endif
+
+ops: userspace
+
+# --- using it ---------------------------------------------------------------------------
+run: all
+	$(call say,make run: showcase in a Kiln VM (1 device))
+	$(Q)$(REPO)/scripts/showcase
+
+test: all
+	$(call say,make test: unit / qtest / vm / harness tiers)
+	$(Q)$(REPO)/scripts/run-tests --devices $(DEVICES) \
+	    $(foreach t,$(subst $(comma), ,$(TIER)),--tier $(t)) \
+	    $(if $(FILTER),--filter '$(FILTER)') $(if $(GTEST_FILTER),--gtest-filter '$(GTEST_FILTER)') \
+	    $(foreach a,$(VM_ARGS),--vm-arg=$(a)) $(if $(V),-v)
+
+check: test
+
+shell: all
+	$(Q)$(REPO)/scripts/kiln-vm shell $(VM_ARGS)
+
+bench: all
+	$(Q)if [ -x $(REPO)/scripts/bench ]; then $(REPO)/scripts/bench $(ARGS); \
+	else echo "make bench: not available yet (scripts/bench does not exist)"; fi
+
+stress: all
+	$(Q)if [ -x $(REPO)/scripts/stress ]; then $(REPO)/scripts/stress $(ARGS); \
+	else echo "make stress: not available yet (scripts/stress does not exist)"; fi
+
+# --- install ------------------------------------------------------------------------------
+# DESTDIR/PREFIX aware.  The driver is installed as DKMS source (/usr/src/kiln-<version>)
+# so it follows kernel updates; the udev rule gives the render group access.
+DKMS_VERSION = $(shell sed -n 's/^PACKAGE_VERSION="\{0,1\}\([^"]*\)"\{0,1\}/\1/p' $(REPO)/kernel/dkms.conf 2>/dev/null)
+install: all
+	$(call say,install to $(DESTDIR)$(PREFIX))
+ifneq ($(wildcard $(REPO)/CMakeLists.txt),)
+	$(Q)DESTDIR=$(DESTDIR) cmake --install $(B)/userspace --prefix $(PREFIX)
+endif
+	$(Q)if [ -d $(B)/ops ] && [ -n "$$(ls -A $(B)/ops)" ]; then \
+	    install -d $(DESTDIR)$(PREFIX)/share/kiln/ops && \
+	    cp -r $(B)/ops/. $(DESTDIR)$(PREFIX)/share/kiln/ops/; fi
+	$(Q)rule=$$(ls $(REPO)/kernel/*.rules $(REPO)/userspace/*.rules 2>/dev/null | head -n1); \
+	if [ -n "$$rule" ]; then install -D -m 0644 $$rule $(DESTDIR)$(UDEVDIR)/$$(basename $$rule); \
+	    echo "installed $(DESTDIR)$(UDEVDIR)/$$(basename $$rule)"; fi
+ifneq ($(wildcard $(REPO)/kernel/dkms.conf),)
+	$(Q)d=$(DESTDIR)/usr/src/kiln-$(DKMS_VERSION); rm -rf $$d; install -d $$d/include; \
+	cp $(REPO)/kernel/*.[ch] $(REPO)/kernel/Kbuild $(REPO)/kernel/Makefile $(REPO)/kernel/dkms.conf $$d/ && \
+	if [ -f $(REPO)/kernel/Kconfig ]; then cp $(REPO)/kernel/Kconfig $$d/; fi && \
+	cp -r $(REPO)/include/. $$d/include/ && \
+	echo "installed DKMS source $$d (then: dkms install kiln/$(DKMS_VERSION))"
+endif
+
+# --- housekeeping -------------------------------------------------------------------------
+# clean keeps the downloaded sources (QEMU source package, guest kernel .deb)
+clean:
+	$(Q)if [ -f $(REPO)/kernel/Makefile ] && [ -n "$(KVER_DETECTED)" ]; then \
+	    $(MAKE) --no-print-directory -s -C $(REPO)/kernel KDIR=/usr/src/linux-headers-$(KVER_DETECTED) clean >/dev/null 2>&1 || true; fi
+	$(Q)if [ -d $(B) ]; then find $(B) -mindepth 1 -maxdepth 1 ! -name qemu-src ! -name guest -exec rm -rf {} +; \
+	    find $(B)/guest -mindepth 1 -maxdepth 1 ! -name debs -exec rm -rf {} + 2>/dev/null; true; fi
+	@echo "cleaned $(BUILD)/ (kept the downloads: $(BUILD)/qemu-src, $(BUILD)/guest/debs)"
+
+distclean: clean
+	$(Q)rm -rf $(B)
+
+help:
+	@echo "Kiln — make targets (each one runs scripts/setup.sh first):"
+	@echo "  make / make all   build QEMU+kiln device, fetch the guest kernel, build kiln.ko and the CMake project"
+	@echo "  make run          boot a VM with one Kiln device and run the showcase sample"
+	@echo "  make test         all test tiers (unit, qtest, vm, harness); last line 'N passed, N failed, N skipped'"
+	@echo "  make shell        interactive busybox shell in the VM, driver loaded, tools on PATH"
+	@echo "  make bench        benchmarks (scripts/bench)       make stress   stress tests (scripts/stress)"
+	@echo "  make install      install SDK, tools, op library, udev rule, DKMS source (DESTDIR, PREFIX)"
+	@echo "  make qemu | guest-kernel | module | userspace     build one piece"
+	@echo "  make clean        remove build products (keeps downloads)   make distclean  remove $(BUILD)/"
+	@echo "  make print-KVER   the guest kernel version kiln.ko is built for"
+	@echo "variables: TIER=unit,qtest,vm,harness  FILTER=regex  GTEST_FILTER=pat  DEVICES=n (vm tier)"
+	@echo "           VM_ARGS='--pe-grid=2x2 ...'  V=1 (verbose)  JOBS=n  BUILD=dir  PREFIX=  DESTDIR=  UDEVDIR="
+	@echo "docs: README.md, docs/platform.md"

@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""Self-tests of the Kiln VM harness (scripts/kiln-vm, scripts/run-tests); TAP output.
+
+Each case proves that a broken run is reported as broken, and says which way:
+a failing in-VM test, a guest kernel WARNING, a hung guest, bad usage.  A case PASSES
+when the harness correctly reports the failure.  Run by `make test` (tier "harness").
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.realpath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("KILN_BUILD_DIR", os.path.join(REPO, "build"))
+OUT = os.path.join(BUILD, "harness")
+KILN_VM = [sys.executable, os.path.join(REPO, "scripts", "kiln-vm")]
+RUN_TESTS = [sys.executable, os.path.join(REPO, "scripts", "run-tests")]
+QEMU = os.path.join(BUILD, "qemu", "qemu-system-x86_64")
+NO_DEV = ["--devices", "0", "--no-driver"]
+
+
+class Skip(Exception):
+    pass
+
+
+def sh(argv, timeout=600, **kw):
+    p = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout,
+                       cwd=REPO, stdin=subprocess.DEVNULL, **kw)
+    return p.returncode, p.stdout, p.stderr
+
+
+def expect(cond, what, out=""):
+    if not cond:
+        raise AssertionError(what + ("\n" + out[-3000:] if out else ""))
+
+
+def kver():
+    with open(os.path.join(BUILD, "guest", "KVER")) as f:
+        return f.read().strip()
+
+
+def build_warn_module():
+    src, dst = os.path.join(HERE, "warn_mod"), os.path.join(OUT, "warn_mod")
+    os.makedirs(dst, exist_ok=True)
+    for f in ("warn_mod.c", "Kbuild"):
+        s, d = os.path.join(src, f), os.path.join(dst, f)
+        if not os.path.exists(d) or open(s).read() != open(d).read():
+            shutil.copy(s, d)
+    rc, out, err = sh(["make", "-s", "-C", f"/usr/src/linux-headers-{kver()}", f"M={dst}",
+                       "modules"])
+    expect(rc == 0, "building tests/harness/warn_mod failed", out + err)
+    return os.path.join(dst, "kiln_harness_warn.ko")
+
+
+def build_gtest_binary():
+    src = os.path.join(HERE, "harness_selftest.cc")
+    d = os.path.join(OUT, "vmtests")
+    os.makedirs(d, exist_ok=True)
+    exe = os.path.join(d, "harness_selftest")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        rc, out, err = sh(["g++", "-std=c++17", "-O1", "-o", exe, src, "-lgtest",
+                           "-lgtest_main", "-pthread"])
+        expect(rc == 0, "building harness_selftest.cc failed", out + err)
+    return d
+
+
+# ---------------------------------------------------------------------------------------
+def t_usage_errors():
+    rc, out, err = sh(KILN_VM)
+    expect(rc == 2 and "missing mode" in err, f"no arguments: rc {rc}", err)
+    rc, out, err = sh(KILN_VM + ["run"])
+    expect(rc == 2 and "no command given" in err, f"'run' without a command: rc {rc}", err)
+    rc, out, err = sh(KILN_VM + ["run", "--", "./does/not/exist"])
+    expect(rc == 2 and "not found" in err, f"nonexistent program: rc {rc}", err)
+    rc, out, err = sh(KILN_VM + ["run", "--", "no-such-program"])
+    expect(rc == 2 and "not found" in err, f"unknown command name: rc {rc}", err)
+
+
+def t_exit_status_propagates():
+    rc, out, err = sh(KILN_VM + NO_DEV + ["run", "--", "sh", "-c", "echo in-guest; exit 7"]
+                      if False else KILN_VM + ["run"] + NO_DEV + ["--", "sh", "-c",
+                                                                  "echo in-guest; exit 7"])
+    expect(rc == 7, f"guest command exited 7, kiln-vm returned {rc}", out + err)
+    expect("in-guest" in out, "guest output was not streamed", out + err)
+
+
+def t_failing_vm_test_fails_run():
+    d = build_gtest_binary()
+    results = os.path.join(OUT, "results")
+    rc, out, err = sh(RUN_TESTS + ["--tier", "vm", "--vmtests-dir", d, "--results", results,
+                                   "--vm-arg=--devices=0", "--vm-arg=--no-driver"], timeout=900)
+    last = out.strip().splitlines()[-1] if out.strip() else ""
+    expect(rc != 0, "run-tests exited 0 although a test failed", out + err)
+    expect(last == "3 passed, 1 failed, 1 skipped",
+           f"expected '3 passed, 1 failed, 1 skipped', got '{last}'", out + err)
+    expect(re.search(r"FAIL +vm: HarnessSelfTest\.FailsDeliberately", out),
+           "the failing test is not named", out)
+    expect(re.search(r"PASS +vm: HarnessSelfTest\.UnprivilegedRunsAsUserInRenderGroup", out),
+           "the Unprivileged test did not run as uid 1000 in group render", out)
+
+
+def t_kernel_warning_fails_run():
+    ko = build_warn_module()
+    rc, out, err = sh(KILN_VM + ["run"] + NO_DEV + ["--insmod", ko, "--", "true"])
+    expect(rc == 121, f"a guest WARNING must fail the run (exit 121), got {rc}", out + err)
+    expect("guest kernel reported WARNING" in err and "warn_mod.c" in err,
+           "kiln-vm did not say it was a kernel WARNING", err)
+
+
+def t_hung_guest_times_out():
+    rc, out, err = sh(KILN_VM + ["run"] + NO_DEV + ["--timeout", "20", "--", "sleep", "999"])
+    expect(rc == 124, f"a hung guest must time out (exit 124), got {rc}", out + err)
+    expect("timeout after 20 s (guest hung?)" in err, "kiln-vm did not report the timeout", err)
+
+
+def _qemu_has_kiln():
+    if not os.access(QEMU, os.X_OK):
+        return False
+    rc, out, _ = sh([QEMU, "-nodefaults", "-device", "help"])
+    return 'name "kiln"' in out
+
+
+def t_devices_visible():
+    if not _qemu_has_kiln():
+        raise Skip("QEMU has no kiln device yet")
+    script = ("n=0; for d in /sys/bus/pci/devices/*; do "
+              "[ \"$(cat $d/vendor):$(cat $d/device)\" = 0x1234:0x4b31 ] && n=$((n+1)); done; "
+              "echo kiln-devices=$n; [ $n -eq 2 ]")
+    rc, out, err = sh(KILN_VM + ["run", "--devices", "2", "--no-driver", "--", "sh", "-c",
+                                 script])
+    expect(rc == 0 and "kiln-devices=2" in out, f"expected 2 Kiln PCI functions (rc {rc})",
+           out + err)
+
+
+def t_driver_loads():
+    if not _qemu_has_kiln():
+        raise Skip("QEMU has no kiln device yet")
+    if not os.path.exists(os.path.join(BUILD, "kernel", "kiln.ko")):
+        raise Skip("kiln.ko not built yet")
+    script = ("lsmod | grep -q '^kiln ' && ls -l /dev/accel/ && "
+              "[ \"$(stat -c %G /dev/accel/accel0)\" = render ]")
+    rc, out, err = sh(KILN_VM + ["run", "--devices", "1", "--", "sh", "-c", script])
+    expect(rc == 0, f"kiln.ko did not load with its dependencies or /dev/accel/accel0 "
+                    f"is missing or not group render (rc {rc})", out + err)
+
+
+TESTS = [t_usage_errors, t_exit_status_propagates, t_failing_vm_test_fails_run,
+         t_kernel_warning_fails_run, t_hung_guest_times_out, t_devices_visible, t_driver_loads]
+
+
+def main():
+    print(f"1..{len(TESTS)}", flush=True)
+    failed = 0
+    for i, t in enumerate(TESTS, 1):
+        name = t.__name__[2:]
+        try:
+            t()
+            print(f"ok {i} - {name}", flush=True)
+        except Skip as e:
+            print(f"ok {i} - {name} # SKIP {e}", flush=True)
+        except (AssertionError, subprocess.TimeoutExpired, OSError) as e:
+            failed += 1
+            for line in str(e).splitlines():
+                print(f"# {line}")
+            print(f"not ok {i} - {name}", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
