@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+// libkiln: devices. A Device is a cheap, copyable handle to an open Kiln
+// accelerator (shared implementation owning the file descriptor); every
+// object created from it keeps it alive.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln {
+
+namespace detail {
+class Driver;
+struct DeviceState;
+}  // namespace detail
+
+class Buffer;
+class Module;
+class Queue;
+
+/// PCI placement of a device (from sysfs and libpci/pci.ids).
+struct PciInfo {
+  std::string address;        ///< "0000:01:00.0"
+  uint16_t vendor_id = 0;
+  uint16_t device_id = 0;
+  uint16_t subsystem_vendor_id = 0;
+  uint16_t subsystem_id = 0;
+  uint8_t revision = 0;
+  std::string vendor_name;    ///< from pci.ids, or the hex id
+  std::string device_name;
+  std::string link_speed;     ///< "32.0 GT/s PCIe" (current), empty if unknown
+  int link_width = 0;         ///< current lanes, 0 if unknown
+  std::string max_link_speed;
+  int max_link_width = 0;
+  std::optional<int> numa_node;
+};
+
+/// Everything libkiln knows about a device: identity, limits, memory.
+struct DeviceInfo {
+  uint32_t index = 0;          ///< N of /dev/accel/accelN
+  std::string path;            ///< "/dev/accel/accel0"
+  std::string driver_name;     ///< "kiln"
+  std::string driver_version;  ///< DRM_IOCTL_VERSION major.minor.patch
+  uint32_t uapi_major = 0, uapi_minor = 0;
+  PciInfo pci;
+
+  uint32_t device_id = 0, revision = 0;
+  uint32_t fw_version = 0, iface_version = 0;
+  uint32_t num_queues = 0;
+  uint32_t pe_grid_width = 0, pe_grid_height = 0;
+  uint32_t local_mem_size = 0;  ///< bytes per PE
+  uint64_t dram_size = 0, dram_free = 0;
+  uint64_t sram_size = 0, sram_free = 0;
+  uint64_t va_start = 0, va_end = 0;
+  uint32_t max_contexts = 0, contexts_in_use = 0;
+  uint32_t features = 0;
+  uint32_t job_timeout_ms = 0;
+  uint32_t reset_count = 0;
+  uint32_t clock_mhz = 0;
+  uint32_t max_submit_bos = 0, max_submit_syncs = 0, max_cmd_size = 0;
+
+  uint32_t pe_count() const noexcept { return pe_grid_width * pe_grid_height; }
+};
+
+/// Live telemetry (DRM_KILN_QUERY_TELEMETRY).
+struct Telemetry {
+  double temperature_c = 0;
+  double power_w = 0;
+  uint32_t pe_clock_mhz = 0, mem_clock_mhz = 0;
+  uint64_t busy_ns = 0, dma_bytes = 0, packets = 0, launches = 0;
+  uint64_t device_time_ns = 0, total_cycles = 0;
+};
+
+/// Where a buffer lives.
+enum class Memory {
+  device,  ///< device DRAM (CPU-mapped through the BAR window when possible)
+  host,    ///< host memory the device reaches over PCIe; always CPU-mapped
+  sram,    ///< on-chip SRAM
+};
+
+/// Extra buffer properties (bitmask).
+enum class BufferFlags : uint32_t {
+  none = 0,
+  no_mmap = 1u << 0,         ///< never mapped by the CPU
+  write_combined = 1u << 1,  ///< host memory: write-combined CPU mapping
+  read_only = 1u << 2,       ///< device mapping read-only
+  exec = 1u << 3,            ///< device mapping executable (kernel code)
+};
+constexpr BufferFlags operator|(BufferFlags a, BufferFlags b) {
+  return BufferFlags(uint32_t(a) | uint32_t(b));
+}
+constexpr bool operator&(BufferFlags a, BufferFlags b) { return (uint32_t(a) & uint32_t(b)) != 0; }
+
+enum class Priority { low, normal, high, realtime };
+
+struct QueueDesc {
+  Priority priority = Priority::normal;
+  uint32_t timeout_ms = 0;  ///< job timeout; 0 = driver default
+};
+
+/// All Kiln devices this process can see. Never throws for "no device": an
+/// empty vector means none is usable, and diagnose() says why.
+std::vector<DeviceInfo> enumerate();
+
+/// A human-readable explanation of why no device is usable (module not
+/// loaded, no /dev/accel node, permission denied, UAPI version mismatch), or
+/// a one-line summary of the usable devices.
+std::string diagnose();
+
+/// Directories searched for op-library binaries, in order: $KILN_OPS_PATH
+/// (colon-separated), the install prefix's share/kiln/ops, /usr/share/kiln/ops,
+/// /usr/local/share/kiln/ops, and the build tree.
+std::vector<std::filesystem::path> ops_search_path();
+/// Full path of a kernel binary ("gemm.kbin" or "gemm") from ops_search_path();
+/// throws Error(no such file) listing the directories searched.
+std::filesystem::path find_kernel_binary(std::string_view name);
+
+class Device {
+ public:
+  /// Open the index-th device of enumerate() (/dev/accel/accelN order).
+  static Device open(uint32_t index = 0);
+  /// Open by PCI address ("0000:01:00.0" or "01:00.0") or node path ("/dev/accel/accel0").
+  static Device open(std::string_view pci_address_or_path);
+  static Device open(const char* s) { return open(std::string_view(s)); }
+  /// Use an explicit driver implementation (unit tests use the fake driver).
+  static Device from_driver(std::shared_ptr<detail::Driver> driver, std::string path = "fake");
+
+  /// Information captured at open (limits do not change).
+  const DeviceInfo& info() const;
+  /// Re-read changing values (free memory, contexts, reset count).
+  DeviceInfo refresh() const;
+  Telemetry telemetry() const;
+
+  Buffer alloc(size_t bytes, Memory memory = Memory::device, BufferFlags flags = BufferFlags::none);
+  /// Import a dma-buf (PRIME) file descriptor; the fd stays owned by the caller.
+  Buffer import_dmabuf(int fd);
+
+  Module load(std::span<const std::byte> image, std::string name = "<memory>");
+  Module load_file(const std::filesystem::path& path);
+  /// Load an op-library binary by name via find_kernel_binary().
+  Module load_ops(std::string_view name);
+
+  Queue queue(QueueDesc desc = {});
+
+  /// True after an unrecoverable error; every later call throws DeviceLost.
+  bool lost() const noexcept;
+  /// The DRM file descriptor (-1 for the fake driver).
+  int fd() const noexcept;
+
+  const std::shared_ptr<detail::DeviceState>& state() const noexcept { return s_; }
+  static Device from_state(std::shared_ptr<detail::DeviceState> s) { return Device(std::move(s)); }
+
+ private:
+  explicit Device(std::shared_ptr<detail::DeviceState> s) : s_(std::move(s)) {}
+  std::shared_ptr<detail::DeviceState> s_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+// libkiln internals shared by the implementation files.
+#pragma once
+
+#include <fmt/core.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "driver.hpp"
+#include "kiln/kiln.hpp"
+#include "kbin.hpp"
+
+namespace kiln::detail {
+
+// ---- errors ---------------------------------------------------------------
+[[noreturn]] void throw_ioctl_error(std::string_view ioctl, int err, std::string_view what = {});
+template <class... A>
+[[noreturn]] void fail(Errc e, fmt::format_string<A...> f, A&&... a) {
+  throw Error(e, fmt::format(f, std::forward<A>(a)...));
+}
+
+// ---- logging (KILN_LOG=error|warn|info|debug|trace) -----------------------
+enum class Level { off = 0, error, warn, info, debug, trace };
+Level log_level() noexcept;
+void log_write(Level l, const std::string& msg);
+template <class... A>
+void log(Level l, fmt::format_string<A...> f, A&&... a) {
+  if (l <= log_level()) log_write(l, fmt::format(f, std::forward<A>(a)...));
+}
+
+// ---- tracing (KILN_TRACE=file.json) ----------------------------------------
+struct TraceRecord {
+  std::string name;      // "submit", "launch gemm_f32", ...
+  std::string category;  // "copy", "launch", ...
+  uint32_t ctx = 0;
+  uint64_t seqno = 0;
+  int64_t host_submit_ns = 0, host_complete_ns = 0;  // steady clock
+  uint64_t device_start_ns = 0, device_end_ns = 0;
+  uint64_t cycles = 0;
+  uint32_t status = 0;
+  std::string commands;  // summary
+};
+bool trace_enabled() noexcept;
+void trace_record(TraceRecord r);
+void trace_flush();
+
+// ---- device ---------------------------------------------------------------
+struct Bo;
+
+struct DeviceState : std::enable_shared_from_this<DeviceState> {
+  std::shared_ptr<Driver> drv;
+  DeviceInfo info;
+  std::atomic<bool> lost{false};
+  std::mutex mu;  // pools, lost_reason
+  std::string lost_reason;
+  // Free command/staging host BOs. Kept as plain records (not Bo objects,
+  // which own a reference to this state) so there is no reference cycle.
+  struct PoolEntry {
+    uint32_t handle;
+    uint64_t va, size, mmap_offset;
+    std::byte* map;
+  };
+  std::vector<PoolEntry> cmd_pool;
+  // Live BOs by GEM handle: a PRIME import of a BO this file already has
+  // returns the same handle, which must not be closed twice.
+  std::map<uint32_t, std::weak_ptr<Bo>> live;
+  void track(const std::shared_ptr<Bo>& bo);
+  ~DeviceState();
+
+  void check_lost() const;
+  [[noreturn]] void mark_lost(const std::string& why, std::optional<JobFault> job = {});
+  std::shared_ptr<Bo> create_bo(uint64_t size, Memory mem, BufferFlags flags);
+  /// A mappable host BO of at least `size` bytes from the pool.
+  std::shared_ptr<Bo> take_host_bo(uint64_t size);
+  void give_back(std::shared_ptr<Bo>&& bo);
+};
+
+struct Bo {
+  std::shared_ptr<DeviceState> dev;
+  uint32_t handle = 0;
+  uint64_t va = 0;
+  uint64_t size = 0;
+  uint32_t kflags = 0;  // DRM_KILN_BO_*
+  Memory memory = Memory::host;
+  BufferFlags flags = BufferFlags::none;
+  uint64_t mmap_offset = 0;
+  std::byte* map = nullptr;
+  std::mutex map_mu;
+  std::byte* mapping();  // maps on first use; nullptr if not mappable
+  ~Bo();
+};
+
+// ---- modules --------------------------------------------------------------
+struct ModuleState {
+  std::shared_ptr<DeviceState> dev;
+  std::string name;
+  TargetInfo target;
+  std::vector<KernelInfo> kernels;
+  std::shared_ptr<Bo> code;  // EXEC BO holding the loaded segments
+  uint64_t base = 0;         // device VA of load address 0
+};
+
+// ---- recording ------------------------------------------------------------
+struct Cmd {
+  enum Kind { copy, fill, launch, write, read, barrier } kind;
+  std::string label;
+  std::shared_ptr<Bo> dst, src;
+  uint64_t dst_off = 0, src_off = 0, size = 0;
+  uint32_t pattern = 0;
+  // launch
+  std::shared_ptr<ModuleState> module;
+  uint64_t entry_va = 0;
+  std::vector<std::byte> args;
+  uint32_t args_align = 8;
+  std::array<uint32_t, 3> grid{1, 1, 1};
+  uint32_t local_mem = 0, watchdog = 0;
+  bool cooperative = false;
+  std::vector<std::pair<std::shared_ptr<Bo>, bool /*write*/>> refs;
+  // host spans (write/read)
+  std::span<const std::byte> host_src;
+  std::span<std::byte> host_dst;
+};
+
+struct Recording {
+  std::shared_ptr<DeviceState> dev;
+  std::vector<Cmd> cmds;
+};
+
+// ---- submissions ----------------------------------------------------------
+struct QueueState;
+
+struct Submission {
+  std::weak_ptr<QueueState> queue;
+  std::shared_ptr<DeviceState> dev;
+  uint32_t ctx = 0;
+  uint32_t syncobj = 0;
+  uint64_t point = 0;
+  uint64_t seqno = 0;
+  std::vector<std::shared_ptr<Bo>> residency;
+  std::shared_ptr<Bo> cmd;  // packets + timestamps + args (+ staging)
+  uint64_t ts_offset = 0;   // two struct kiln_timestamp in cmd
+  std::vector<std::function<void()>> on_complete;
+  std::vector<std::pair<uint32_t, std::string>> packet_map;  // first packet index -> command label
+  std::string summary;
+  std::chrono::steady_clock::time_point host_submit;
+
+  std::mutex mu;
+  bool retired = false;
+  std::optional<Error> error;  // failure, rethrown by every wait
+  bool lost = false;
+  Timing timing;
+  uint64_t job_cycles = 0, job_elapsed_ns = 0;
+
+  /// Called once the syncobj point signalled: collect status, run readbacks,
+  /// release resources. Idempotent. Never throws; stores the error.
+  void retire() noexcept;
+  void rethrow() const;
+};
+
+struct QueueState : std::enable_shared_from_this<QueueState> {
+  std::shared_ptr<DeviceState> dev;
+  Device device;  // handle for Queue::device()
+  uint32_t ctx = 0;
+  uint32_t syncobj = 0;
+  std::mutex mu;
+  uint64_t next_point = 0;
+  std::deque<std::shared_ptr<Submission>> inflight;
+  std::vector<Event> pending_waits;
+  std::optional<Error> unreported;  // first failure seen while retiring in the background
+  std::shared_ptr<Submission> unreported_sub;
+  bool lost = false;
+  std::string lost_reason;
+
+  QueueState(std::shared_ptr<DeviceState> d, Device h) : dev(std::move(d)), device(std::move(h)) {}
+  ~QueueState();
+  Event submit(const Recording& rec, std::span<const Event> deps);
+  void retire_completed(bool block);
+};
+
+std::shared_ptr<QueueState> make_queue(const Device& dev, QueueDesc desc);
+/// Submit `rec` on a temporary context and wait (blocking read/write of unmappable buffers).
+void run_blocking(const std::shared_ptr<DeviceState>& dev, Recording& rec);
+
+}  // namespace kiln::detail

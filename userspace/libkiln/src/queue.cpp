@@ -1,0 +1,640 @@
+// SPDX-License-Identifier: MIT
+// libkiln: command lists, queues, submissions and events.
+//
+// Every submission is one command buffer in a pooled host BO:
+//   [TIMESTAMP start] [commands...] [TIMESTAMP end]   packets, 64 bytes each
+//   [2 x struct kiln_timestamp]                        written by the device
+//   [argument blocks] [staging for host copies]
+// submitted with DRM_IOCTL_KILN_SUBMIT signalling the queue's timeline
+// syncobj at the next point. The BO, the buffers the commands use and the
+// staging memory stay alive until that point signals and the submission is
+// retired (its job status read, readbacks copied out).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include <kiln/hw/kiln_packets.h>
+#include <kiln/hw/kiln_status.h>
+
+#include "internal.hpp"
+
+namespace kiln {
+namespace detail {
+namespace {
+
+int64_t steady_ns(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+bool is_kernel_fault(uint32_t s) {
+  switch (s) {
+    case KILN_STATUS_ILLEGAL_INSTRUCTION: case KILN_STATUS_MISALIGNED: case KILN_STATUS_LOCAL_MEM_BOUNDS:
+    case KILN_STATUS_KERNEL_TRAP: case KILN_STATUS_WATCHDOG: return true;
+    default: return false;
+  }
+}
+
+const char* access_name(uint32_t a) {
+  switch (a) {
+    case 1: return "read";
+    case 2: return "write";
+    case 3: return "read/write";
+    case 4: return "execute";
+    default: return "access";
+  }
+}
+
+void check_same_device(const std::shared_ptr<DeviceState>& dev, const std::shared_ptr<Bo>& bo, const char* what) {
+  if (!bo) fail(Errc::invalid_argument, "{}: empty Buffer", what);
+  if (bo->dev != dev) fail(Errc::invalid_argument, "{}: Buffer belongs to another Device", what);
+}
+
+void check_range(const std::shared_ptr<Bo>& bo, uint64_t off, uint64_t size, const char* what) {
+  if (off > bo->size || size > bo->size - off)
+    fail(Errc::invalid_argument, "{}: range [{}, +{}) outside the {}-byte buffer", what, off, size, bo->size);
+}
+
+}  // namespace
+
+// ---- Submission ------------------------------------------------------------
+void Submission::retire() noexcept {
+  std::lock_guard g(mu);
+  if (retired) return;
+  retired = true;
+  timing.host_complete = std::chrono::steady_clock::now();
+  drm_kiln_job_status js{};
+  js.ctx_id = ctx;
+  js.seqno = seqno;
+  bool have_status = false;
+  try {
+    dev->drv->job_status(js);
+    have_status = js.state == DRM_KILN_JOB_DONE;
+  } catch (const Error& e) {
+    log(Level::debug, "JOB_STATUS ctx {} seqno {}: {}", ctx, seqno, e.what());
+  }
+  if (!have_status || js.state == DRM_KILN_JOB_EXPIRED) {
+    // Record gone (or old driver): fall back to the context's last error.
+    drm_kiln_ctx_status cs{};
+    cs.ctx_id = ctx;
+    try {
+      dev->drv->ctx_status(cs);
+      if (cs.error_seqno == seqno && cs.error_status != KILN_STATUS_OK) {
+        js.status = cs.error_status, js.fault_addr = cs.fault_addr, js.fault_access = cs.fault_access;
+        js.fault_reason = cs.fault_reason, js.pe = KILN_JOB_STATUS_NO_PE;
+        have_status = true;
+      }
+    } catch (const Error&) {
+    }
+  }
+  if (have_status) job_cycles = js.cycles, job_elapsed_ns = js.elapsed_ns;
+  bool failed = have_status && (js.status != KILN_STATUS_OK || js.error != 0);
+
+  if (!failed) {
+    if (cmd && cmd->map) {
+      kiln_timestamp ts[2];
+      std::memcpy(ts, cmd->map + ts_offset, sizeof ts);
+      timing.device_start_ns = ts[0].device_ns, timing.cycles_start = ts[0].cycles;
+      timing.device_end_ns = ts[1].device_ns, timing.cycles_end = ts[1].cycles;
+    }
+    for (auto& f : on_complete) f();
+  } else {
+    JobFault jf;
+    jf.seqno = seqno;
+    jf.status = js.status;
+    jf.packet_index = js.packet_index;
+    if (js.pe != KILN_JOB_STATUS_NO_PE) jf.pe = js.pe;
+    jf.pc = js.pc, jf.fault_addr = js.fault_addr, jf.fault_access = js.fault_access, jf.fault_reason = js.fault_reason;
+    jf.fence_error = js.error;
+    std::string where;
+    for (size_t i = 0; i < packet_map.size(); i++)
+      if (js.packet_index >= packet_map[i].first &&
+          (i + 1 == packet_map.size() || js.packet_index < packet_map[i + 1].first)) {
+        jf.command_index = uint32_t(i);
+        where = fmt::format(" in command {} ({})", i, packet_map[i].second);
+      }
+    std::string msg;
+    Errc code = Errc::job_failed;
+    if (js.status == KILN_STATUS_MMU_FAULT || is_kernel_fault(js.status)) {
+      code = jf.pe ? Errc::kernel_fault : Errc::job_failed;
+      msg = fmt::format("job {} failed{}: {}", seqno, where, status_name(js.status));
+      if (jf.pe) {
+        uint32_t w = std::max<uint32_t>(1, dev->info.pe_grid_width);
+        msg += fmt::format(" on PE {} ({},{}) at pc {:#x}", *jf.pe, *jf.pe % w, *jf.pe / w, jf.pc);
+      }
+      if (js.status == KILN_STATUS_MMU_FAULT || js.fault_addr)
+        msg += fmt::format(", {} of address {:#x}", access_name(js.fault_access), js.fault_addr);
+      if (js.status != KILN_STATUS_MMU_FAULT) msg += fmt::format(", cause {}", js.fault_reason);
+    } else if (js.status == KILN_STATUS_OK && js.error == -ETIMEDOUT) {
+      code = Errc::timeout;
+      msg = fmt::format("job {}{} timed out on the device and was stopped by the driver", seqno, where);
+    } else {
+      msg = fmt::format("job {} failed{}: {}", seqno, where, status_name(js.status));
+      if (js.fault_addr) msg += fmt::format(" (address {:#x})", js.fault_addr);
+      if (js.error) msg += fmt::format(" (fence error {})", std::strerror(-js.error));
+    }
+    // Did the failure cost us the context (banned) or the device?
+    drm_kiln_ctx_status cs{};
+    cs.ctx_id = ctx;
+    try {
+      dev->drv->ctx_status(cs);
+      if (cs.flags & DRM_KILN_CTX_BANNED) lost = true;
+    } catch (const Error& e) {
+      if (e.errc() == Errc::device_lost) lost = true;
+    }
+    if (js.status == KILN_STATUS_FATAL) {
+      std::lock_guard g2(dev->mu);
+      if (!dev->lost.exchange(true)) dev->lost_reason = "fatal device error (" + msg + ")";
+      lost = true;
+    }
+    if (lost) {
+      msg += "; the queue's context is lost (banned after a hang or reset): create a new Queue";
+      error.emplace(DeviceLost(Errc::device_lost, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
+    } else if (js.status == KILN_STATUS_ABORTED) {
+      msg += " (aborted by a device reset; the device recovered: resubmit)";
+      error.emplace(Error(code, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
+    } else {
+      error.emplace(Error(code, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
+    }
+    log(Level::warn, "{}", msg);
+  }
+  if (trace_enabled()) {
+    TraceRecord r;
+    r.name = packet_map.size() == 1 ? packet_map[0].second : fmt::format("submit ({} commands)", packet_map.size());
+    r.category = packet_map.size() == 1 ? packet_map[0].second.substr(0, packet_map[0].second.find(' ')) : "submit";
+    r.ctx = ctx, r.seqno = seqno;
+    r.host_submit_ns = steady_ns(timing.host_submit), r.host_complete_ns = steady_ns(timing.host_complete);
+    r.device_start_ns = timing.device_start_ns, r.device_end_ns = timing.device_end_ns;
+    r.cycles = job_cycles ? job_cycles : timing.cycles();
+    r.status = js.status;
+    r.commands = summary;
+    trace_record(std::move(r));
+  }
+  on_complete.clear();
+  residency.clear();
+  dev->give_back(std::move(cmd));
+}
+
+void Submission::rethrow() const {
+  if (!error) return;
+  if (lost) throw DeviceLost(error->errc(), error->what(), error->ioctl(), error->os_errno(), error->job());
+  throw Error(error->errc(), error->what(), error->ioctl(), error->os_errno(), error->job());
+}
+
+// ---- QueueState ------------------------------------------------------------
+std::shared_ptr<QueueState> make_queue(const Device& device, QueueDesc desc) {
+  auto dev = device.state();
+  dev->check_lost();
+  auto q = std::make_shared<QueueState>(dev, device);
+  drm_kiln_ctx_create cc{};
+  cc.priority = uint32_t(desc.priority);
+  cc.timeout_ms = desc.timeout_ms;
+  dev->drv->ctx_create(cc);
+  q->ctx = cc.ctx_id;
+  try {
+    q->syncobj = dev->drv->syncobj_create();
+  } catch (...) {
+    dev->drv->ctx_destroy(q->ctx);
+    q->ctx = 0;
+    throw;
+  }
+  log(Level::debug, "queue: context {} syncobj {}", q->ctx, q->syncobj);
+  return q;
+}
+
+QueueState::~QueueState() {
+  if (!ctx) return;
+  try {
+    if (next_point) dev->drv->syncobj_wait(std::span(&syncobj, 1), std::span(&next_point, 1), INT64_MAX);
+  } catch (const std::exception& e) {
+    log(Level::warn, "queue {}: waiting for work at destruction: {}", ctx, e.what());
+  }
+  for (auto& s : inflight) s->retire();
+  inflight.clear();
+  if (syncobj) dev->drv->syncobj_destroy(syncobj);
+  dev->drv->ctx_destroy(ctx);
+}
+
+void QueueState::retire_completed(bool block) {
+  // Caller holds mu.
+  if (inflight.empty()) return;
+  uint64_t done = 0;
+  if (block) {
+    dev->drv->syncobj_wait(std::span(&syncobj, 1), std::span(&next_point, 1), INT64_MAX);
+    done = next_point;
+  } else {
+    try {
+      done = dev->drv->syncobj_query(syncobj);
+    } catch (const Error&) {
+      return;
+    }
+  }
+  while (!inflight.empty() && inflight.front()->point <= done) {
+    auto s = std::move(inflight.front());
+    inflight.pop_front();
+    s->retire();
+    if (s->error && !unreported) unreported = *s->error, unreported_sub = s;
+    if (s->lost) lost = true, lost_reason = s->error ? s->error->what() : "context lost";
+  }
+}
+
+Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
+  dev->check_lost();
+  std::lock_guard g(mu);
+  if (lost) throw DeviceLost(Errc::device_lost, "queue lost: " + lost_reason);
+
+  // 1. Layout.
+  uint64_t packets = 2;
+  for (const auto& c : rec.cmds) packets += c.kind == Cmd::barrier ? 0 : 1;
+  uint64_t cmd_size = packets * KILN_PACKET_SIZE;
+  if (dev->info.max_cmd_size && cmd_size > dev->info.max_cmd_size)
+    fail(Errc::invalid_argument, "command list of {} commands needs {} bytes of packets, more than the driver's {} (split it)",
+         rec.cmds.size(), cmd_size, dev->info.max_cmd_size);
+  uint64_t ts_off = cmd_size;
+  uint64_t off = ts_off + 64;
+  std::vector<uint64_t> data_off(rec.cmds.size(), 0);
+  for (size_t i = 0; i < rec.cmds.size(); i++) {
+    const auto& c = rec.cmds[i];
+    if (c.kind == Cmd::launch) {
+      off = align_up(off, std::max<uint64_t>(64, c.args_align));
+      data_off[i] = off;
+      off += c.args.size();
+    } else if (c.kind == Cmd::write || c.kind == Cmd::read) {
+      off = align_up(off, 64);
+      data_off[i] = off;
+      off += c.size;
+    }
+  }
+  auto sub = std::make_shared<Submission>();
+  sub->queue = weak_from_this();
+  sub->dev = dev;
+  sub->ctx = ctx;
+  sub->syncobj = syncobj;
+  sub->cmd = dev->take_host_bo(off);
+  sub->ts_offset = ts_off;
+  std::byte* base = sub->cmd->map;
+  const uint64_t va = sub->cmd->va;
+
+  // 2. Packets.
+  std::map<uint32_t, uint32_t> bo_flags;  // handle -> DRM_KILN_BO_REF_*
+  auto ref = [&](const std::shared_ptr<Bo>& bo, bool write) {
+    bo_flags[bo->handle] |= write ? DRM_KILN_BO_REF_WRITE : 0;
+    sub->residency.push_back(bo);
+  };
+  ref(sub->cmd, true);
+  uint32_t pi = 0;
+  auto put = [&](const auto& pkt) {
+    static_assert(sizeof(pkt) == KILN_PACKET_SIZE);
+    std::memcpy(base + uint64_t(pi++) * KILN_PACKET_SIZE, &pkt, sizeof pkt);
+  };
+  auto timestamp = [&](uint64_t addr) {
+    kiln_pkt_timestamp t{};
+    t.header = KILN_PKT_HEADER(KILN_OP_TIMESTAMP, 0);
+    t.addr = addr;
+    put(t);
+  };
+  auto copy = [&](uint64_t src, uint64_t dst, uint64_t size) {
+    kiln_pkt_dma_copy p{};
+    p.header = KILN_PKT_HEADER(KILN_OP_DMA_COPY, 0);
+    p.src = src, p.dst = dst, p.size = size;
+    put(p);
+  };
+  timestamp(va + ts_off);
+  std::string summary;
+  for (size_t i = 0; i < rec.cmds.size(); i++) {
+    const auto& c = rec.cmds[i];
+    sub->packet_map.emplace_back(pi, c.label);
+    if (!summary.empty()) summary += "; ";
+    summary += c.label;
+    switch (c.kind) {
+      case Cmd::copy:
+        ref(c.src, false), ref(c.dst, true);
+        copy(c.src->va + c.src_off, c.dst->va + c.dst_off, c.size);
+        break;
+      case Cmd::fill: {
+        ref(c.dst, true);
+        kiln_pkt_dma_fill p{};
+        p.header = KILN_PKT_HEADER(KILN_OP_DMA_FILL, 0);
+        p.pattern = c.pattern, p.dst = c.dst->va + c.dst_off, p.size = c.size;
+        put(p);
+        break;
+      }
+      case Cmd::write:
+        ref(c.dst, true);
+        std::memcpy(base + data_off[i], c.host_src.data(), c.size);  // staged now: caller may reuse its memory
+        copy(va + data_off[i], c.dst->va + c.dst_off, c.size);
+        break;
+      case Cmd::read: {
+        ref(c.src, false);
+        copy(c.src->va + c.src_off, va + data_off[i], c.size);
+        std::byte* from = base + data_off[i];
+        auto dst = c.host_dst;
+        sub->on_complete.push_back([from, dst] { std::memcpy(dst.data(), from, dst.size()); });
+        break;
+      }
+      case Cmd::launch: {
+        ref(c.module->code, false);
+        for (const auto& [bo, w] : c.refs) ref(bo, w);
+        std::memcpy(base + data_off[i], c.args.data(), c.args.size());
+        kiln_pkt_launch p{};
+        p.header = KILN_PKT_HEADER(KILN_OP_LAUNCH, c.cooperative ? KILN_LAUNCH_FLAG_COOPERATIVE : 0);
+        p.args_size = uint32_t(c.args.size());
+        p.entry_va = c.entry_va;
+        p.args_va = c.args.empty() ? 0 : va + data_off[i];
+        p.grid_x = c.grid[0], p.grid_y = c.grid[1], p.grid_z = c.grid[2];
+        p.local_mem = c.local_mem;
+        p.watchdog_mcycles = c.watchdog;
+        put(p);
+        break;
+      }
+      case Cmd::barrier:
+        break;
+    }
+  }
+  timestamp(va + ts_off + 16);
+  std::memset(base + ts_off, 0, 32);
+  sub->summary = std::move(summary);
+
+  // 3. BO list and syncs.
+  std::vector<drm_kiln_bo_ref> bos;
+  for (auto [h, f] : bo_flags) bos.push_back({h, f});
+  if (dev->info.max_submit_bos && bos.size() > dev->info.max_submit_bos)
+    fail(Errc::invalid_argument, "submission references {} buffers, more than the driver's {}", bos.size(), dev->info.max_submit_bos);
+  std::vector<drm_kiln_sync> syncs;
+  auto add_dep = [&](const Event& e) {
+    auto& s = e.submission();
+    if (!s || s->syncobj == syncobj) return;  // same queue: already in order
+    if (s->dev != dev) fail(Errc::invalid_argument, "cannot wait on an Event of another Device");
+    syncs.push_back({s->syncobj, DRM_KILN_SYNC_WAIT, s->point});
+    sub->residency.reserve(sub->residency.size());
+  };
+  for (const auto& e : pending_waits) add_dep(e);
+  for (const auto& e : deps) add_dep(e);
+  uint64_t point = next_point + 1;
+  syncs.push_back({syncobj, DRM_KILN_SYNC_SIGNAL, point});
+
+  drm_kiln_submit a{};
+  a.ctx_id = ctx;
+  a.cmd_va = va;
+  a.cmd_size = uint32_t(cmd_size);
+  a.bos = {reinterpret_cast<uintptr_t>(bos.data()), uint32_t(bos.size()), sizeof(drm_kiln_bo_ref)};
+  a.syncs = {reinterpret_cast<uintptr_t>(syncs.data()), uint32_t(syncs.size()), sizeof(drm_kiln_sync)};
+  sub->timing.host_submit = std::chrono::steady_clock::now();
+  try {
+    dev->drv->submit(a);
+  } catch (const Error& e) {
+    sub->residency.clear();
+    dev->give_back(std::move(sub->cmd));
+    if (e.errc() == Errc::device_lost) {
+      try {
+        dev->mark_lost(e.what());
+      } catch (...) {
+      }
+    }
+    if (e.os_errno() == ECANCELED || e.os_errno() == EIO) {
+      lost = true;
+      lost_reason = e.what();
+      throw DeviceLost(Errc::device_lost, std::string(e.what()) + " (context banned: create a new Queue)", e.ioctl(), e.os_errno());
+    }
+    throw;
+  }
+  next_point = point;
+  sub->point = point;
+  sub->seqno = a.seqno;
+  pending_waits.clear();
+  log(Level::trace, "submit ctx {} seqno {} point {}: {}", ctx, a.seqno, point, sub->summary);
+  inflight.push_back(sub);
+  retire_completed(false);
+  return Event(sub);
+}
+
+void run_blocking(const std::shared_ptr<DeviceState>& dev, Recording& rec) {
+  auto q = make_queue(Device::from_state(dev), {});
+  q->submit(rec, {}).wait();
+}
+
+}  // namespace detail
+
+// ---- Event -----------------------------------------------------------------
+namespace {
+void retire_through(const std::shared_ptr<detail::Submission>& s) {
+  if (auto q = s->queue.lock()) {
+    std::lock_guard g(q->mu);
+    while (!q->inflight.empty() && q->inflight.front()->point <= s->point) {
+      auto f = std::move(q->inflight.front());
+      q->inflight.pop_front();
+      f->retire();
+      if (f->lost) q->lost = true, q->lost_reason = f->error ? f->error->what() : "context lost";
+      if (f->error && f != s && !q->unreported) q->unreported = *f->error, q->unreported_sub = f;
+    }
+  }
+  s->retire();
+}
+}  // namespace
+
+bool Event::wait(std::chrono::nanoseconds timeout) const {
+  if (!s_) return true;
+  bool retired;
+  {
+    std::lock_guard g(s_->mu);
+    retired = s_->retired;
+  }
+  if (!retired) {
+    int64_t abs = INT64_MAX;
+    if (timeout != std::chrono::nanoseconds::max()) {
+      int64_t now = detail::monotonic_ns();
+      abs = timeout.count() > INT64_MAX - now ? INT64_MAX : now + std::max<int64_t>(0, timeout.count());
+    }
+    if (!s_->dev->drv->syncobj_wait(std::span(&s_->syncobj, 1), std::span(&s_->point, 1), abs)) return false;
+    retire_through(s_);
+  }
+  if (auto q = s_->queue.lock()) {
+    std::lock_guard g(q->mu);
+    if (q->unreported_sub == s_) q->unreported.reset(), q->unreported_sub.reset();
+  }
+  s_->rethrow();
+  return true;
+}
+
+bool Event::ready() const { return wait(std::chrono::nanoseconds(0)); }
+
+Timing Event::timing() const {
+  wait();
+  return s_ ? s_->timing : Timing{};
+}
+uint64_t Event::cycles() const {
+  wait();
+  if (!s_) return 0;
+  return s_->job_cycles ? s_->job_cycles : s_->timing.cycles();
+}
+std::chrono::nanoseconds Event::device_time() const {
+  wait();
+  if (!s_) return {};
+  return std::chrono::nanoseconds(s_->job_elapsed_ns ? s_->job_elapsed_ns : s_->timing.device_end_ns - s_->timing.device_start_ns);
+}
+std::chrono::nanoseconds Event::elapsed_since(const Event& earlier) const {
+  auto a = earlier.timing(), b = timing();
+  return std::chrono::nanoseconds(int64_t(b.device_end_ns) - int64_t(a.device_end_ns));
+}
+uint64_t Event::seqno() const noexcept { return s_ ? s_->seqno : 0; }
+
+// ---- CommandList -------------------------------------------------------------
+CommandList::CommandList(const Device& dev) : r_(std::make_unique<detail::Recording>()) { r_->dev = dev.state(); }
+CommandList::CommandList(CommandList&&) noexcept = default;
+CommandList& CommandList::operator=(CommandList&&) noexcept = default;
+CommandList::~CommandList() = default;
+size_t CommandList::size() const noexcept { return r_ ? r_->cmds.size() : 0; }
+
+CommandList& CommandList::copy(const Buffer& dst, const Buffer& src, size_t size, size_t dst_off, size_t src_off) {
+  detail::check_same_device(r_->dev, dst.bo(), "copy destination");
+  detail::check_same_device(r_->dev, src.bo(), "copy source");
+  if (size == whole_size) size = std::min(dst.size() - std::min(dst_off, dst.size()), src.size() - std::min(src_off, src.size()));
+  if (size == 0) throw Error(Errc::invalid_argument, "copy of 0 bytes");
+  detail::check_range(dst.bo(), dst_off, size, "copy destination");
+  detail::check_range(src.bo(), src_off, size, "copy source");
+  if (dst.bo() == src.bo() && dst_off < src_off + size && src_off < dst_off + size)
+    throw Error(Errc::invalid_argument, "copy within one buffer with overlapping ranges");
+  detail::Cmd c{detail::Cmd::copy};
+  c.label = fmt::format("copy {} B", size);
+  c.dst = dst.bo(), c.src = src.bo(), c.size = size, c.dst_off = dst_off, c.src_off = src_off;
+  r_->cmds.push_back(std::move(c));
+  return *this;
+}
+
+CommandList& CommandList::write(const Buffer& dst, std::span<const std::byte> src, size_t dst_off) {
+  detail::check_same_device(r_->dev, dst.bo(), "write destination");
+  if (src.empty()) throw Error(Errc::invalid_argument, "write of 0 bytes");
+  detail::check_range(dst.bo(), dst_off, src.size(), "write destination");
+  detail::Cmd c{detail::Cmd::write};
+  c.label = fmt::format("upload {} B", src.size());
+  c.dst = dst.bo(), c.dst_off = dst_off, c.size = src.size(), c.host_src = src;
+  r_->cmds.push_back(std::move(c));
+  return *this;
+}
+
+CommandList& CommandList::read(std::span<std::byte> dst, const Buffer& src, size_t src_off) {
+  detail::check_same_device(r_->dev, src.bo(), "read source");
+  if (dst.empty()) throw Error(Errc::invalid_argument, "read of 0 bytes");
+  detail::check_range(src.bo(), src_off, dst.size(), "read source");
+  detail::Cmd c{detail::Cmd::read};
+  c.label = fmt::format("download {} B", dst.size());
+  c.src = src.bo(), c.src_off = src_off, c.size = dst.size(), c.host_dst = dst;
+  r_->cmds.push_back(std::move(c));
+  return *this;
+}
+
+CommandList& CommandList::fill(const Buffer& dst, uint32_t pattern, size_t size, size_t off) {
+  detail::check_same_device(r_->dev, dst.bo(), "fill destination");
+  if (size == whole_size) size = dst.size() - std::min(off, dst.size());
+  if (size == 0 || size % 4 || off % 4) throw Error(Errc::invalid_argument, fmt::format("fill: size {} and offset {} must be non-zero multiples of 4", size, off));
+  detail::check_range(dst.bo(), off, size, "fill destination");
+  detail::Cmd c{detail::Cmd::fill};
+  c.label = fmt::format("fill {} B", size);
+  c.dst = dst.bo(), c.dst_off = off, c.size = size, c.pattern = pattern;
+  r_->cmds.push_back(std::move(c));
+  return *this;
+}
+
+CommandList& CommandList::launch(const Kernel& k, const Launch& l, const Args& args) {
+  if (k.module()->dev != r_->dev) throw Error(Errc::invalid_argument, fmt::format("kernel '{}' was loaded on another Device", k.name()));
+  if (args.kernel().module() != k.module() || &args.kernel().info() != &k.info())
+    throw Error(Errc::invalid_argument, fmt::format("Args were built for kernel '{}', not '{}'", args.kernel().name(), k.name()));
+  args.validate();
+  for (int d = 0; d < 3; d++)
+    if (l.grid[d] == 0 || l.grid[d] > KILN_LAUNCH_MAX_GRID)
+      throw Error(Errc::invalid_argument,
+                  fmt::format("launch '{}': grid {}x{}x{} (each dimension 1..{})", k.name(), l.grid[0], l.grid[1], l.grid[2], KILN_LAUNCH_MAX_GRID));
+  const auto& info = r_->dev->info;
+  uint32_t lm = l.local_mem ? l.local_mem : k.info().local_mem;
+  if (info.local_mem_size && lm > info.local_mem_size)
+    throw Error(Errc::invalid_argument, fmt::format("launch '{}': needs {} bytes of local memory, a PE has {}", k.name(), lm, info.local_mem_size));
+  bool coop = l.cooperative || k.info().cooperative;
+  uint64_t groups = uint64_t(l.grid[0]) * l.grid[1] * l.grid[2];
+  if (coop && info.pe_count() && groups > info.pe_count())
+    throw Error(Errc::invalid_argument, fmt::format("launch '{}': a cooperative launch of {} workgroups exceeds the {} PEs", k.name(), groups, info.pe_count()));
+  detail::Cmd c{detail::Cmd::launch};
+  c.label = fmt::format("launch {} [{}x{}x{}]", k.name(), l.grid[0], l.grid[1], l.grid[2]);
+  c.module = k.module();
+  c.entry_va = k.entry_address();
+  c.args.assign(args.block().begin(), args.block().end());
+  c.args_align = k.info().args_align;
+  c.grid = l.grid;
+  c.local_mem = lm;
+  c.watchdog = l.watchdog_mcycles;
+  c.cooperative = coop;
+  for (size_t i = 0; i < args.bos_.size(); i++)
+    if (args.bos_[i]) c.refs.emplace_back(args.bos_[i], (uint32_t(args.bo_access_[i]) & uint32_t(Access::write)) != 0);
+  r_->cmds.push_back(std::move(c));
+  return *this;
+}
+
+CommandList& CommandList::barrier() {
+  detail::Cmd c{detail::Cmd::barrier};
+  c.label = "barrier";
+  r_->cmds.push_back(std::move(c));
+  return *this;
+}
+
+// ---- Queue -------------------------------------------------------------------
+Queue::~Queue() = default;
+uint32_t Queue::context_id() const noexcept { return s_->ctx; }
+const Device& Queue::device() const noexcept { return s_->device; }
+
+Event Queue::copy(const Buffer& dst, std::span<const std::byte> src, size_t dst_off, Deps deps) {
+  CommandList cl(s_->device);
+  cl.write(dst, src, dst_off);
+  return s_->submit(*cl.recording(), deps);
+}
+Event Queue::copy(std::span<std::byte> dst, const Buffer& src, size_t src_off, Deps deps) {
+  CommandList cl(s_->device);
+  cl.read(dst, src, src_off);
+  return s_->submit(*cl.recording(), deps);
+}
+Event Queue::copy(const Buffer& dst, const Buffer& src, size_t size, size_t dst_off, size_t src_off, Deps deps) {
+  CommandList cl(s_->device);
+  cl.copy(dst, src, size, dst_off, src_off);
+  return s_->submit(*cl.recording(), deps);
+}
+Event Queue::fill(const Buffer& dst, uint32_t pattern, size_t size, size_t off, Deps deps) {
+  CommandList cl(s_->device);
+  cl.fill(dst, pattern, size, off);
+  return s_->submit(*cl.recording(), deps);
+}
+Event Queue::launch(const Kernel& k, const Launch& l, const Args& args, Deps deps) {
+  CommandList cl(s_->device);
+  cl.launch(k, l, args);
+  return s_->submit(*cl.recording(), deps);
+}
+Event Queue::submit(const CommandList& cl, Deps deps) {
+  if (!cl.recording() || cl.recording()->dev != s_->dev) throw Error(Errc::invalid_argument, "CommandList belongs to another Device");
+  return s_->submit(*cl.recording(), deps);
+}
+Event Queue::barrier(Deps deps) {
+  CommandList cl(s_->device);
+  cl.barrier();
+  return s_->submit(*cl.recording(), deps);
+}
+void Queue::wait(const Event& e) {
+  std::lock_guard g(s_->mu);
+  s_->pending_waits.push_back(e);
+}
+void Queue::finish() {
+  std::optional<Error> err;
+  std::shared_ptr<detail::Submission> sub;
+  {
+    std::lock_guard g(s_->mu);
+    s_->retire_completed(true);
+    err = std::move(s_->unreported);
+    sub = std::move(s_->unreported_sub);
+    s_->unreported.reset();
+    s_->unreported_sub.reset();
+  }
+  if (sub) sub->rethrow();
+  if (s_->lost) throw DeviceLost(Errc::device_lost, "queue lost: " + s_->lost_reason);
+}
+
+}  // namespace kiln
