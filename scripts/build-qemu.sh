@@ -54,7 +54,7 @@ if [ "$WITH_DEVICE" = 1 ] && grep -q '#include "trace.h"' "$DEV"/*.c 2>/dev/null
 fi
 
 # --- source -------------------------------------------------------------------------------
-find_src() { find "$SRC_PARENT" -mindepth 1 -maxdepth 1 -type d -name "qemu-$QEMU_SERIES.*" 2>/dev/null | sort -V | tail -n1; }
+find_src() { { find "$SRC_PARENT" -mindepth 1 -maxdepth 1 -type d -name "qemu-$QEMU_SERIES.*" 2>/dev/null || true; } | sort -V | tail -n1; }
 SRC=$(find_src)
 if [ -z "$SRC" ]; then
     mkdir -p "$SRC_PARENT"
