@@ -160,7 +160,7 @@ void Submission::retire() noexcept {
     } else {
       error.emplace(Error(code, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
     }
-    log(Level::warn, "{}", msg);
+    log(Level::info, "{}", msg);
   }
   if (trace_enabled()) {
     TraceRecord r;

@@ -1,0 +1,856 @@
+// SPDX-License-Identifier: MIT
+// libkiln against the fake driver: argument validation, lifetimes, error
+// mapping, queues, events, command lists, thread safety.
+#include <gtest/gtest.h>
+#include <kiln/kiln.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <numeric>
+#include <thread>
+
+#include "fake_driver.hpp"
+#include "kbin_builder.hpp"
+
+using namespace kiln;
+using namespace std::chrono_literals;
+using kiln::detail::FakeDriver;
+
+namespace {
+
+struct Fx : ::testing::Test {
+  std::shared_ptr<FakeDriver> drv = std::make_shared<FakeDriver>();
+  Device dev = Device::from_driver(drv);
+
+  Module vadd_module() {
+    test::KbinBuilder b;
+    auto img = b.build();
+    return dev.load(img, "vadd.kbin");
+  }
+  // LAUNCH hook for the builder's vadd(a, b, n): b[i] = 2 * a[i].
+  void install_vadd() {
+    drv->set_launch_hook([](const kiln_pkt_launch& p, FakeDriver& d) {
+      auto args = d.memory(p.args_va, p.args_size);
+      uint64_t a, b;
+      uint32_t n;
+      std::memcpy(&a, args.data(), 8);
+      std::memcpy(&b, args.data() + 8, 8);
+      std::memcpy(&n, args.data() + 16, 4);
+      auto A = d.memory(a, n * 4ull), B = d.memory(b, n * 4ull);
+      FakeDriver::LaunchResult r;
+      if (A.empty() || B.empty()) {
+        r.status = KILN_STATUS_MMU_FAULT;
+        r.pe = 0;
+        r.fault_addr = A.empty() ? a : b;
+        return r;
+      }
+      for (uint32_t i = 0; i < n; i++) {
+        float x;
+        std::memcpy(&x, A.data() + i * 4, 4);
+        x *= 2;
+        std::memcpy(B.data() + i * 4, &x, 4);
+      }
+      r.cycles = n;
+      return r;
+    });
+  }
+};
+
+}  // namespace
+
+// ---- device -------------------------------------------------------------------
+TEST_F(Fx, DeviceInfoFromQuery) {
+  EXPECT_EQ(dev.info().driver_name, "kiln");
+  EXPECT_EQ(dev.info().pe_grid_width, 2u);
+  EXPECT_EQ(dev.info().pe_count(), 4u);
+  EXPECT_EQ(dev.info().uapi_major, 1u);
+  EXPECT_EQ(dev.info().max_cmd_size, 4u << 20);
+  EXPECT_EQ(dev.info().local_mem_size, 384u << 10);
+  EXPECT_EQ(dev.fd(), -1);
+  EXPECT_FALSE(dev.lost());
+}
+
+TEST(Device, WrongDriverNameIsVersionMismatch) {
+  FakeDriver::Options o;
+  o.name = "ivpu";
+  try {
+    Device::from_driver(std::make_shared<FakeDriver>(o));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errc(), Errc::version_mismatch);
+    EXPECT_NE(std::string(e.what()).find("ivpu"), std::string::npos);
+  }
+}
+
+TEST(Device, NewerUapiMajorIsVersionMismatch) {
+  FakeDriver::Options o;
+  o.major = 2;
+  try {
+    Device::from_driver(std::make_shared<FakeDriver>(o));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errc(), Errc::version_mismatch);
+    EXPECT_NE(std::string(e.what()).find("UAPI 2.0"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Device, NullDriverRejected) { EXPECT_THROW(Device::from_driver(nullptr), Error); }
+
+TEST(Device, EnumerateNeverThrowsAndDiagnoseExplains) {
+  std::vector<DeviceInfo> v;
+  EXPECT_NO_THROW(v = enumerate());
+  auto d = diagnose();
+  EXPECT_FALSE(d.empty());
+  if (v.empty()) EXPECT_NE(d.find("no usable Kiln device"), std::string::npos) << d;
+}
+
+TEST(Device, OpenMissingIndexIsNoDevice) {
+  try {
+    Device::open(999);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errc(), Errc::no_device);
+  }
+}
+
+TEST(Device, OpenMissingPathMapsErrno) {
+  try {
+    Device::open("/dev/accel/accel-does-not-exist");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.os_errno(), ENOENT);
+    EXPECT_EQ(e.ioctl(), "open");
+  }
+}
+
+TEST_F(Fx, TelemetryAndRefresh) {
+  auto t = dev.telemetry();
+  EXPECT_DOUBLE_EQ(t.temperature_c, 45.0);
+  auto b = dev.alloc(1 << 20);
+  EXPECT_EQ(dev.refresh().dram_free, dev.info().dram_size - (1 << 20));
+}
+
+TEST(Ops, SearchPathHonoursEnv) {
+  setenv("KILN_OPS_PATH", "/tmp/a:/tmp/b", 1);
+  auto p = ops_search_path();
+  ASSERT_GE(p.size(), 2u);
+  EXPECT_EQ(p[0], "/tmp/a");
+  EXPECT_EQ(p[1], "/tmp/b");
+  try {
+    find_kernel_binary("no_such_op");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/tmp/a:/tmp/b"), std::string::npos) << e.what();
+  }
+  unsetenv("KILN_OPS_PATH");
+}
+
+// ---- buffers --------------------------------------------------------------------
+TEST_F(Fx, AllocMapReadWrite) {
+  auto b = dev.alloc(1000, Memory::host);
+  EXPECT_EQ(b.size(), 4096u);  // rounded by the driver
+  EXPECT_NE(b.device_address(), 0u);
+  EXPECT_TRUE(b.mappable());
+  std::vector<uint32_t> v(250);
+  std::iota(v.begin(), v.end(), 0);
+  b.write(std::span<const uint32_t>(v), 8);
+  std::vector<uint32_t> r(250);
+  b.read(std::span(r), 8);
+  EXPECT_EQ(r, v);
+  EXPECT_EQ(b.map<uint32_t>()[2], 0u);
+  EXPECT_EQ(b.map<uint32_t>()[3], 1u);
+}
+
+TEST_F(Fx, ReadWriteBoundsChecked) {
+  auto b = dev.alloc(4096);
+  std::vector<std::byte> big(4097);
+  EXPECT_THROW(b.write(big), Error);
+  EXPECT_THROW(b.read(std::span(big).first(10), 4090), Error);
+  EXPECT_THROW(b.write(std::span(big).first(1), ~size_t(0)), Error);
+}
+
+TEST_F(Fx, UnmappableBufferUsesDeviceCopies) {
+  auto b = dev.alloc(8192, Memory::device, BufferFlags::no_mmap);
+  EXPECT_FALSE(b.mappable());
+  EXPECT_THROW(b.map(), Error);
+  try {
+    b.map();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errc(), Errc::not_supported);
+  }
+  std::vector<float> v(100, 3.5f), r(100);
+  b.write(std::span<const float>(v), 64);
+  b.read(std::span(r), 64);
+  EXPECT_EQ(r, v);
+  EXPECT_EQ(drv->live_contexts(), 0u);  // temporary contexts released
+}
+
+TEST_F(Fx, ZeroSizeAllocRejectedBeforeIoctl) {
+  size_t before = drv->ioctl_count("DRM_IOCTL_KILN_BO_CREATE");
+  EXPECT_THROW(dev.alloc(0), Error);
+  EXPECT_EQ(drv->ioctl_count("DRM_IOCTL_KILN_BO_CREATE"), before);
+}
+
+TEST_F(Fx, WriteCombinedOnlyForHost) {
+  EXPECT_THROW(dev.alloc(4096, Memory::device, BufferFlags::write_combined), Error);
+  EXPECT_NO_THROW(dev.alloc(4096, Memory::host, BufferFlags::write_combined));
+}
+
+TEST_F(Fx, OutOfDeviceMemoryMapsToOutOfMemory) {
+  try {
+    dev.alloc(size_t(1) << 30);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errc(), Errc::out_of_memory);
+    EXPECT_EQ(e.ioctl(), "DRM_IOCTL_KILN_BO_CREATE");
+    EXPECT_EQ(e.os_errno(), ENOSPC);
+    EXPECT_EQ(e.code(), make_error_code(Errc::out_of_memory));
+  }
+}
+
+TEST_F(Fx, ErrnoMapping) {
+  struct C { int err; Errc want; } cases[] = {{EACCES, Errc::permission_denied}, {EPERM, Errc::permission_denied},
+                                              {EINVAL, Errc::invalid_argument},  {ENOMEM, Errc::out_of_memory},
+                                              {ENOTTY, Errc::not_supported},     {EIO, Errc::io_error}};
+  for (auto c : cases) {
+    drv->inject_error("DRM_IOCTL_KILN_BO_CREATE", c.err);
+    try {
+      dev.alloc(4096);
+      ADD_FAILURE() << c.err;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.errc(), c.want) << c.err;
+      EXPECT_EQ(e.os_errno(), c.err);
+      EXPECT_NE(std::string(e.what()).find("DRM_IOCTL_KILN_BO_CREATE"), std::string::npos);
+    }
+  }
+}
+
+TEST_F(Fx, EnodevIsDeviceLost) {
+  drv->inject_error("DRM_IOCTL_KILN_BO_CREATE", ENODEV);
+  EXPECT_THROW(dev.alloc(4096), DeviceLost);
+}
+
+TEST_F(Fx, BufferReleasedOnDestruction) {
+  size_t base = drv->live_bos();
+  {
+    auto a = dev.alloc(4096), b = dev.alloc(4096);
+    EXPECT_EQ(drv->live_bos(), base + 2);
+    Buffer moved = std::move(a);
+    EXPECT_FALSE(a);  // NOLINT: moved-from is empty
+    EXPECT_TRUE(moved);
+  }
+  EXPECT_EQ(drv->live_bos(), base);
+}
+
+TEST_F(Fx, MappingFailureLeavesNoLeak) {
+  size_t base = drv->live_bos();
+  drv->inject_error("DRM_IOCTL_KILN_BO_INFO", EIO);
+  EXPECT_THROW(dev.alloc(4096), Error);
+  EXPECT_EQ(drv->live_bos(), base);
+}
+
+TEST_F(Fx, BufferOutlivesDeviceHandle) {
+  Buffer b;
+  {
+    auto d2 = Device::from_driver(std::make_shared<FakeDriver>());
+    b = d2.alloc(4096, Memory::host);
+  }
+  b.map<uint32_t>()[0] = 7;  // device state still alive through the buffer
+  EXPECT_EQ(b.map<uint32_t>()[0], 7u);
+}
+
+TEST_F(Fx, PrimeRoundTripSameDeviceSharesHandle) {
+  auto a = dev.alloc(4096, Memory::host);
+  a.map<uint32_t>()[0] = 0x1234;
+  int fd = a.export_dmabuf();
+  auto b = dev.import_dmabuf(fd);
+  EXPECT_EQ(a.handle(), b.handle());
+  EXPECT_EQ(b.map<uint32_t>()[0], 0x1234u);
+  size_t closes = drv->ioctl_count("DRM_IOCTL_GEM_CLOSE");
+  { Buffer tmp = std::move(b); }
+  EXPECT_EQ(drv->ioctl_count("DRM_IOCTL_GEM_CLOSE"), closes);  // still used by a
+  EXPECT_EQ(a.map<uint32_t>()[0], 0x1234u);
+}
+
+TEST_F(Fx, PrimeShareBetweenDevices) {
+  auto other = Device::from_driver(std::make_shared<FakeDriver>());
+  auto a = dev.alloc(4096, Memory::host);
+  a.map<uint32_t>()[1] = 99;
+  auto b = other.import_dmabuf(a.export_dmabuf());
+  EXPECT_EQ(b.size(), 4096u);
+  EXPECT_EQ(b.map<uint32_t>()[1], 99u);
+}
+
+TEST_F(Fx, PrimeImportBadFd) {
+  try {
+    dev.import_dmabuf(-5);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.ioctl(), "DRM_IOCTL_PRIME_FD_TO_HANDLE");
+  }
+}
+
+// ---- modules and arguments ------------------------------------------------------
+TEST_F(Fx, LoadModuleExposesMetadata) {
+  auto m = vadd_module();
+  EXPECT_EQ(m.kernels().size(), 1u);
+  auto k = m.kernel("vadd");
+  EXPECT_EQ(k.args().size(), 3u);
+  EXPECT_EQ(k.arg_index("n"), 2u);
+  EXPECT_NE(k.entry_address(), 0u);
+  EXPECT_TRUE(m.has_kernel("vadd"));
+  EXPECT_FALSE(m.has_kernel("vsub"));
+}
+
+TEST_F(Fx, UnknownKernelListsAvailable) {
+  auto m = vadd_module();
+  try {
+    m.kernel("vsub");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errc(), Errc::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("vadd"), std::string::npos);
+  }
+}
+
+TEST_F(Fx, LoadInvalidBinaryGivesClearError) {
+  std::vector<std::byte> junk(100, std::byte{1});
+  try {
+    dev.load(junk, "junk.kbin");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errc(), Errc::invalid_binary);
+    EXPECT_NE(std::string(e.what()).find("junk.kbin"), std::string::npos);
+  }
+  EXPECT_THROW(dev.load_file("/nonexistent/x.kbin"), Error);
+}
+
+TEST_F(Fx, LoadedCodeIsRelocated) {
+  auto m = vadd_module();
+  auto k = m.kernel("vadd");
+  auto mem = drv->memory(k.entry_address() + 128, 8);
+  uint64_t v;
+  std::memcpy(&v, mem.data(), 8);
+  EXPECT_EQ(v, k.entry_address() + 16);
+}
+
+TEST_F(Fx, ArgsValidation) {
+  auto m = vadd_module();
+  auto k = m.kernel("vadd");
+  auto buf = dev.alloc(4096);
+  Args a(k);
+  EXPECT_THROW(a.set(3, buf), Error);               // index out of range
+  EXPECT_THROW(a.set(2, buf), Error);               // scalar given a buffer
+  EXPECT_THROW(a.set(0, uint32_t(5)), Error);       // buffer given a scalar
+  EXPECT_THROW(a.set(2, uint64_t(5)), Error);       // wrong size
+  EXPECT_THROW(a.set(2, 5.0f), Error);              // float for an integer
+  EXPECT_THROW(a.set("nope", uint32_t(1)), Error);  // unknown name
+  EXPECT_THROW(a.set(0, Buffer{}), Error);          // empty buffer
+  EXPECT_THROW(a.set(0, buf, 4096), Error);         // offset outside
+  a.set("a", buf).set(2, uint32_t(7));
+  try {
+    a.validate();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'b' was not set"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("signature"), std::string::npos);
+  }
+  a.set("b", buf, 64);
+  EXPECT_NO_THROW(a.validate());
+  uint64_t va;
+  std::memcpy(&va, a.block().data() + 8, 8);
+  EXPECT_EQ(va, buf.device_address() + 64);
+}
+
+TEST_F(Fx, ArgsFromOtherDeviceRejected) {
+  auto other = Device::from_driver(std::make_shared<FakeDriver>());
+  auto m = vadd_module();
+  Args a(m.kernel("vadd"));
+  auto ob = other.alloc(4096);
+  EXPECT_THROW(a.set(0, ob), Error);
+}
+
+TEST_F(Fx, LaunchWithWrongArgumentsFailsBeforeSubmission) {
+  auto m = vadd_module();
+  auto k = m.kernel("vadd");
+  auto q = dev.queue();
+  size_t before = drv->submits();
+  Args a(k);
+  EXPECT_THROW(q.launch(k, {}, a), Error);                        // unset args
+  auto buf = dev.alloc(4096);
+  EXPECT_THROW(q.launch_with(k, {}, buf, buf), Error);             // too few
+  EXPECT_THROW(q.launch_with(k, {}, buf, buf, uint32_t(1), 1), Error);  // too many
+  EXPECT_THROW(q.launch_with(k, {}, buf, uint32_t(1), uint32_t(1)), Error);  // kind
+  a.set(0, buf).set(1, buf).set(2, uint32_t(4));
+  EXPECT_THROW(q.launch(k, {.grid = {0, 1, 1}}, a), Error);        // grid
+  EXPECT_THROW(q.launch(k, {.grid = {70000, 1, 1}}, a), Error);
+  EXPECT_THROW(q.launch(k, {.local_mem = 1 << 20}, a), Error);     // local memory
+  EXPECT_THROW(q.launch(k, {.grid = {5, 1, 1}, .cooperative = true}, a), Error);  // > PEs
+  EXPECT_EQ(drv->submits(), before);
+}
+
+// ---- queues -----------------------------------------------------------------------
+TEST_F(Fx, UploadDownloadRoundTrip) {
+  auto q = dev.queue();
+  auto b = dev.alloc(1 << 16);
+  std::vector<float> in(1000), out(1000);
+  std::iota(in.begin(), in.end(), 1.0f);
+  q.upload(b, in);
+  auto e = q.download(out, b);
+  EXPECT_TRUE(e.wait(1s));
+  EXPECT_EQ(in, out);
+  EXPECT_GT(e.seqno(), 0u);
+}
+
+TEST_F(Fx, HostSourceMayBeReusedImmediately) {
+  auto q = dev.queue();
+  auto b = dev.alloc(4096);
+  drv->hold();
+  std::vector<uint32_t> v(16, 1);
+  q.upload(b, v);
+  std::fill(v.begin(), v.end(), 2);  // staged at call time: must not matter
+  drv->release();
+  std::vector<uint32_t> r(16);
+  q.download(r, b).wait();
+  EXPECT_EQ(r[0], 1u);
+}
+
+TEST_F(Fx, DownloadLandsOnlyAfterCompletion) {
+  auto q = dev.queue();
+  auto b = dev.alloc(4096);
+  q.fill(b, 0xabcdabcd).wait();
+  drv->hold();
+  std::vector<uint32_t> r(4, 0);
+  auto e = q.download(r, b);
+  EXPECT_FALSE(e.ready());
+  EXPECT_EQ(r[0], 0u);
+  drv->release();
+  EXPECT_TRUE(e.wait());
+  EXPECT_EQ(r[0], 0xabcdabcdu);
+}
+
+TEST_F(Fx, FillAndDeviceCopy) {
+  auto q = dev.queue();
+  auto a = dev.alloc(8192), b = dev.alloc(8192);
+  q.fill(a, 0x11111111);
+  q.fill(a, 0x22222222, 16, 4096);
+  q.copy(b, a);
+  std::vector<uint32_t> r(2048);
+  q.download(r, b);
+  q.finish();
+  EXPECT_EQ(r[0], 0x11111111u);
+  EXPECT_EQ(r[1024], 0x22222222u);
+  EXPECT_EQ(r[1028], 0x11111111u);
+}
+
+TEST_F(Fx, CopyValidation) {
+  auto q = dev.queue();
+  auto a = dev.alloc(4096), b = dev.alloc(8192);
+  EXPECT_THROW(q.copy(a, b, 8192), Error);
+  EXPECT_THROW(q.copy(a, a, 100, 0, 50), Error);  // overlap
+  EXPECT_THROW(q.fill(a, 0, 6), Error);           // not multiple of 4
+  EXPECT_THROW(q.fill(a, 0, 4, 2), Error);
+  EXPECT_THROW(q.fill(a, 0, 8192), Error);
+  std::vector<std::byte> big(5000);
+  EXPECT_THROW(q.copy(a, big), Error);
+  EXPECT_THROW(q.copy(std::span(big), a), Error);
+  auto other = Device::from_driver(std::make_shared<FakeDriver>());
+  auto ob = other.alloc(4096);
+  EXPECT_THROW(q.copy(a, ob), Error);
+  EXPECT_NO_THROW(q.copy(b, a));  // whole_size = min of both
+}
+
+TEST_F(Fx, SubmissionListsEveryBufferAndTimestamps) {
+  auto q = dev.queue();
+  auto a = dev.alloc(4096), b = dev.alloc(4096);
+  q.copy(b, a).wait();
+  auto bos = drv->last_bo_list();
+  auto has = [&](uint32_t h, bool w) {
+    for (auto& r : bos)
+      if (r.handle == h) return ((r.flags & DRM_KILN_BO_REF_WRITE) != 0) == w;
+    return false;
+  };
+  EXPECT_TRUE(has(a.handle(), false));
+  EXPECT_TRUE(has(b.handle(), true));
+  auto pk = drv->last_packets();
+  ASSERT_EQ(pk.size(), 3u);
+  EXPECT_EQ(KILN_PKT_OPCODE(pk[0].header), KILN_OP_TIMESTAMP);
+  EXPECT_EQ(KILN_PKT_OPCODE(pk[1].header), KILN_OP_DMA_COPY);
+  EXPECT_EQ(KILN_PKT_OPCODE(pk[2].header), KILN_OP_TIMESTAMP);
+}
+
+TEST_F(Fx, InFlightBufferKeptAliveUntilDone) {
+  auto q = dev.queue();
+  size_t base = drv->live_bos();
+  drv->hold();
+  Event e;
+  {
+    auto a = dev.alloc(4096), b = dev.alloc(4096);
+    e = q.copy(b, a);
+  }
+  EXPECT_GE(drv->live_bos(), base + 2);  // still referenced by the job
+  drv->release();
+  e.wait();
+  q.finish();
+  EXPECT_LE(drv->live_bos(), base + 1);  // only pooled command buffers remain
+}
+
+TEST_F(Fx, WaitTimesOutReturnsFalse) {
+  auto q = dev.queue();
+  auto b = dev.alloc(4096);
+  drv->hold();
+  auto e = q.fill(b, 1);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(e.wait(20ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 15ms);
+  EXPECT_FALSE(e.ready());
+  drv->release();
+  EXPECT_TRUE(e.wait(1s));
+  EXPECT_TRUE(e.ready());
+}
+
+TEST_F(Fx, NullEventIsReady) {
+  Event e;
+  EXPECT_TRUE(e.ready());
+  EXPECT_TRUE(e.wait(0ns));
+  EXPECT_EQ(e.seqno(), 0u);
+}
+
+TEST_F(Fx, EventTiming) {
+  install_vadd();
+  auto q = dev.queue();
+  auto b = dev.alloc(4096);
+  auto e1 = q.fill(b, 1);
+  auto e2 = q.fill(b, 2);
+  auto t = e2.timing();
+  EXPECT_GT(t.device_end_ns, t.device_start_ns);
+  EXPECT_GT(e2.device_time().count(), 0);
+  EXPECT_GT(e2.elapsed_since(e1).count(), 0);
+  EXPECT_GE(e2.cycles(), 0u);
+}
+
+TEST_F(Fx, CrossQueueWaitAddsInSync) {
+  auto q1 = dev.queue(), q2 = dev.queue();
+  auto b = dev.alloc(4096);
+  auto e = q1.fill(b, 5);
+  q2.wait(e);
+  q2.barrier().wait();
+  auto s = drv->last_syncs();
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].flags, DRM_KILN_SYNC_WAIT);
+  EXPECT_EQ(s[0].point, 1u);
+  EXPECT_EQ(s[1].flags, DRM_KILN_SYNC_SIGNAL);
+  // explicit deps too; same-queue deps are implicit
+  auto e2 = q1.fill(b, 6);
+  q2.barrier(std::span(&e2, 1)).wait();
+  EXPECT_EQ(drv->last_syncs().size(), 2u);
+  q1.barrier(std::span(&e2, 1)).wait();
+  EXPECT_EQ(drv->last_syncs().size(), 1u);
+}
+
+TEST_F(Fx, CommandListReplaysWithOneSubmitEach) {
+  auto q = dev.queue();
+  auto a = dev.alloc(4096), b = dev.alloc(4096);
+  std::vector<uint32_t> in(16), out(16);
+  CommandList cl(dev);
+  cl.write(a, std::as_bytes(std::span(in))).copy(b, a).barrier().read(std::as_writable_bytes(std::span(out)), b);
+  EXPECT_EQ(cl.size(), 4u);
+  for (uint32_t i = 0; i < 3; i++) {
+    std::fill(in.begin(), in.end(), i + 10);
+    size_t before = drv->submits();
+    q.submit(cl).wait();
+    EXPECT_EQ(drv->submits(), before + 1);
+    EXPECT_EQ(out[15], i + 10);
+  }
+}
+
+TEST_F(Fx, LaunchPacksArgumentsAndRuns) {
+  install_vadd();
+  auto m = vadd_module();
+  auto k = m.kernel("vadd");
+  auto q = dev.queue();
+  const uint32_t n = 256;
+  auto A = dev.alloc(n * 4), B = dev.alloc(n * 4);
+  std::vector<float> a(n), b(n);
+  std::iota(a.begin(), a.end(), 0.f);
+  q.upload(A, a);
+  auto e = q.launch_with(k, {.grid = {2, 1, 1}}, A, B, n);
+  q.download(b, B);
+  q.finish();
+  EXPECT_EQ(b[100], 200.f);
+  EXPECT_EQ(e.cycles(), n);
+  // the launch packet
+  Args args(k);
+  args.set("a", A).set("b", B).set("n", n);
+  q.launch(k, {.grid = {3, 2, 1}, .watchdog_mcycles = 7}, args).wait();
+  auto pk = drv->last_packets();
+  kiln_pkt_launch lp;
+  std::memcpy(&lp, &pk[1], sizeof lp);
+  EXPECT_EQ(KILN_PKT_OPCODE(lp.header), KILN_OP_LAUNCH);
+  EXPECT_EQ(lp.entry_va, k.entry_address());
+  EXPECT_EQ(lp.grid_x, 3u);
+  EXPECT_EQ(lp.grid_y, 2u);
+  EXPECT_EQ(lp.args_size, 24u);
+  EXPECT_EQ(lp.watchdog_mcycles, 7u);
+  EXPECT_EQ(lp.args_va % 64, 0u);
+}
+
+TEST_F(Fx, ModuleKeptAliveByKernel) {
+  install_vadd();
+  auto q = dev.queue();
+  std::optional<Kernel> k;
+  { k = vadd_module().kernel("vadd"); }
+  auto A = dev.alloc(4096), B = dev.alloc(4096);
+  EXPECT_NO_THROW(q.launch_with(*k, {}, A, B, uint32_t(4)).wait());
+}
+
+TEST_F(Fx, KernelFaultCarriesPePcAddress) {
+  auto m = vadd_module();
+  auto k = m.kernel("vadd");
+  auto q = dev.queue();
+  auto A = dev.alloc(4096), B = dev.alloc(4096);
+  FakeDriver::LaunchResult r;
+  r.status = KILN_STATUS_MMU_FAULT;
+  r.pe = 3;
+  r.pc = 0x1234;
+  r.fault_addr = 0xdead000;
+  r.fault_access = 2;
+  drv->fail_next_job(r);
+  q.fill(A, 0);
+  auto e = q.launch_with(k, {}, A, B, uint32_t(4));
+  try {
+    e.wait();
+    FAIL();
+  } catch (const Error& err) {
+    EXPECT_EQ(err.errc(), Errc::kernel_fault);
+    ASSERT_TRUE(err.job());
+    EXPECT_EQ(err.job()->pe, 3u);
+    EXPECT_EQ(err.job()->pc, 0x1234u);
+    EXPECT_EQ(err.job()->fault_addr, 0xdead000u);
+    EXPECT_EQ(err.job()->status, uint32_t(KILN_STATUS_MMU_FAULT));
+    EXPECT_EQ(err.job()->command_index, 0u);
+    std::string w = err.what();
+    EXPECT_NE(w.find("PE 3 (1,1)"), std::string::npos) << w;
+    EXPECT_NE(w.find("0x1234"), std::string::npos) << w;
+    EXPECT_NE(w.find("0xdead000"), std::string::npos) << w;
+    EXPECT_NE(w.find("launch vadd"), std::string::npos) << w;
+  }
+  EXPECT_THROW(e.wait(), Error);  // every wait reports it
+  EXPECT_NO_THROW(q.finish());    // already reported
+  EXPECT_NO_THROW(q.fill(A, 0).wait());  // the queue still works
+}
+
+TEST_F(Fx, UnwaitedFailureReportedByFinish) {
+  auto m = vadd_module();
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  FakeDriver::LaunchResult r;
+  r.status = KILN_STATUS_KERNEL_TRAP;
+  r.pe = 1;
+  drv->fail_next_job(r);
+  q.launch_with(m.kernel("vadd"), {}, A, A, uint32_t(1));
+  q.fill(A, 0);
+  try {
+    q.finish();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errc(), Errc::kernel_fault);
+    EXPECT_NE(std::string(e.what()).find("KERNEL_TRAP"), std::string::npos);
+  }
+  EXPECT_NO_THROW(q.finish());
+}
+
+TEST_F(Fx, BannedContextIsStickyDeviceLost) {
+  FakeDriver::Options o;
+  o.ban_on_fault = true;
+  auto d = std::make_shared<FakeDriver>(o);
+  auto dv = Device::from_driver(d);
+  auto q = dv.queue();
+  auto A = dv.alloc(4096);
+  FakeDriver::LaunchResult r;
+  r.status = KILN_STATUS_WATCHDOG;
+  r.pe = 0;
+  d->fail_next_job(r);
+  test::KbinBuilder b;
+  auto m = dv.load(b.build());
+  EXPECT_THROW(q.launch_with(m.kernel("vadd"), {}, A, A, uint32_t(1)).wait(), DeviceLost);
+  EXPECT_THROW(q.fill(A, 0), DeviceLost);  // sticky for the queue
+  EXPECT_THROW(q.finish(), DeviceLost);
+  auto q2 = dv.queue();  // a new context works
+  EXPECT_NO_THROW(q2.fill(A, 0).wait());
+}
+
+TEST_F(Fx, ResetAbortsJobRecoverable) {
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  drv->hold();
+  auto e = q.fill(A, 1);
+  drv->reset_device(false);
+  try {
+    e.wait();
+    FAIL();
+  } catch (const DeviceLost&) {
+    FAIL() << "not lost";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("ABORTED"), std::string::npos);
+    EXPECT_NE(std::string(err.what()).find("resubmit"), std::string::npos);
+  }
+  EXPECT_NO_THROW(q.fill(A, 1).wait());
+}
+
+TEST_F(Fx, ResetWithBanIsDeviceLost) {
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  drv->hold();
+  auto e = q.fill(A, 1);
+  drv->reset_device(true);
+  EXPECT_THROW(e.wait(), DeviceLost);
+  EXPECT_THROW(q.fill(A, 1), DeviceLost);
+}
+
+TEST_F(Fx, FatalStatusLosesDevice) {
+  auto m = vadd_module();
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  FakeDriver::LaunchResult r;
+  r.status = KILN_STATUS_FATAL;
+  drv->fail_next_job(r);
+  EXPECT_THROW(q.launch_with(m.kernel("vadd"), {}, A, A, uint32_t(1)).wait(), DeviceLost);
+  EXPECT_TRUE(dev.lost());
+  EXPECT_THROW(dev.alloc(4096), DeviceLost);
+  EXPECT_THROW(dev.queue(), DeviceLost);
+}
+
+TEST_F(Fx, SubmitIoctlErrorsMapped) {
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  drv->inject_error("DRM_IOCTL_KILN_SUBMIT", E2BIG);
+  try {
+    q.fill(A, 0);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.ioctl(), "DRM_IOCTL_KILN_SUBMIT");
+    EXPECT_EQ(e.os_errno(), E2BIG);
+  }
+  EXPECT_NO_THROW(q.fill(A, 0).wait());  // the failed submit consumed no point
+  drv->inject_error("DRM_IOCTL_KILN_SUBMIT", ECANCELED);
+  EXPECT_THROW(q.fill(A, 0), DeviceLost);
+}
+
+TEST_F(Fx, WaitIoctlFailureThrows) {
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  drv->hold();
+  auto e = q.fill(A, 0);
+  drv->inject_error("DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT", EINVAL);
+  EXPECT_THROW(e.wait(1ms), Error);
+  drv->release();
+  EXPECT_TRUE(e.wait());
+}
+
+TEST_F(Fx, CommandListTooLongForDriver) {
+  FakeDriver::Options o;
+  o.max_cmd_size = 64 * 8;
+  auto d = std::make_shared<FakeDriver>(o);
+  auto dv = Device::from_driver(d);
+  auto q = dv.queue();
+  auto A = dv.alloc(4096);
+  CommandList cl(dv);
+  for (int i = 0; i < 10; i++) cl.fill(A, i);
+  EXPECT_THROW(q.submit(cl), Error);
+  CommandList other(dev);
+  EXPECT_THROW(q.submit(other), Error);  // list of another device
+}
+
+TEST_F(Fx, QueueAndDeviceResourcesReleased) {
+  {
+    auto d = std::make_shared<FakeDriver>();
+    {
+      auto dv = Device::from_driver(d);
+      auto q = dv.queue();
+      auto A = dv.alloc(4096);
+      q.fill(A, 0);
+      q.fill(A, 1);
+      EXPECT_EQ(d->live_contexts(), 1u);
+    }
+    EXPECT_EQ(d->live_contexts(), 0u);
+    EXPECT_EQ(d->live_syncobjs(), 0u);
+    EXPECT_EQ(d->live_bos(), 0u);  // pooled command buffers freed with the device
+  }
+}
+
+TEST_F(Fx, QueueDestructorWaitsForWork) {
+  auto A = dev.alloc(4096, Memory::host);
+  std::thread t;
+  {
+    auto q = dev.queue();
+    drv->hold();
+    q.fill(A, 0x5a5a5a5a);
+    t = std::thread([&] {
+      std::this_thread::sleep_for(20ms);
+      drv->release();
+    });
+  }
+  t.join();
+  EXPECT_EQ(A.map<uint32_t>()[0], 0x5a5a5a5au);
+}
+
+// ---- thread safety ------------------------------------------------------------------
+TEST_F(Fx, ConcurrentSubmitsOnOneQueue) {
+  auto q = dev.queue();
+  constexpr int threads = 4, iters = 50;
+  std::vector<Buffer> bufs;
+  for (int i = 0; i < threads; i++) bufs.push_back(dev.alloc(4096));
+  std::vector<std::thread> ts;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < threads; t++)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < iters; i++) {
+        std::vector<uint32_t> in(8, uint32_t(t * 1000 + i)), out(8);
+        q.upload(bufs[t], in);
+        q.download(out, bufs[t]).wait();
+        if (out[7] != in[7]) bad++;
+      }
+    });
+  for (auto& t : ts) t.join();
+  q.finish();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(drv->submits(), size_t(threads * iters * 2));
+}
+
+TEST_F(Fx, ConcurrentQueuesAndEventWaiters) {
+  constexpr int threads = 4;
+  std::vector<std::thread> ts;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < threads; t++)
+    ts.emplace_back([&, t] {
+      auto q = dev.queue();
+      auto b = dev.alloc(4096);
+      for (int i = 0; i < 30; i++) {
+        auto e = q.fill(b, uint32_t(t));
+        std::thread w([&] { e.wait(); });  // a second waiter on the same event
+        e.wait();
+        w.join();
+      }
+      std::vector<uint32_t> r(1);
+      q.download(r, b).wait();
+      if (r[0] != uint32_t(t)) bad++;
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(ErrorCategory, NamesAndCodes) {
+  EXPECT_STREQ(category().name(), "kiln");
+  std::error_code ec = Errc::kernel_fault;
+  EXPECT_EQ(ec.message(), "kernel fault");
+  EXPECT_EQ(status_name(KILN_STATUS_MMU_FAULT), "MMU_FAULT");
+  EXPECT_EQ(status_name(999), "UNKNOWN");
+  Error e(Errc::timeout, "x", "DRM_IOCTL_FOO", ETIME);
+  EXPECT_EQ(e.ioctl(), "DRM_IOCTL_FOO");
+  EXPECT_EQ(e.os_errno(), ETIME);
+  EXPECT_FALSE(e.job());
+  DeviceLost l(Errc::device_lost, "gone");
+  const std::system_error& se = l;
+  EXPECT_EQ(se.code(), make_error_code(Errc::device_lost));
+}

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+// KILN_TRACE writes a Chrome trace of every submission.
+#include <gtest/gtest.h>
+#include <kiln/kiln.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "fake_driver.hpp"
+#include "internal.hpp"
+
+namespace {
+const std::string kPath = ::testing::TempDir() + "kiln_trace_test.json";
+struct SetEnv {
+  SetEnv() { setenv("KILN_TRACE", kPath.c_str(), 1); }
+} set_env;
+}  // namespace
+
+TEST(Trace, WritesChromeTraceWithDeviceTimes) {
+  {
+    auto drv = std::make_shared<kiln::detail::FakeDriver>();
+    auto dev = kiln::Device::from_driver(drv);
+    auto q = dev.queue();
+    auto b = dev.alloc(4096);
+    q.fill(b, 1);
+    q.fill(b, 2).wait();
+  }
+  kiln::detail::trace_flush();
+  std::ifstream f(kPath);
+  ASSERT_TRUE(f) << kPath;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  auto s = ss.str();
+  EXPECT_NE(s.find("\"traceEvents\""), std::string::npos);
+  EXPECT_NE(s.find("fill 4096 B"), std::string::npos) << s;
+  EXPECT_NE(s.find("\"pid\":2"), std::string::npos);  // device track
+  EXPECT_NE(s.find("\"cycles\""), std::string::npos);
+  EXPECT_EQ(s.back(), '\n');
+}
