@@ -59,6 +59,10 @@ enum drm_kiln_param {
 	DRM_KILN_PARAM_MAX_SUBMIT_SYNCS	= 20,
 	DRM_KILN_PARAM_MAX_CMD_SIZE	= 21,	/* bytes per command buffer */
 	DRM_KILN_PARAM_UAPI_VERSION	= 22,	/* major << 16 | minor */
+	DRM_KILN_PARAM_BO_COUNT		= 23,	/* live BOs on the device (all files) */
+	DRM_KILN_PARAM_HOST_BO_BYTES	= 24,	/* bytes of host-memory BOs created */
+	DRM_KILN_PARAM_MAX_FILES	= 25,	/* open files (address spaces) per device */
+	DRM_KILN_PARAM_FILES_IN_USE	= 26,
 	DRM_KILN_PARAM_NUM_PARAMS
 };
 

@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kiln: contexts.
+ *
+ * A context is what user space submits to: a drm_sched entity bound to
+ * one hardware queue chosen by priority, the file's address space, a
+ * per-context job timeout, and the outcome of its last KILN_JOB_HISTORY
+ * jobs. Contexts of one file share its address space (ASID).
+ */
+
+#include <linux/capability.h>
+#include <linux/cleanup.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+
+#include <drm/drm_drv.h>
+#include <drm/drm_print.h>
+
+#include "kiln_ctx.h"
+#include "kiln_drv.h"
+#include "kiln_mmu.h"
+
+struct kiln_ctx *kiln_ctx_get(struct kiln_ctx *ctx)
+{
+	kref_get(&ctx->ref);
+	return ctx;
+}
+
+static void kiln_ctx_release(struct kref *ref)
+{
+	struct kiln_ctx *ctx = container_of(ref, struct kiln_ctx, ref);
+
+	kiln_vm_put(ctx->vm);
+	mutex_destroy(&ctx->submit_lock);
+	kfree(ctx);
+}
+
+void kiln_ctx_put(struct kiln_ctx *ctx)
+{
+	if (ctx)
+		kref_put(&ctx->ref, kiln_ctx_release);
+}
+
+struct kiln_ctx *kiln_ctx_lookup(struct kiln_file *kfile, u32 id)
+{
+	struct kiln_ctx *ctx;
+
+	xa_lock(&kfile->ctxs);
+	ctx = xa_load(&kfile->ctxs, id);
+	if (ctx)
+		kiln_ctx_get(ctx);
+	xa_unlock(&kfile->ctxs);
+	return ctx;
+}
+
+/*
+ * Spread contexts over the job queues whose hardware priority is closest
+ * to the requested one, least loaded first.
+ */
+static struct kiln_queue *kiln_ctx_pick_queue(struct kiln_device *kdev,
+					      u32 priority)
+{
+	struct kiln_queue *best = NULL;
+	unsigned int best_score = UINT_MAX;
+	u32 i;
+
+	for (i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++) {
+		struct kiln_queue *q = &kdev->queues[i];
+		unsigned int score;
+
+		if (!q->sched_ready)
+			continue;
+		score = abs((int)q->priority - (int)priority) * 65536 +
+			atomic_read(&q->nr_ctx);
+		if (score < best_score) {
+			best = q;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
+static void kiln_ctx_teardown(struct kiln_ctx *ctx)
+{
+	struct kiln_device *kdev = ctx->kdev;
+
+	/* Lets queued jobs reach the hardware (bounded), then kills the rest. */
+	if (ctx->entity_live)
+		drm_sched_entity_destroy(&ctx->entity);
+	ctx->entity_live = false;
+	atomic_dec(&ctx->queue->nr_ctx);
+
+	mutex_lock(&kdev->ctx_lock);
+	list_del(&ctx->link);
+	mutex_unlock(&kdev->ctx_lock);
+	atomic_dec(&kdev->ctx_count);
+	kiln_ctx_put(ctx);
+}
+
+void kiln_ctx_destroy_all(struct kiln_file *kfile)
+{
+	struct kiln_ctx *ctx;
+	unsigned long id;
+
+	xa_for_each(&kfile->ctxs, id, ctx) {
+		xa_erase(&kfile->ctxs, id);
+		kiln_ctx_teardown(ctx);
+	}
+	xa_destroy(&kfile->ctxs);
+}
+
+int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
+			  struct drm_file *file)
+{
+	struct kiln_device *kdev = to_kiln_device(drm);
+	struct kiln_file *kfile = file->driver_priv;
+	struct drm_kiln_ctx_create *args = data;
+	struct kiln_ctx *ctx;
+	struct kiln_queue *q;
+	int ret, idx;
+
+	if (args->flags || args->ctx_id)
+		return -EINVAL;
+	if (args->priority > DRM_KILN_PRIORITY_REALTIME)
+		return -EINVAL;
+	if (args->priority == DRM_KILN_PRIORITY_REALTIME &&
+	    !capable(CAP_SYS_NICE))
+		return -EPERM;
+
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
+
+	if (atomic_inc_return(&kdev->ctx_count) > KILN_MAX_CTX) {
+		ret = -ENOSPC;
+		goto err_count;
+	}
+
+	q = kiln_ctx_pick_queue(kdev, args->priority);
+	if (!q) {
+		ret = -ENODEV;
+		goto err_count;
+	}
+
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	if (!ctx) {
+		ret = -ENOMEM;
+		goto err_count;
+	}
+	kref_init(&ctx->ref);
+	ctx->kdev = kdev;
+	ctx->vm = kiln_vm_get(kfile->vm);
+	ctx->queue = q;
+	ctx->priority = args->priority;
+	ctx->timeout_ms = args->timeout_ms ? args->timeout_ms :
+					     kiln_job_timeout_ms;
+	ctx->pid = task_tgid_nr(current);
+	mutex_init(&ctx->submit_lock);
+	spin_lock_init(&ctx->status_lock);
+	INIT_LIST_HEAD(&ctx->link);
+
+	ctx->sched_list[0] = &q->sched;
+	ret = drm_sched_entity_init(&ctx->entity, DRM_SCHED_PRIORITY_NORMAL,
+				    ctx->sched_list, 1, NULL);
+	if (ret)
+		goto err_ctx;
+	ctx->entity_live = true;
+
+	ret = xa_alloc(&kfile->ctxs, &ctx->id, ctx, xa_limit_32b, GFP_KERNEL);
+	if (ret) {
+		ret = ret == -EBUSY ? -ENOSPC : ret;
+		goto err_entity;
+	}
+
+	atomic_inc(&q->nr_ctx);
+	mutex_lock(&kdev->ctx_lock);
+	list_add_tail(&ctx->link, &kdev->ctx_list);
+	mutex_unlock(&kdev->ctx_lock);
+
+	args->ctx_id = ctx->id;
+	drm_dev_exit(idx);
+	return 0;
+
+err_entity:
+	drm_sched_entity_destroy(&ctx->entity);
+err_ctx:
+	kiln_ctx_put(ctx);
+err_count:
+	atomic_dec(&kdev->ctx_count);
+	drm_dev_exit(idx);
+	return ret;
+}
+
+int kiln_ioctl_ctx_destroy(struct drm_device *drm, void *data,
+			   struct drm_file *file)
+{
+	struct kiln_file *kfile = file->driver_priv;
+	struct drm_kiln_ctx_destroy *args = data;
+	struct kiln_ctx *ctx;
+	int idx;
+
+	if (args->pad)
+		return -EINVAL;
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
+
+	ctx = xa_erase(&kfile->ctxs, args->ctx_id);
+	if (ctx)
+		kiln_ctx_teardown(ctx);
+	drm_dev_exit(idx);
+	return ctx ? 0 : -ENOENT;
+}
+
+int kiln_ioctl_ctx_status(struct drm_device *drm, void *data,
+			  struct drm_file *file)
+{
+	struct kiln_file *kfile = file->driver_priv;
+	struct drm_kiln_ctx_status *args = data;
+	struct kiln_ctx *ctx;
+	unsigned long flags;
+	int idx;
+
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
+	ctx = kiln_ctx_lookup(kfile, args->ctx_id);
+	if (!ctx) {
+		drm_dev_exit(idx);
+		return -ENOENT;
+	}
+
+	args->submitted = READ_ONCE(ctx->submitted);
+	spin_lock_irqsave(&ctx->status_lock, flags);
+	args->flags = ctx->banned ? DRM_KILN_CTX_BANNED : 0;
+	args->completed = ctx->completed;
+	args->error_seqno = ctx->error_seqno;
+	args->error_status = ctx->error_status;
+	args->fault_access = ctx->fault_access;
+	args->fault_addr = ctx->fault_addr;
+	args->fault_reason = ctx->fault_reason;
+	args->reset_count = ctx->reset_count;
+	spin_unlock_irqrestore(&ctx->status_lock, flags);
+
+	kiln_ctx_put(ctx);
+	drm_dev_exit(idx);
+	return 0;
+}
+
+int kiln_ioctl_job_status(struct drm_device *drm, void *data,
+			  struct drm_file *file)
+{
+	struct kiln_file *kfile = file->driver_priv;
+	struct drm_kiln_job_status *args = data;
+	struct kiln_job_record rec;
+	struct kiln_ctx *ctx;
+	unsigned long flags;
+	u64 seqno = args->seqno;
+	int ret = 0, idx;
+
+	if (args->pad || args->pad2)
+		return -EINVAL;
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
+	ctx = kiln_ctx_lookup(kfile, args->ctx_id);
+	if (!ctx) {
+		drm_dev_exit(idx);
+		return -ENOENT;
+	}
+	if (!seqno || seqno > READ_ONCE(ctx->submitted)) {
+		ret = -EINVAL;
+		goto out;
+	}
+
+	spin_lock_irqsave(&ctx->status_lock, flags);
+	rec = ctx->history[seqno % KILN_JOB_HISTORY];
+	spin_unlock_irqrestore(&ctx->status_lock, flags);
+
+	memset(args, 0, sizeof(*args));
+	args->ctx_id = ctx->id;
+	args->seqno = seqno;
+	if (rec.seqno != seqno) {
+		args->state = DRM_KILN_JOB_EXPIRED;
+		goto out;
+	}
+	args->state = rec.state;
+	args->pe = KILN_JOB_STATUS_NO_PE;
+	if (rec.state != DRM_KILN_JOB_DONE)
+		goto out;
+	args->status = rec.hw.status;
+	args->packet_index = rec.hw.packet_index;
+	args->pe = rec.hw.pe;
+	args->pc = rec.hw.pc;
+	args->fault_addr = rec.hw.fault_addr;
+	args->fault_access = rec.hw.fault_access;
+	args->fault_reason = rec.hw.fault_reason;
+	args->cycles = rec.hw.cycles;
+	args->elapsed_ns = rec.hw.elapsed_ns;
+	args->error = rec.error;
+out:
+	kiln_ctx_put(ctx);
+	drm_dev_exit(idx);
+	return ret;
+}
+
+/* A job got its seqno: its record is pending from now on. */
+void kiln_ctx_job_queued(struct kiln_ctx *ctx, u64 seqno)
+{
+	struct kiln_job_record *rec = &ctx->history[seqno % KILN_JOB_HISTORY];
+	unsigned long flags;
+
+	spin_lock_irqsave(&ctx->status_lock, flags);
+	memset(rec, 0, sizeof(*rec));
+	rec->seqno = seqno;
+	rec->state = DRM_KILN_JOB_PENDING;
+	spin_unlock_irqrestore(&ctx->status_lock, flags);
+}
+
+/* Called with the queue lock held, possibly from the interrupt handler. */
+void kiln_ctx_job_done(struct kiln_ctx *ctx, u64 seqno,
+		       const struct kiln_job_status *hw, int error)
+{
+	struct kiln_job_record *rec = &ctx->history[seqno % KILN_JOB_HISTORY];
+	unsigned long flags;
+
+	spin_lock_irqsave(&ctx->status_lock, flags);
+	if (rec->seqno == seqno) {
+		rec->state = DRM_KILN_JOB_DONE;
+		rec->error = error;
+		rec->hw = *hw;
+	}
+	if (seqno > ctx->completed)
+		ctx->completed = seqno;
+	if (error) {
+		ctx->error_seqno = seqno;
+		ctx->error_status = hw->status;
+		if (hw->status == KILN_STATUS_MMU_FAULT) {
+			ctx->fault_addr = hw->fault_addr;
+			ctx->fault_access = hw->fault_access;
+			ctx->fault_reason = hw->fault_reason;
+		}
+	}
+	spin_unlock_irqrestore(&ctx->status_lock, flags);
+}
+
+void kiln_ctx_ban(struct kiln_ctx *ctx)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&ctx->status_lock, flags);
+	ctx->banned = true;
+	spin_unlock_irqrestore(&ctx->status_lock, flags);
+}
+
+void kiln_ctx_print_all(struct kiln_device *kdev, struct drm_printer *p)
+{
+	struct kiln_ctx *ctx;
+
+	guard(mutex)(&kdev->ctx_lock);
+	drm_printf(p, "contexts: %d\n", atomic_read(&kdev->ctx_count));
+	list_for_each_entry(ctx, &kdev->ctx_list, link) {
+		drm_printf(p, "ctx %u pid %d asid %u queue %u prio %u timeout %ums",
+			   ctx->id, ctx->pid, ctx->vm->asid, ctx->queue->id,
+			   ctx->priority, ctx->timeout_ms);
+		drm_printf(p, " submitted %llu completed %llu banned %d",
+			   READ_ONCE(ctx->submitted), ctx->completed,
+			   ctx->banned);
+		drm_printf(p, " error_seqno %llu status %u fault 0x%llx resets %u\n",
+			   ctx->error_seqno, ctx->error_status,
+			   ctx->fault_addr, ctx->reset_count);
+	}
+}

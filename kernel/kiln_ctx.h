@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Kiln: contexts (a scheduler entity on one hardware queue, an address
+ * space, and the history of job outcomes).
+ */
+#ifndef KILN_CTX_H
+#define KILN_CTX_H
+
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+
+#include <drm/gpu_scheduler.h>
+
+#include <kiln/hw/kiln_packets.h>
+
+struct drm_device;
+struct drm_file;
+struct drm_printer;
+struct kiln_device;
+struct kiln_file;
+struct kiln_queue;
+struct kiln_vm;
+
+#define KILN_JOB_HISTORY	256	/* job outcomes kept per context */
+
+struct kiln_job_record {
+	u64 seqno;
+	u32 state;			/* enum drm_kiln_job_state */
+	s32 error;
+	struct kiln_job_status hw;
+};
+
+struct kiln_ctx {
+	struct kref ref;
+	struct kiln_device *kdev;
+	struct kiln_vm *vm;
+	struct kiln_queue *queue;
+	struct list_head link;		/* kdev->ctx_list */
+	u32 id;
+	u32 priority;
+	u32 timeout_ms;
+	pid_t pid;
+
+	struct drm_gpu_scheduler *sched_list[1];
+	struct drm_sched_entity entity;
+	bool entity_live;
+
+	/* Serialises seqno assignment with the push to the entity. */
+	struct mutex submit_lock;
+	u64 submitted;
+
+	/* Job outcomes, updated from the interrupt handler. */
+	spinlock_t status_lock;
+	bool banned;
+	u64 completed;
+	u64 error_seqno;
+	u32 error_status;
+	u32 fault_access;
+	u64 fault_addr;
+	u32 fault_reason;
+	u32 reset_count;
+	struct kiln_job_record history[KILN_JOB_HISTORY];
+};
+
+struct kiln_ctx *kiln_ctx_lookup(struct kiln_file *kfile, u32 id);
+struct kiln_ctx *kiln_ctx_get(struct kiln_ctx *ctx);
+void kiln_ctx_put(struct kiln_ctx *ctx);
+void kiln_ctx_destroy_all(struct kiln_file *kfile);
+void kiln_ctx_job_queued(struct kiln_ctx *ctx, u64 seqno);
+void kiln_ctx_job_done(struct kiln_ctx *ctx, u64 seqno,
+		       const struct kiln_job_status *hw, int error);
+void kiln_ctx_ban(struct kiln_ctx *ctx);
+void kiln_ctx_print_all(struct kiln_device *kdev, struct drm_printer *p);
+
+int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
+			  struct drm_file *file);
+int kiln_ioctl_ctx_destroy(struct drm_device *drm, void *data,
+			   struct drm_file *file);
+int kiln_ioctl_ctx_status(struct drm_device *drm, void *data,
+			  struct drm_file *file);
+int kiln_ioctl_job_status(struct drm_device *drm, void *data,
+			  struct drm_file *file);
+
+#endif /* KILN_CTX_H */

@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kiln: SUBMIT and the drm_sched backend.
+ *
+ * One scheduler per hardware job queue, one entity per context. SUBMIT
+ * validates the command buffer against the listed BOs, collects the
+ * dependencies (in-syncobjs and the BOs' implicit fences), allocates
+ * everything the job will need (hardware fence, timeline chain nodes),
+ * then assigns the context seqno and pushes the job under the context's
+ * submit lock so seqnos and execution order agree. run_job writes
+ * INDIRECT + FENCE into the ring; the queue's interrupt retires jobs in
+ * order (kiln_queue.c). Progress and hangs are watched by kiln_reset.c,
+ * not by the scheduler's own timeout.
+ */
+
+#include <linux/cleanup.h>
+#include <linux/dma-fence-chain.h>
+#include <linux/dma-resv.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include <drm/drm_drv.h>
+#include <drm/drm_exec.h>
+#include <drm/drm_file.h>
+#include <drm/drm_gem.h>
+#include <drm/drm_syncobj.h>
+
+#include "kiln_ctx.h"
+#include "kiln_drv.h"
+#include "kiln_gem.h"
+#include "kiln_job.h"
+#include "kiln_mmu.h"
+#include "kiln_queue.h"
+#include "kiln_reset.h"
+
+static void kiln_job_release(struct kiln_job *job)
+{
+	u32 i;
+
+	for (i = 0; i < job->bo_count; i++)
+		if (job->bos[i])
+			drm_gem_object_put(job->bos[i]);
+	kvfree(job->bos);
+	if (job->hw_fence_init)
+		dma_fence_put(&job->hw_fence->base);
+	else
+		kfree(job->hw_fence);
+	kiln_ctx_put(job->ctx);
+	kfree(job);
+}
+
+static struct dma_fence *kiln_sched_run_job(struct drm_sched_job *sched_job)
+{
+	struct kiln_job *job = to_kiln_job(sched_job);
+	struct kiln_queue *q = job->queue;
+	struct kiln_device *kdev = q->kdev;
+	struct kiln_fence *f = job->hw_fence;
+	unsigned long flags;
+	int idx;
+
+	/* Jobs queued behind a hang of their own context do not run. */
+	if (READ_ONCE(job->ctx->banned) || sched_job->s_fence->finished.error) {
+		kiln_ctx_job_done(job->ctx, job->seqno,
+				  &(struct kiln_job_status){
+					.status = KILN_STATUS_ABORTED,
+					.pe = KILN_JOB_STATUS_NO_PE },
+				  -ECANCELED);
+		return ERR_PTR(-ECANCELED);
+	}
+	if (!drm_dev_enter(&kdev->drm, &idx)) {
+		kiln_ctx_job_done(job->ctx, job->seqno,
+				  &(struct kiln_job_status){
+					.status = KILN_STATUS_ABORTED,
+					.pe = KILN_JOB_STATUS_NO_PE },
+				  -ENODEV);
+		return ERR_PTR(-ENODEV);
+	}
+
+	f->queue = q;
+	spin_lock_irqsave(&q->lock, flags);
+	job->hw_seqno = ++q->emitted;
+	dma_fence_init(&f->base, &kiln_fence_ops, &q->lock, q->fence_context,
+		       job->hw_seqno);
+	job->hw_fence_init = true;
+	kiln_queue_emit_job(q, job);
+	kiln_queue_kick(q);
+	spin_unlock_irqrestore(&q->lock, flags);
+
+	kiln_watchdog_kick(kdev);
+	drm_dev_exit(idx);
+	return dma_fence_get(&f->base);
+}
+
+/* Hangs are detected by the progress watchdog; see kiln_reset.c. */
+static enum drm_gpu_sched_stat
+kiln_sched_timedout_job(struct drm_sched_job *sched_job)
+{
+	return DRM_GPU_SCHED_STAT_NOMINAL;
+}
+
+static void kiln_sched_free_job(struct drm_sched_job *sched_job)
+{
+	struct kiln_job *job = to_kiln_job(sched_job);
+
+	drm_sched_job_cleanup(sched_job);
+	kiln_job_release(job);
+}
+
+static const struct drm_sched_backend_ops kiln_sched_ops = {
+	.run_job = kiln_sched_run_job,
+	.timedout_job = kiln_sched_timedout_job,
+	.free_job = kiln_sched_free_job,
+};
+
+int kiln_sched_init(struct kiln_queue *q)
+{
+	const struct drm_sched_init_args args = {
+		.ops = &kiln_sched_ops,
+		.num_rqs = DRM_SCHED_PRIORITY_COUNT,
+		/* A job uses two ring slots and one status record. */
+		.credit_limit = q->job_slots - 1,
+		.timeout = MAX_SCHEDULE_TIMEOUT,
+		.name = q->irq_name,
+		.dev = q->kdev->drm.dev,
+	};
+	int ret;
+
+	ret = drm_sched_init(&q->sched, &args);
+	if (!ret)
+		q->sched_ready = true;
+	return ret;
+}
+
+void kiln_sched_fini(struct kiln_queue *q)
+{
+	if (q->sched_ready)
+		drm_sched_fini(&q->sched);
+	q->sched_ready = false;
+}
+
+/* SUBMIT ----------------------------------------------------------------- */
+
+struct kiln_signal {
+	struct drm_syncobj *syncobj;
+	struct dma_fence_chain *chain;
+	u64 point;
+};
+
+struct kiln_submit {
+	struct drm_kiln_bo_ref *refs;
+	struct drm_kiln_sync *syncs;
+	struct kiln_signal *signals;
+	u32 nr_signals;
+};
+
+/* Copy an array whose elements user space may know bigger or smaller. */
+static void *kiln_copy_array(const struct drm_kiln_array *arr, size_t elem,
+			     u32 max, int *err)
+{
+	u8 __user *uptr = u64_to_user_ptr(arr->ptr);
+	void *out;
+	u32 i;
+
+	*err = 0;
+	if (!arr->count)
+		return NULL;
+	if (arr->count > max) {
+		*err = -E2BIG;
+		return NULL;
+	}
+	if (!arr->stride || !arr->ptr) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	out = kvcalloc(arr->count, elem, GFP_KERNEL);
+	if (!out) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < arr->count; i++) {
+		*err = copy_struct_from_user((u8 *)out + i * elem, elem,
+					     uptr + (size_t)i * arr->stride,
+					     arr->stride);
+		if (*err) {
+			kvfree(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+static int kiln_submit_lookup_bos(struct kiln_job *job, struct drm_file *file,
+				  const struct drm_kiln_bo_ref *refs, u32 count)
+{
+	struct kiln_file *kfile = file->driver_priv;
+	bool cmd_found = false;
+	u32 i, j;
+
+	job->bos = kvcalloc(count, sizeof(*job->bos), GFP_KERNEL);
+	if (!job->bos)
+		return -ENOMEM;
+	job->bo_count = count;
+
+	for (i = 0; i < count; i++) {
+		u64 va, size;
+
+		if (refs[i].flags & ~DRM_KILN_BO_REF_WRITE)
+			return -EINVAL;
+		job->bos[i] = drm_gem_object_lookup(file, refs[i].handle);
+		if (!job->bos[i])
+			return -ENOENT;
+		for (j = 0; j < i; j++)
+			if (job->bos[j] == job->bos[i])
+				return -EINVAL;
+		if (!kiln_bo_va_range(to_kiln_bo(job->bos[i]), kfile->vm, &va,
+				      &size))
+			return -ENOENT;
+		if (job->cmd_va >= va && job->cmd_va - va < size &&
+		    job->cmd_size <= size - (job->cmd_va - va))
+			cmd_found = true;
+	}
+	/* The command buffer must lie entirely inside one listed BO. */
+	return cmd_found ? 0 : -EINVAL;
+}
+
+static int kiln_submit_syncs(struct kiln_job *job, struct drm_file *file,
+			     struct kiln_submit *s, u32 count)
+{
+	u32 i;
+	int ret;
+
+	s->signals = kcalloc(count, sizeof(*s->signals), GFP_KERNEL);
+	if (count && !s->signals)
+		return -ENOMEM;
+
+	for (i = 0; i < count; i++) {
+		struct drm_kiln_sync *sync = &s->syncs[i];
+
+		if (!sync->flags ||
+		    sync->flags & ~(DRM_KILN_SYNC_WAIT | DRM_KILN_SYNC_SIGNAL))
+			return -EINVAL;
+
+		if (sync->flags & DRM_KILN_SYNC_WAIT) {
+			struct dma_fence *fence;
+
+			ret = drm_syncobj_find_fence(file, sync->handle,
+						     sync->point, 0, &fence);
+			if (ret)
+				return ret;
+			/* Takes the reference. */
+			ret = drm_sched_job_add_dependency(&job->base, fence);
+			if (ret)
+				return ret;
+		}
+
+		if (sync->flags & DRM_KILN_SYNC_SIGNAL) {
+			struct kiln_signal *sig = &s->signals[s->nr_signals];
+
+			sig->syncobj = drm_syncobj_find(file, sync->handle);
+			if (!sig->syncobj)
+				return -ENOENT;
+			s->nr_signals++;
+			sig->point = sync->point;
+			if (sig->point) {
+				sig->chain = dma_fence_chain_alloc();
+				if (!sig->chain)
+					return -ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
+static void kiln_submit_cleanup(struct kiln_submit *s)
+{
+	u32 i;
+
+	for (i = 0; i < s->nr_signals; i++) {
+		dma_fence_chain_free(s->signals[i].chain);
+		drm_syncobj_put(s->signals[i].syncobj);
+	}
+	kfree(s->signals);
+	kvfree(s->syncs);
+	kvfree(s->refs);
+}
+
+/* Lock the BOs, add their implicit fences, push the job, fence the BOs. */
+static int kiln_submit_push(struct kiln_job *job, struct kiln_submit *s,
+			    struct drm_kiln_submit *args)
+{
+	struct kiln_ctx *ctx = job->ctx;
+	struct dma_fence *done;
+	struct drm_exec exec;
+	int ret = 0;
+	u32 i;
+
+	drm_exec_init(&exec, DRM_EXEC_INTERRUPTIBLE_WAIT, job->bo_count);
+	drm_exec_until_all_locked(&exec) {
+		for (i = 0; i < job->bo_count; i++) {
+			ret = drm_exec_prepare_obj(&exec, job->bos[i], 1);
+			drm_exec_retry_on_contention(&exec);
+			if (ret)
+				goto out;
+		}
+	}
+
+	for (i = 0; i < job->bo_count; i++) {
+		ret = drm_sched_job_add_implicit_dependencies(&job->base,
+							      job->bos[i],
+							      s->refs[i].flags &
+							      DRM_KILN_BO_REF_WRITE);
+		if (ret)
+			goto out;
+	}
+
+	mutex_lock(&ctx->submit_lock);
+	if (READ_ONCE(ctx->banned)) {
+		mutex_unlock(&ctx->submit_lock);
+		ret = -EIO;
+		goto out;
+	}
+	job->seqno = ctx->submitted + 1;
+	kiln_ctx_job_queued(ctx, job->seqno);
+	drm_sched_job_arm(&job->base);
+	done = dma_fence_get(&job->base.s_fence->finished);
+	WRITE_ONCE(ctx->submitted, job->seqno);
+	drm_sched_entity_push_job(&job->base);
+	mutex_unlock(&ctx->submit_lock);
+
+	for (i = 0; i < job->bo_count; i++)
+		dma_resv_add_fence(job->bos[i]->resv, done,
+				   (s->refs[i].flags & DRM_KILN_BO_REF_WRITE) ?
+				   DMA_RESV_USAGE_WRITE : DMA_RESV_USAGE_READ);
+
+	for (i = 0; i < s->nr_signals; i++) {
+		struct kiln_signal *sig = &s->signals[i];
+
+		if (sig->chain) {
+			drm_syncobj_add_point(sig->syncobj, sig->chain, done,
+					      sig->point);
+			sig->chain = NULL;
+		} else {
+			drm_syncobj_replace_fence(sig->syncobj, done);
+		}
+	}
+	dma_fence_put(done);
+	args->seqno = job->seqno;
+out:
+	drm_exec_fini(&exec);
+	return ret;
+}
+
+int kiln_ioctl_submit(struct drm_device *drm, void *data,
+		      struct drm_file *file)
+{
+	struct kiln_file *kfile = file->driver_priv;
+	struct drm_kiln_submit *args = data;
+	struct kiln_submit s = {};
+	struct kiln_job *job;
+	struct kiln_ctx *ctx;
+	bool armed = false;
+	int ret, idx;
+
+	if (args->flags || args->pad || args->seqno)
+		return -EINVAL;
+	if (!args->cmd_size || args->cmd_size % KILN_PACKET_SIZE ||
+	    !IS_ALIGNED(args->cmd_va, KILN_PACKET_SIZE))
+		return -EINVAL;
+	if (args->cmd_size > KILN_INDIRECT_MAX_SIZE)
+		return -E2BIG;
+	if (!args->bos.count)
+		return -EINVAL;
+
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
+
+	ctx = kiln_ctx_lookup(kfile, args->ctx_id);
+	if (!ctx) {
+		ret = -ENOENT;
+		goto out_dev;
+	}
+	if (READ_ONCE(ctx->banned)) {
+		ret = -EIO;
+		goto out_ctx;
+	}
+
+	s.refs = kiln_copy_array(&args->bos, sizeof(*s.refs),
+				 KILN_MAX_SUBMIT_BOS, &ret);
+	if (ret)
+		goto out_ctx;
+	s.syncs = kiln_copy_array(&args->syncs, sizeof(*s.syncs),
+				  KILN_MAX_SUBMIT_SYNCS, &ret);
+	if (ret)
+		goto out_ctx;
+
+	job = kzalloc(sizeof(*job), GFP_KERNEL);
+	if (!job) {
+		ret = -ENOMEM;
+		goto out_ctx;
+	}
+	job->ctx = kiln_ctx_get(ctx);
+	job->queue = ctx->queue;
+	job->cmd_va = args->cmd_va;
+	job->cmd_size = args->cmd_size;
+	INIT_LIST_HEAD(&job->inflight);
+	job->hw_fence = kzalloc(sizeof(*job->hw_fence), GFP_KERNEL);
+	if (!job->hw_fence) {
+		ret = -ENOMEM;
+		goto out_job;
+	}
+
+	ret = kiln_submit_lookup_bos(job, file, s.refs, args->bos.count);
+	if (ret)
+		goto out_job;
+
+	ret = drm_sched_job_init(&job->base, &ctx->entity, 1, file,
+				 file->client_id);
+	if (ret)
+		goto out_job;
+	armed = true;
+
+	ret = kiln_submit_syncs(job, file, &s, args->syncs.count);
+	if (ret)
+		goto out_job;
+
+	ret = kiln_submit_push(job, &s, args);
+	if (ret)
+		goto out_job;
+
+	/* The scheduler owns the job now. */
+	job = NULL;
+out_job:
+	if (job) {
+		if (armed)
+			drm_sched_job_cleanup(&job->base);
+		kiln_job_release(job);
+	}
+out_ctx:
+	kiln_submit_cleanup(&s);
+	kiln_ctx_put(ctx);
+out_dev:
+	drm_dev_exit(idx);
+	return ret;
+}

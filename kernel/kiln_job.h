@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Kiln: jobs (one INDIRECT command buffer each) and SUBMIT.
+ */
+#ifndef KILN_JOB_H
+#define KILN_JOB_H
+
+#include <linux/list.h>
+#include <linux/types.h>
+
+#include <drm/gpu_scheduler.h>
+
+struct drm_device;
+struct drm_file;
+struct drm_gem_object;
+struct kiln_ctx;
+struct kiln_fence;
+struct kiln_queue;
+
+struct kiln_job {
+	struct drm_sched_job base;
+	struct kiln_ctx *ctx;
+	struct kiln_queue *queue;
+
+	/* Allocated at submit, initialised in run_job: no allocation there. */
+	struct kiln_fence *hw_fence;
+	bool hw_fence_init;
+
+	u64 cmd_va;
+	u32 cmd_size;
+	u64 seqno;			/* per context, returned by SUBMIT */
+	u64 hw_seqno;			/* per queue, written by FENCE */
+	u32 slot;			/* job-status record */
+
+	struct drm_gem_object **bos;
+	u32 bo_count;
+
+	struct list_head inflight;	/* queue->inflight */
+};
+
+static inline struct kiln_job *to_kiln_job(struct drm_sched_job *job)
+{
+	return container_of(job, struct kiln_job, base);
+}
+
+int kiln_sched_init(struct kiln_queue *q);
+void kiln_sched_fini(struct kiln_queue *q);
+
+int kiln_ioctl_submit(struct drm_device *drm, void *data,
+		      struct drm_file *file);
+
+#endif /* KILN_JOB_H */

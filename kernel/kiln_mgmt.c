@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kiln: the management queue.
+ *
+ * Privileged packets (CTX_SETUP, TLB_INVAL) use device physical addresses
+ * and may only appear directly in a ring, so the driver keeps queue 0 for
+ * itself and runs them synchronously: one packet, then a FENCE with an
+ * interrupt, then wait for the fence value. While the device is being
+ * reset the commands are skipped: the reset rebinds every live ASID,
+ * which flushes its TLB as well.
+ */
+
+#include <linux/cleanup.h>
+#include <linux/jiffies.h>
+
+#include <drm/drm_drv.h>
+
+#include "kiln_drv.h"
+#include "kiln_mgmt.h"
+#include "kiln_reset.h"
+
+#define KILN_MGMT_TIMEOUT_MS	2000
+
+static bool kiln_mgmt_done(struct kiln_queue *q, u64 seqno)
+{
+	return READ_ONCE(q->shared->fence) >= seqno || READ_ONCE(q->stopped);
+}
+
+static int kiln_mgmt_run(struct kiln_device *kdev, const void *pkt)
+{
+	struct kiln_queue *q = &kdev->queues[KILN_MGMT_QUEUE];
+	unsigned long flags;
+	long left;
+	u64 seqno;
+	int idx;
+
+	if (!drm_dev_enter(&kdev->drm, &idx))
+		return -ENODEV;
+
+	guard(mutex)(&kdev->mgmt_lock);
+	if (kdev->in_reset) {
+		drm_dev_exit(idx);
+		return -EIO;
+	}
+
+	spin_lock_irqsave(&q->lock, flags);
+	seqno = ++q->emitted;
+	kiln_queue_emit(q, pkt);
+	kiln_queue_emit_fence(q, seqno, true);
+	kiln_queue_kick(q);
+	spin_unlock_irqrestore(&q->lock, flags);
+
+	left = wait_event_timeout(kdev->mgmt_wq, kiln_mgmt_done(q, seqno),
+				  msecs_to_jiffies(KILN_MGMT_TIMEOUT_MS));
+	if (READ_ONCE(q->shared->fence) >= seqno) {
+		q->completed = seqno;
+		drm_dev_exit(idx);
+		return 0;
+	}
+
+	drm_err(&kdev->drm, "management queue %s (status 0x%x error %u head %u tail %u)\n",
+		left ? "stopped" : "timed out",
+		kiln_rd32(kdev, KILN_REG_QUEUE(q->id) + KILN_QREG_STATUS),
+		kiln_rd32(kdev, KILN_REG_QUEUE(q->id) + KILN_QREG_ERROR),
+		kiln_rd32(kdev, KILN_REG_QUEUE(q->id) + KILN_QREG_HEAD),
+		kiln_rd32(kdev, KILN_REG_QUEUE(q->id) + KILN_QREG_TAIL));
+	/* Start the queue afresh; a device that stays stuck gets reset. */
+	kiln_queue_hw_stop(q);
+	q->shared->fence = q->emitted;
+	q->completed = q->emitted;
+	WRITE_ONCE(q->stopped, false);
+	kiln_queue_hw_init(q);
+	kiln_reset_schedule(kdev, "management queue failure");
+	drm_dev_exit(idx);
+	return left ? -EIO : -ETIMEDOUT;
+}
+
+int kiln_mgmt_ctx_setup(struct kiln_device *kdev, u32 asid, bool valid,
+			u64 root_pa)
+{
+	struct kiln_pkt_ctx_setup pkt = {
+		.header = KILN_PKT_HEADER(KILN_OP_CTX_SETUP,
+					  valid ? KILN_CTX_FLAG_VALID : 0),
+		.asid = asid,
+		.pt_root_pa = valid ? root_pa : 0,
+	};
+
+	return kiln_mgmt_run(kdev, &pkt);
+}
+
+int kiln_mgmt_tlb_inval(struct kiln_device *kdev, u32 asid, u64 va, u64 size)
+{
+	struct kiln_pkt_tlb_inval pkt = {
+		.header = KILN_PKT_HEADER(KILN_OP_TLB_INVAL, 0),
+		.asid = asid,
+		.va = va,
+		.size = size,
+	};
+
+	return kiln_mgmt_run(kdev, &pkt);
+}
+
+/* Queue 0's vector: wake whoever waits for a management fence. */
+void kiln_mgmt_irq(struct kiln_device *kdev)
+{
+	wake_up_all(&kdev->mgmt_wq);
+}
+
+/*
+ * Taking mgmt_lock waits for a command in flight; afterwards commands
+ * are skipped until the reset is over.
+ */
+void kiln_mgmt_set_reset(struct kiln_device *kdev, bool in_reset)
+{
+	struct kiln_queue *q = &kdev->queues[KILN_MGMT_QUEUE];
+
+	guard(mutex)(&kdev->mgmt_lock);
+	kdev->in_reset = in_reset;
+	if (!in_reset) {
+		/* The ring restarted empty: forget what was in it. */
+		q->shared->fence = q->emitted;
+		q->completed = q->emitted;
+		WRITE_ONCE(q->stopped, false);
+	}
+}
