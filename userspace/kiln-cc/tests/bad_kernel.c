@@ -1,0 +1,2 @@
+#include <kiln/device/kiln_device.h>
+KILN_KERNEL void broken(float *x) { x[0] = undeclared_variable; }

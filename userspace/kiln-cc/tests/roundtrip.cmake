@@ -1,0 +1,21 @@
+# Compile a kernel, check the metadata and the disassembly.
+execute_process(COMMAND ${KILN_CC} ${SRC} -o ${OUT} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "kiln-cc failed: ${rc}")
+endif()
+execute_process(COMMAND ${KILN_CC} --info ${OUT} OUTPUT_VARIABLE info RESULT_VARIABLE rc)
+foreach(want "kernel meta_test" "local_mem=65536" "in               buffer r   f32"
+        "out              buffer w   bf16" "q                scalar -   i8    size=1 align=1 offset=16"
+        "scale            scalar -   f64   size=8 align=8 offset=24" "count            scalar -   u64")
+  string(FIND "${info}" "${want}" pos)
+  if(pos EQUAL -1)
+    message(FATAL_ERROR "metadata lacks '${want}':\n${info}")
+  endif()
+endforeach()
+execute_process(COMMAND ${KILN_CC} --disassemble ${OUT} OUTPUT_VARIABLE dis RESULT_VARIABLE rc)
+foreach(want "kiln.se.fill" "kiln.dma.copy2d" "kiln.dma.wait" "kiln.exit")
+  string(FIND "${dis}" "${want}" pos)
+  if(pos EQUAL -1)
+    message(FATAL_ERROR "disassembly lacks '${want}'")
+  endif()
+endforeach()
