@@ -54,11 +54,12 @@ def build_warn_module():
     return os.path.join(dst, "kiln_harness_warn.ko")
 
 
-def build_gtest_binary():
-    src = os.path.join(HERE, "harness_selftest.cc")
-    d = os.path.join(OUT, "vmtests")
+def build_gtest_binary(name="harness_selftest"):
+    """Compile tests/harness/<name>.cc into its own vmtests directory; return the dir."""
+    src = os.path.join(HERE, name + ".cc")
+    d = os.path.join(OUT, "vmtests-" + name)
     os.makedirs(d, exist_ok=True)
-    exe = os.path.join(d, "harness_selftest")
+    exe = os.path.join(d, name)
     if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
         rc, out, err = sh(["g++", "-std=c++17", "-O1", "-o", exe, src, "-lgtest",
                            "-lgtest_main", "-pthread"])
@@ -79,9 +80,7 @@ def t_usage_errors():
 
 
 def t_exit_status_propagates():
-    rc, out, err = sh(KILN_VM + NO_DEV + ["run", "--", "sh", "-c", "echo in-guest; exit 7"]
-                      if False else KILN_VM + ["run"] + NO_DEV + ["--", "sh", "-c",
-                                                                  "echo in-guest; exit 7"])
+    rc, out, err = sh(KILN_VM + ["run"] + NO_DEV + ["--", "sh", "-c", "echo in-guest; exit 7"])
     expect(rc == 7, f"guest command exited 7, kiln-vm returned {rc}", out + err)
     expect("in-guest" in out, "guest output was not streamed", out + err)
 
@@ -107,6 +106,21 @@ def t_kernel_warning_fails_run():
     expect(rc == 121, f"a guest WARNING must fail the run (exit 121), got {rc}", out + err)
     expect("guest kernel reported WARNING" in err and "warn_mod.c" in err,
            "kiln-vm did not say it was a kernel WARNING", err)
+
+
+def t_kernel_warning_during_test_fails_it():
+    ko = build_warn_module()
+    d = build_gtest_binary("warn_during_test")
+    results = os.path.join(OUT, "results-warn")
+    rc, out, err = sh(RUN_TESTS + ["--tier", "vm", "--vmtests-dir", d, "--results", results,
+                                   "--vm-arg=--devices=0", "--vm-arg=--no-driver",
+                                   f"--vm-arg=--add={ko}:/tmp/kiln_harness_warn.ko"],
+                      timeout=900)
+    expect(rc != 0, "run-tests exited 0 although the guest kernel WARNed", out + err)
+    expect(re.search(r"FAIL +vm: HarnessWarn\.LoadsWarningModule", out),
+           "the test during which the kernel WARNed is not failed", out + err)
+    expect(re.search(r"FAIL +vm: \(vm boot\) .*guest kernel reported WARNING", out),
+           "the boot is not reported as failed with the kernel WARNING", out + err)
 
 
 def t_hung_guest_times_out():
@@ -147,7 +161,8 @@ def t_driver_loads():
 
 
 TESTS = [t_usage_errors, t_exit_status_propagates, t_failing_vm_test_fails_run,
-         t_kernel_warning_fails_run, t_hung_guest_times_out, t_devices_visible, t_driver_loads]
+         t_kernel_warning_fails_run, t_kernel_warning_during_test_fails_it,
+         t_hung_guest_times_out, t_devices_visible, t_driver_loads]
 
 
 def main():
