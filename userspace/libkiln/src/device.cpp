@@ -441,6 +441,7 @@ std::vector<fs::path> ops_search_path() {
       sv.remove_prefix(c + 1);
     }
   }
+  if (const char* p = std::getenv("KILN_OPS_DIR"); p && *p) v.emplace_back(p);  // set by the VM harness
   for (const char* d : {KILN_INSTALL_OPS_DIR, "/usr/share/kiln/ops", "/usr/local/share/kiln/ops", KILN_BUILD_OPS_DIR})
     if (*d && std::find(v.begin(), v.end(), fs::path(d)) == v.end()) v.emplace_back(d);
   return v;

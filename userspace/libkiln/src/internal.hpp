@@ -112,6 +112,7 @@ struct ModuleState {
 // ---- recording ------------------------------------------------------------
 struct Cmd {
   enum Kind { copy, fill, launch, write, read, barrier } kind;
+  explicit Cmd(Kind k) : kind(k) {}
   std::string label;
   std::shared_ptr<Bo> dst, src;
   uint64_t dst_off = 0, src_off = 0, size = 0;
