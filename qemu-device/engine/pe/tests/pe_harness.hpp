@@ -25,6 +25,8 @@ constexpr uint64_t kDataSize = 16ull << 20;
 constexpr uint64_t kRoVa = 0x2000000;         // one read-only page
 constexpr uint64_t kHostVa = 0x3000000;       // 64 KiB of host memory
 constexpr uint64_t kSramVa = 0x4000000;       // 1 MiB of SRAM
+constexpr uint64_t kKbinVa = 0x1200000;       // 1 MiB RWX for kernel binaries
+constexpr uint64_t kArgsVa = kDataVa + kDataSize - 0x10000;
 
 inline void pool_for(void *opaque, uint32_t n, void (*fn)(void *, uint32_t),
                      void *arg)
@@ -90,6 +92,7 @@ struct Machine {
         map(kCodeVa, kCodeVa, 0x40000, KILN_PTE_READ | KILN_PTE_EXEC);
         map(kDataVa, kDataVa, kDataSize, KILN_PTE_READ | KILN_PTE_WRITE);
         map(kRoVa, kRoVa, 4096, KILN_PTE_READ);
+        map(kKbinVa, kKbinVa, 1 << 20, KILN_PTE_READ | KILN_PTE_WRITE | KILN_PTE_EXEC);
         map(kHostVa, KILN_PA_HOST_BASE, 64 << 10, KILN_PTE_READ | KILN_PTE_WRITE);
         map(kSramVa, KILN_PA_SRAM_BASE, 1 << 20, KILN_PTE_READ | KILN_PTE_WRITE);
         KilnPeConfig cfg{gw, gh, 0, 0};
@@ -129,6 +132,27 @@ struct Machine {
                                                KILN_PTE_VALID | perms;
         }
         kiln_mmu_invalidate_all(mmu, 1);
+    }
+    uint64_t heap = kDataVa;
+    // Bump allocation in the data region (64-byte aligned)
+    uint64_t alloc(uint64_t bytes)
+    {
+        uint64_t va = heap;
+        heap += (bytes + 63) & ~63ull;
+        if (heap > kArgsVa) abort();
+        return va;
+    }
+    template <typename T> uint64_t upload(const std::vector<T> &v)
+    {
+        uint64_t va = alloc(v.size() * sizeof(T));
+        memcpy(dram.data() + va, v.data(), v.size() * sizeof(T));
+        return va;
+    }
+    template <typename T> std::vector<T> download(uint64_t va, size_t n)
+    {
+        std::vector<T> v(n);
+        memcpy(v.data(), dram.data() + va, n * sizeof(T));
+        return v;
     }
     template <typename T> T *at(uint64_t va)
     {
