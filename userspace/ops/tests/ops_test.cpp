@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: MIT
+// Op-library kernels (build/userspace/ops/*.kbin) on the PE engine vs CPU references.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kbin_loader.hpp"
+#include "pe_harness.hpp"
+
+using namespace kt;
+
+namespace {
+
+struct Ops {
+    Machine m;
+    std::map<std::string, Kbin> libs;
+    std::map<std::string, std::pair<std::string, uint64_t>> where;   // kernel -> lib, base
+    explicit Ops(uint32_t workers = 1, uint32_t gw = 2, uint32_t gh = 2) : m(gw, gh, workers)
+    {
+        uint64_t base = kKbinVa;
+        for (const char *lib : {"gemm", "eltwise", "softmax", "embedding", "transpose", "optim"}) {
+            Kbin k = load_kbin(std::string(KILN_OPS_DIR) + "/" + lib + ".kbin", base);
+            memcpy(m.dram.data() + base, k.image.data(), k.image.size());
+            for (auto &kv : k.kernels) where[kv.first] = {lib, base};
+            base += (k.image.size() + 0xffff) & ~0xffffull;
+            libs[lib] = std::move(k);
+        }
+    }
+    const KernelInfo &info(const std::string &k) { return libs.at(where.at(k).first).kernels.at(k); }
+    Args args(const std::string &k) { return Args(info(k)); }
+    KilnLaunchResult run(const std::string &k, const Args &a, uint32_t grid = 8)
+    {
+        memcpy(m.dram.data() + kArgsVa, a.block.data(), a.block.size());
+        return m.launch(where.at(k).second + info(k).entry, kArgsVa, grid, 1, 1, 0, 0, 0, 0, 0,
+                        (uint32_t)a.block.size());
+    }
+};
+
+std::vector<float> randv(size_t n, float lo, float hi, uint32_t seed)
+{
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> U(lo, hi);
+    std::vector<float> v(n);
+    for (auto &x : v) x = U(rng);
+    return v;
+}
+
+uint16_t bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+float from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+}  // namespace
+
+struct GemmCase {
+    uint32_t m, n, k, flags;
+};
+
+class OpsGemm : public ::testing::TestWithParam<GemmCase> {};
+
+TEST_P(OpsGemm, AllTypesMatchCpu)
+{
+    auto c = GetParam();
+    bool ta = c.flags & 1, tb = c.flags & 2, acc = c.flags & 4;
+    uint32_t act = (c.flags >> 8) & 15;
+    Ops o;
+    auto A = randv(c.m * c.k, -1, 1, 1), B = randv(c.k * c.n, -1, 1, 2), bias = randv(c.n, -1, 1, 3);
+    auto C0 = randv(c.m * c.n, -1, 1, 4);
+    for (const char *ty : {"f32", "bf16", "f16", "i8"}) {
+        std::string kname = std::string("kiln_gemm_") + ty;
+        bool is_i8 = ty[0] == 'i';
+        // quantise inputs to the type, keep the exact values for the reference
+        std::vector<double> Aq(A.size()), Bq(B.size());
+        std::vector<uint8_t> sa, sb;
+        uint32_t es = ty[0] == 'f' && ty[1] == '3' ? 4 : is_i8 ? 1 : 2;
+        sa.resize(A.size() * es);
+        sb.resize(B.size() * es);
+        auto put = [&](std::vector<uint8_t> &dst, size_t idx, float v) -> double {
+            if (es == 4) {
+                memcpy(&dst[idx * 4], &v, 4);
+                return v;
+            }
+            if (is_i8) {
+                int8_t q = (int8_t)std::lround(v * 100);
+                dst[idx] = (uint8_t)q;
+                return q;
+            }
+            if (ty[0] == 'b') {
+                uint16_t h = bf16(v);
+                memcpy(&dst[idx * 2], &h, 2);
+                return from_bf16(h);
+            }
+            _Float16 h = (_Float16)v;
+            memcpy(&dst[idx * 2], &h, 2);
+            return (double)(float)h;
+        };
+        for (uint32_t i = 0; i < c.m; i++)
+            for (uint32_t p = 0; p < c.k; p++)
+                Aq[i * c.k + p] = put(sa, ta ? p * c.m + i : i * c.k + p, A[i * c.k + p]);
+        for (uint32_t p = 0; p < c.k; p++)
+            for (uint32_t j = 0; j < c.n; j++)
+                Bq[p * c.n + j] = put(sb, tb ? j * c.k + p : p * c.n + j, B[p * c.n + j]);
+        uint64_t va = o.m.upload(sa), vb = o.m.upload(sb), vbias = o.m.upload(bias);
+        std::vector<int32_t> C0i(C0.size());
+        for (size_t i = 0; i < C0.size(); i++) C0i[i] = (int32_t)std::lround(C0[i] * 1000);
+        uint64_t vc = is_i8 ? o.m.upload(C0i) : o.m.upload(C0);
+        auto a = o.args(kname);
+        a << va << vb << vc << vbias << c.m << c.n << c.k << (ta ? c.m : c.k) << (tb ? c.k : c.n)
+          << c.n << c.flags;
+        auto r = o.run(kname, a);
+        ASSERT_EQ(r.status, KILN_STATUS_OK) << kname << " pc " << std::hex << r.pc;
+        for (uint32_t i = 0; i < c.m; i++)
+            for (uint32_t j = 0; j < c.n; j++) {
+                double s = 0;
+                for (uint32_t p = 0; p < c.k; p++) s += Aq[i * c.k + p] * Bq[p * c.n + j];
+                if (is_i8) {
+                    int64_t ref = (int64_t)s + (acc ? C0i[i * c.n + j] : 0);
+                    ASSERT_EQ(o.m.at<int32_t>(vc)[i * c.n + j], (int32_t)ref) << i << "," << j;
+                    continue;
+                }
+                if (acc) s += C0[i * c.n + j];
+                s += bias[j];
+                if (act == 1) s = s > 0 ? s : 0;
+                if (act == 3) s = 1 / (1 + std::exp(-s));
+                ASSERT_NEAR(o.m.at<float>(vc)[i * c.n + j], s, 1e-3 * (1 + std::fabs(s)))
+                    << kname << " " << i << "," << j;
+            }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, OpsGemm,
+                         ::testing::Values(GemmCase{64, 64, 64, 0}, GemmCase{130, 70, 150, 0},
+                                           GemmCase{200, 260, 100, 1}, GemmCase{33, 140, 77, 2},
+                                           GemmCase{129, 129, 65, 3},
+                                           GemmCase{100, 90, 80, 4 | (1 << 8)},
+                                           GemmCase{50, 60, 70, 3 | (3 << 8)}));
+
+TEST(Ops, GemmIdenticalForAnyWorkerCount)
+{
+    std::vector<float> ref;
+    for (uint32_t workers : {1u, 4u}) {
+        Ops o(workers, 4, 4);
+        const uint32_t M = 300, N = 260, K = 190;
+        auto A = randv(M * K, -1, 1, 5), B = randv(K * N, -1, 1, 6);
+        uint64_t va = o.m.upload(A), vb = o.m.upload(B), vc = o.m.alloc(M * N * 4);
+        auto a = o.args("kiln_gemm_f32");
+        a << va << vb << vc << 0 << M << N << K << K << N << N << (2u << 8);
+        auto r = o.run("kiln_gemm_f32", a, 16);
+        ASSERT_EQ(r.status, KILN_STATUS_OK);
+        auto out = o.m.download<float>(vc, M * N);
+        if (ref.empty())
+            ref = out;
+        else
+            EXPECT_EQ(memcmp(ref.data(), out.data(), out.size() * 4), 0);
+    }
+}
+
+TEST(Ops, EltwiseAndActivations)
+{
+    Ops o;
+    const uint64_t n = 20000;
+    auto A = randv(n, -3, 3, 7), B = randv(n, 0.5, 3, 8);
+    uint64_t va = o.m.upload(A), vb = o.m.upload(B), vo = o.m.alloc(n * 4);
+    for (uint32_t op = 0; op <= 8; op++) {
+        auto a = o.args("kiln_eltwise");
+        a << op << va << vb << vo << n << 1.5f;
+        ASSERT_EQ(o.run("kiln_eltwise", a).status, KILN_STATUS_OK);
+        const float *r = o.m.at<float>(vo);
+        for (uint64_t i = 0; i < n; i++) {
+            float x = A[i], y = B[i], ref;
+            switch (op) {
+            case 0: ref = x + y; break;
+            case 1: ref = x - y; break;
+            case 2: ref = x * y; break;
+            case 3: ref = x / y; break;
+            case 4: ref = std::min(x, y); break;
+            case 5: ref = std::max(x, y); break;
+            case 6: ref = x + 1.5f; break;
+            case 7: ref = x * 1.5f; break;
+            default: ref = 1.5f; break;
+            }
+            ASSERT_EQ(r[i], ref) << op << " " << i;
+        }
+    }
+    for (uint32_t fn = 0; fn <= 10; fn++) {
+        auto a = o.args("kiln_activation");
+        a << fn << vb << vo << n;
+        ASSERT_EQ(o.run("kiln_activation", a).status, KILN_STATUS_OK);
+        const float *r = o.m.at<float>(vo);
+        for (uint64_t i = 0; i < n; i += 7) {
+            double x = B[i], ref;
+            switch (fn) {
+            case 0: ref = x; break;
+            case 1: ref = 0.5 * x * (1 + std::tanh(0.7978845608 * (x + 0.044715 * x * x * x))); break;
+            case 2: ref = 1 / (1 + std::exp(-x)); break;
+            case 3: ref = std::tanh(x); break;
+            case 4: ref = std::exp(x); break;
+            case 5: ref = std::log(x); break;
+            case 6: ref = std::sqrt(x); break;
+            case 7: ref = 1 / std::sqrt(x); break;
+            case 8: ref = -x; break;
+            case 9: ref = std::fabs(x); break;
+            default: ref = 1 / x; break;
+            }
+            ASSERT_NEAR(r[i], ref, 1e-5 * (1 + std::fabs(ref))) << fn;
+        }
+    }
+    // conversion op: fp32 -> bf16
+    auto a = o.args("kiln_convert");
+    a << va << (uint32_t)KILN_DTYPE_FP32 << vo << (uint32_t)KILN_DTYPE_BF16 << n;
+    ASSERT_EQ(o.run("kiln_convert", a).status, KILN_STATUS_OK);
+    for (uint64_t i = 0; i < n; i++) ASSERT_EQ(o.m.at<uint16_t>(vo)[i], bf16(A[i]));
+}
+
+TEST(Ops, SoftmaxLayernormCrossEntropy)
+{
+    Ops o;
+    const uint32_t rows = 37, cols = 300;
+    auto X = randv(rows * cols, -5, 5, 9), G = randv(cols, 0.5, 1.5, 10), Bt = randv(cols, -1, 1, 11);
+    uint64_t vx = o.m.upload(X), vy = o.m.alloc(rows * cols * 4), vg = o.m.upload(G),
+             vbt = o.m.upload(Bt);
+    auto a = o.args("kiln_softmax");
+    a << vx << vy << rows << cols;
+    ASSERT_EQ(o.run("kiln_softmax", a).status, KILN_STATUS_OK);
+    for (uint32_t r = 0; r < rows; r++) {
+        double mx = -1e30, s = 0;
+        for (uint32_t c = 0; c < cols; c++) mx = std::max(mx, (double)X[r * cols + c]);
+        for (uint32_t c = 0; c < cols; c++) s += std::exp(X[r * cols + c] - mx);
+        for (uint32_t c = 0; c < cols; c++)
+            ASSERT_NEAR(o.m.at<float>(vy)[r * cols + c], std::exp(X[r * cols + c] - mx) / s, 1e-6);
+    }
+    a = o.args("kiln_layernorm");
+    a << vx << vg << vbt << vy << rows << cols << 1e-5f;
+    ASSERT_EQ(o.run("kiln_layernorm", a).status, KILN_STATUS_OK);
+    for (uint32_t r = 0; r < rows; r++) {
+        double mean = 0, var = 0;
+        for (uint32_t c = 0; c < cols; c++) mean += X[r * cols + c];
+        mean /= cols;
+        for (uint32_t c = 0; c < cols; c++) var += (X[r * cols + c] - mean) * (X[r * cols + c] - mean);
+        var /= cols;
+        for (uint32_t c = 0; c < cols; c++) {
+            double ref = (X[r * cols + c] - mean) / std::sqrt(var + 1e-5) * G[c] + Bt[c];
+            ASSERT_NEAR(o.m.at<float>(vy)[r * cols + c], ref, 1e-4);
+        }
+    }
+    std::vector<int32_t> labels(rows);
+    for (uint32_t r = 0; r < rows; r++) labels[r] = (r * 7) % cols;
+    uint64_t vl = o.m.upload(labels), vloss = o.m.alloc(rows * 4);
+    a = o.args("kiln_cross_entropy");
+    a << vx << vl << vloss << vy << rows << cols << (1.0f / rows);
+    ASSERT_EQ(o.run("kiln_cross_entropy", a).status, KILN_STATUS_OK);
+    for (uint32_t r = 0; r < rows; r++) {
+        double mx = -1e30, s = 0;
+        for (uint32_t c = 0; c < cols; c++) mx = std::max(mx, (double)X[r * cols + c]);
+        for (uint32_t c = 0; c < cols; c++) s += std::exp(X[r * cols + c] - mx);
+        double lref = -(X[r * cols + labels[r]] - mx - std::log(s));
+        ASSERT_NEAR(o.m.at<float>(vloss)[r], lref, 1e-4);
+        for (uint32_t c = 0; c < cols; c++) {
+            double p = std::exp(X[r * cols + c] - mx) / s - ((int)c == labels[r] ? 1 : 0);
+            ASSERT_NEAR(o.m.at<float>(vy)[r * cols + c], p / rows, 1e-6);
+        }
+    }
+}
+
+TEST(Ops, EmbeddingBagTransposeOptimizers)
+{
+    Ops o;
+    const uint32_t rows = 500, dim = 64, bags = 20;
+    auto T = randv(rows * dim, -1, 1, 12);
+    std::vector<int32_t> idx, offs = {0};
+    std::mt19937 rng(13);
+    for (uint32_t b = 0; b < bags; b++) {
+        uint32_t cnt = b % 5;   // includes empty bags
+        for (uint32_t i = 0; i < cnt; i++) idx.push_back(rng() % rows);
+        offs.push_back((int32_t)idx.size());
+    }
+    uint64_t vt = o.m.upload(T), vi = o.m.upload(idx), vo_ = o.m.upload(offs),
+             vout = o.m.alloc(bags * dim * 4);
+    for (uint32_t mode : {0u, 1u}) {
+        auto a = o.args("kiln_embedding_bag");
+        a << vt << (uint64_t)rows << dim << vi << vo_ << bags << mode << vout;
+        ASSERT_EQ(o.run("kiln_embedding_bag", a).status, KILN_STATUS_OK);
+        for (uint32_t b = 0; b < bags; b++)
+            for (uint32_t d = 0; d < dim; d++) {
+                double s = 0;
+                for (int32_t i = offs[b]; i < offs[b + 1]; i++) s += T[idx[i] * dim + d];
+                if (mode == 1 && offs[b + 1] > offs[b]) s /= offs[b + 1] - offs[b];
+                ASSERT_NEAR(o.m.at<float>(vout)[b * dim + d], s, 1e-5);
+            }
+    }
+    // out-of-range index traps
+    std::vector<int32_t> bad = {0, (int32_t)rows};
+    std::vector<int32_t> boffs = {0, 2};
+    uint64_t vbad = o.m.upload(bad), vboffs = o.m.upload(boffs);
+    auto a = o.args("kiln_embedding_bag");
+    a << vt << (uint64_t)rows << dim << vbad << vboffs << 1u << 0u << vout;
+    EXPECT_EQ(o.run("kiln_embedding_bag", a).status, KILN_STATUS_KERNEL_TRAP);
+
+    const uint32_t R = 150, C = 270;
+    auto X = randv(R * C, -1, 1, 14);
+    uint64_t vx = o.m.upload(X), vy = o.m.alloc(R * C * 4);
+    a = o.args("kiln_transpose");
+    a << vx << vy << R << C;
+    ASSERT_EQ(o.run("kiln_transpose", a).status, KILN_STATUS_OK);
+    for (uint32_t r = 0; r < R; r++)
+        for (uint32_t c = 0; c < C; c++) ASSERT_EQ(o.m.at<float>(vy)[c * R + r], X[r * C + c]);
+
+    const uint64_t n = 20000;
+    auto W = randv(n, -1, 1, 15), Gr = randv(n, -1, 1, 16), M = randv(n, -0.1f, 0.1f, 17),
+         V = randv(n, 0, 0.1f, 18);
+    uint64_t vw = o.m.upload(W), vg = o.m.upload(Gr), vm = o.m.upload(M), vv = o.m.upload(V);
+    a = o.args("kiln_sgd");
+    a << vw << vg << n << 0.1f << 0.01f;
+    ASSERT_EQ(o.run("kiln_sgd", a).status, KILN_STATUS_OK);
+    for (uint64_t i = 0; i < n; i++)
+        ASSERT_NEAR(o.m.at<float>(vw)[i], W[i] - 0.1f * (Gr[i] + 0.01f * W[i]), 1e-6);
+    auto W1 = o.m.download<float>(vw, n);
+    a = o.args("kiln_adam");
+    a << vw << vg << vm << vv << n << 0.001f << 0.9f << 0.999f << 1e-8f << 3u;
+    ASSERT_EQ(o.run("kiln_adam", a).status, KILN_STATUS_OK);
+    for (uint64_t i = 0; i < n; i++) {
+        double m1 = 0.9 * M[i] + 0.1 * Gr[i], v1 = 0.999 * V[i] + 0.001 * Gr[i] * Gr[i];
+        double mh = m1 / (1 - std::pow(0.9, 3)), vh = v1 / (1 - std::pow(0.999, 3));
+        ASSERT_NEAR(o.m.at<float>(vm)[i], m1, 1e-6);
+        ASSERT_NEAR(o.m.at<float>(vv)[i], v1, 1e-6);
+        ASSERT_NEAR(o.m.at<float>(vw)[i], W1[i] - 0.001 * mh / (std::sqrt(vh) + 1e-8), 1e-5);
+    }
+}
