@@ -7,6 +7,7 @@
  * K1 rates (kiln_isa.h, docs/pe-isa.md).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -380,79 +381,130 @@ out:
 
 /* ---- DPE ------------------------------------------------------------------ */
 
+static float f16_table[65536];
+static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
+
+static void f16_table_init(void)
+{
+    for (uint32_t i = 0; i < 65536; i++) {
+        f16_table[i] = kiln_f16_to_f32((uint16_t)i);
+    }
+}
+
 /* Pack an operand into a dense row-major rows x cols fp32 matrix */
 static void pack_f32(float *dst, const uint8_t *src, uint32_t rows,
                      uint32_t cols, uint32_t ld, bool trans, uint32_t dtype)
 {
     /* logical (r, c) lives at src[(trans ? c * ld + r : r * ld + c)] */
+    uint64_t rs = trans ? 1 : ld, cs = trans ? ld : 1;
+
+    if (dtype == KILN_DTYPE_FP16) {
+        pthread_once(&f16_once, f16_table_init);
+    }
     for (uint32_t r = 0; r < rows; r++) {
         float *o = dst + (uint64_t)r * cols;
+        uint64_t base = r * rs;
+        switch (dtype) {
+        case KILN_DTYPE_FP32:
+            if (cs == 1) {
+                memcpy(o, src + base * 4, (uint64_t)cols * 4);
+            } else {
+                for (uint32_t c = 0; c < cols; c++) {
+                    memcpy(&o[c], src + (base + c * cs) * 4, 4);
+                }
+            }
+            break;
+        case KILN_DTYPE_BF16:
+            for (uint32_t c = 0; c < cols; c++) {
+                uint16_t h;
+                uint32_t u;
+                memcpy(&h, src + (base + c * cs) * 2, 2);
+                u = (uint32_t)h << 16;
+                memcpy(&o[c], &u, 4);
+            }
+            break;
+        default:
+            for (uint32_t c = 0; c < cols; c++) {
+                uint16_t h;
+                memcpy(&h, src + (base + c * cs) * 2, 2);
+                o[c] = f16_table[h];
+            }
+            break;
+        }
+    }
+}
+
+/* Pack int8 into sign-extended uint32 (modular int32 arithmetic) */
+static void pack_i8(uint32_t *dst, const uint8_t *src, uint32_t rows,
+                    uint32_t cols, uint32_t ld, bool trans)
+{
+    uint64_t rs = trans ? 1 : ld, cs = trans ? ld : 1;
+
+    for (uint32_t r = 0; r < rows; r++) {
+        uint32_t *o = dst + (uint64_t)r * cols;
         for (uint32_t c = 0; c < cols; c++) {
-            uint64_t i = trans ? (uint64_t)c * ld + r : (uint64_t)r * ld + c;
-            switch (dtype) {
-            case KILN_DTYPE_FP32:
-                memcpy(&o[c], src + i * 4, 4);
-                break;
-            case KILN_DTYPE_BF16: {
-                uint16_t h;
-                memcpy(&h, src + i * 2, 2);
-                o[c] = kiln_bf16_to_f32(h);
-                break;
-            }
-            default: {
-                uint16_t h;
-                memcpy(&h, src + i * 2, 2);
-                o[c] = kiln_f16_to_f32(h);
-                break;
-            }
-            }
+            o[c] = (uint32_t)(int32_t)(int8_t)src[r * rs + c * cs];
         }
     }
 }
 
 /*
  * C[m x n] += A[m x k] * B[k x n], all dense row-major fp32 (C with ldc).
- * Four rows of C at a time, the k loop outside the vectorised n loop.
+ * A 4 x 16 register-blocked micro-kernel in GCC vector extensions (AVX2+FMA
+ * when the host has it, SSE otherwise), scalar loops for the edges.
  */
-#define KILN_SGEMM_BODY                                                     \
-    for (uint32_t i = 0; i < m; i += 4) {                                   \
-        uint32_t mr = m - i < 4 ? m - i : 4;                                \
-        float *c0 = c + (uint64_t)i * ldc;                                  \
-        float *c1 = mr > 1 ? c0 + ldc : c0;                                 \
-        float *c2 = mr > 2 ? c0 + 2 * (uint64_t)ldc : c0;                   \
-        float *c3 = mr > 3 ? c0 + 3 * (uint64_t)ldc : c0;                   \
-        const float *a0 = a + (uint64_t)i * k;                              \
-        const float *a1 = mr > 1 ? a0 + k : a0;                             \
-        const float *a2 = mr > 2 ? a0 + 2 * (uint64_t)k : a0;               \
-        const float *a3 = mr > 3 ? a0 + 3 * (uint64_t)k : a0;               \
-        if (mr < 4) {                                                       \
-            for (uint32_t r = 0; r < mr; r++) {                             \
-                float *cr = c0 + (uint64_t)r * ldc;                         \
-                const float *ar = a0 + (uint64_t)r * k;                     \
-                for (uint32_t p = 0; p < k; p++) {                          \
-                    const float av = ar[p];                                 \
-                    const float *br = b + (uint64_t)p * n;                  \
-                    for (uint32_t j = 0; j < n; j++) {                      \
-                        cr[j] += av * br[j];                                \
-                    }                                                       \
+typedef float KilnV8 __attribute__((vector_size(32)));
+typedef uint32_t KilnV8u __attribute__((vector_size(32)));
+
+#define KILN_GEMM_BODY(T, V)                                                     \
+    uint32_t m4 = m & ~3u, n16 = n & ~15u;                                  \
+    for (uint32_t i = 0; i < m4; i += 4) {                                  \
+        const T *a0 = a + (uint64_t)i * k, *a1 = a0 + k;                \
+        const T *a2 = a1 + k, *a3 = a2 + k;                                 \
+        for (uint32_t j = 0; j < n16; j += 16) {                            \
+            V c00 = { 0 }, c01 = { 0 }, c10 = { 0 }, c11 = { 0 };      \
+            V c20 = { 0 }, c21 = { 0 }, c30 = { 0 }, c31 = { 0 };      \
+            const T *bp = b + j;                                        \
+            for (uint32_t p = 0; p < k; p++, bp += n) {                     \
+                V b0, b1;                                              \
+                memcpy(&b0, bp, 32);                                        \
+                memcpy(&b1, bp + 8, 32);                                    \
+                c00 += a0[p] * b0; c01 += a0[p] * b1;                       \
+                c10 += a1[p] * b0; c11 += a1[p] * b1;                       \
+                c20 += a2[p] * b0; c21 += a2[p] * b1;                       \
+                c30 += a3[p] * b0; c31 += a3[p] * b1;                       \
+            }                                                               \
+            V *acc[8] = { &c00, &c01, &c10, &c11, &c20, &c21, &c30, &c31 }; \
+            for (uint32_t r = 0; r < 4; r++) {                              \
+                for (uint32_t h = 0; h < 2; h++) {                          \
+                    T *cp = c + (uint64_t)(i + r) * ldc + j + h * 8;    \
+                    V old;                                             \
+                    memcpy(&old, cp, 32);                                   \
+                    old += *acc[r * 2 + h];                                 \
+                    memcpy(cp, &old, 32);                                   \
                 }                                                           \
             }                                                               \
-            continue;                                                       \
         }                                                                   \
-        for (uint32_t j0 = 0; j0 < n; j0 += 256) {                          \
-            uint32_t jn = n - j0 < 256 ? n - j0 : 256;                      \
-            for (uint32_t p = 0; p < k; p++) {                              \
-                const float v0 = a0[p], v1 = a1[p], v2 = a2[p], v3 = a3[p]; \
-                const float *br = b + (uint64_t)p * n + j0;                 \
-                float *d0 = c0 + j0, *d1 = c1 + j0;                         \
-                float *d2 = c2 + j0, *d3 = c3 + j0;                         \
-                for (uint32_t j = 0; j < jn; j++) {                         \
-                    const float bv = br[j];                                 \
-                    d0[j] += v0 * bv;                                       \
-                    d1[j] += v1 * bv;                                       \
-                    d2[j] += v2 * bv;                                       \
-                    d3[j] += v3 * bv;                                       \
+        for (uint32_t r = 0; r < 4; r++) {                                  \
+            T *cr = c + (uint64_t)(i + r) * ldc;                        \
+            const T *ar = a0 + (uint64_t)r * k;                         \
+            for (uint32_t j = n16; j < n; j++) {                            \
+                T sum = 0;                                           \
+                for (uint32_t p = 0; p < k; p++) {                          \
+                    sum += ar[p] * b[(uint64_t)p * n + j];                  \
                 }                                                           \
+                cr[j] += sum;                                               \
+            }                                                               \
+        }                                                                   \
+    }                                                                       \
+    for (uint32_t i = m4; i < m; i++) {                                     \
+        T *cr = c + (uint64_t)i * ldc;                                  \
+        const T *ar = a + (uint64_t)i * k;                              \
+        for (uint32_t p = 0; p < k; p++) {                                  \
+            const T av = ar[p];                                         \
+            const T *br = b + (uint64_t)p * n;                          \
+            for (uint32_t j = 0; j < n; j++) {                              \
+                cr[j] += av * br[j];                                        \
             }                                                               \
         }                                                                   \
     }
@@ -461,7 +513,14 @@ static void sgemm_generic(uint32_t m, uint32_t n, uint32_t k,
                           const float *restrict a, const float *restrict b,
                           float *restrict c, uint32_t ldc)
 {
-    KILN_SGEMM_BODY
+    KILN_GEMM_BODY(float, KilnV8)
+}
+
+static void igemm_generic(uint32_t m, uint32_t n, uint32_t k,
+                          const uint32_t *restrict a, const uint32_t *restrict b,
+                          uint32_t *restrict c, uint32_t ldc)
+{
+    KILN_GEMM_BODY(uint32_t, KilnV8u)
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -470,7 +529,15 @@ static void sgemm_avx2(uint32_t m, uint32_t n, uint32_t k,
                        const float *restrict a, const float *restrict b,
                        float *restrict c, uint32_t ldc)
 {
-    KILN_SGEMM_BODY
+    KILN_GEMM_BODY(float, KilnV8)
+}
+
+__attribute__((target("avx2")))
+static void igemm_avx2(uint32_t m, uint32_t n, uint32_t k,
+                       const uint32_t *restrict a, const uint32_t *restrict b,
+                       uint32_t *restrict c, uint32_t ldc)
+{
+    KILN_GEMM_BODY(uint32_t, KilnV8u)
 }
 
 static bool have_avx2(void)
@@ -495,6 +562,18 @@ static void sgemm(uint32_t m, uint32_t n, uint32_t k, const float *a,
     }
 #endif
     sgemm_generic(m, n, k, a, b, c, ldc);
+}
+
+static void igemm(uint32_t m, uint32_t n, uint32_t k, const uint32_t *a,
+                  const uint32_t *b, uint32_t *c, uint32_t ldc)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_avx2()) {
+        igemm_avx2(m, n, k, a, b, c, ldc);
+        return;
+    }
+#endif
+    igemm_generic(m, n, k, a, b, c, ldc);
 }
 
 static bool dpe_matmul(KilnPe *pe, uint64_t da)
@@ -544,33 +623,18 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
         }
     }
     if (d.dtype == KILN_DTYPE_INT8) {
-        int32_t *c = (int32_t *)pc;
-        int32_t *bp = malloc((uint64_t)d.k * d.n * 4);
-        if (!bp) {
+        uint32_t *ap = malloc((uint64_t)d.m * d.k * 4);
+        uint32_t *bp = malloc((uint64_t)d.k * d.n * 4);
+        if (!ap || !bp) {
+            free(ap);
+            free(bp);
             kiln_pe_fault(pe, KILN_STATUS_FATAL, da, 0, 0);
             return false;
         }
-        for (uint32_t p = 0; p < d.k; p++) {
-            for (uint32_t j = 0; j < d.n; j++) {
-                bp[(uint64_t)p * d.n + j] =
-                    (int8_t)pb[tb ? (uint64_t)j * d.ldb + p : (uint64_t)p * d.ldb + j];
-            }
-        }
-        for (uint32_t i = 0; i < d.m; i++) {
-            int32_t *cr = c + (uint64_t)i * d.ldc;
-            for (uint32_t p = 0; p < d.k; p++) {
-                int32_t av = (int8_t)pa[ta ? (uint64_t)p * d.lda + i
-                                           : (uint64_t)i * d.lda + p];
-                const int32_t *brow = bp + (uint64_t)p * d.n;
-                if (!av) {
-                    continue;
-                }
-                for (uint32_t j = 0; j < d.n; j++) {
-                    /* wrap-around int32 accumulation, like hardware */
-                    cr[j] = (int32_t)((uint32_t)cr[j] + (uint32_t)(av * brow[j]));
-                }
-            }
-        }
+        pack_i8(ap, pa, d.m, d.k, d.lda, ta);
+        pack_i8(bp, pb, d.k, d.n, d.ldb, tb);
+        igemm(d.m, d.n, d.k, ap, bp, (uint32_t *)pc, d.ldc);
+        free(ap);
         free(bp);
         rate = KILN_COST_DPE_MACS_INT8;
     } else {

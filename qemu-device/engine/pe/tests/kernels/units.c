@@ -168,3 +168,34 @@ KILN_KERNEL void fault_test(uint32_t kind, float *p)
     default: break;
     }
 }
+
+/* ---- benchmark kernels (kiln_pe_bench) ---- */
+
+KILN_KERNEL void bench_scalar(KILN_OUT uint64_t *out, uint32_t iters)
+{
+    uint32_t *lm = KILN_LM(uint32_t, 0);
+    uint64_t x = 88172645463325252ull, acc = 0;
+    for (uint32_t i = 0; i < iters; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        lm[i & 1023] += (uint32_t)x;
+        acc += lm[(i * 7) & 1023];
+    }
+    out[0] = acc;
+}
+
+KILN_KERNEL void bench_dpe(uint32_t dim, uint32_t iters, uint32_t dtype)
+{
+    kiln_se_fill(KILN_LM(float, 0), 0.0f, 16384);
+    kiln_se_fill(KILN_LM(float, 16384), 0.001f, 32768);
+    for (uint32_t i = 0; i < iters; i++)
+        kiln_matmul(KILN_LM(void, 0), KILN_LM(void, 65536), KILN_LM(void, 131072), dim, dim, dim,
+                    dim, dim, dim, dtype, KILN_DPE_ACCUM);
+}
+
+KILN_KERNEL void bench_se(uint32_t n, uint32_t iters)
+{
+    for (uint32_t i = 0; i < iters; i++)
+        kiln_se_add(KILN_LM(float, 0), KILN_LM(float, n), KILN_LM(float, 2 * n), n);
+}
