@@ -1150,7 +1150,7 @@ void kiln_pe_run(KilnPe *pe)
 #define SX32(v) ((uint64_t)(int64_t)(int32_t)(v))
 #define ZX(v)   ((uint64_t)(v))
 
-    pe->fflags |= kiln_pe_host_fflags();
+    /* host flags raised outside this PE's instructions are not its own */
     feclearexcept(FE_ALL_EXCEPT);
     check_at = icount;      /* checkpoint at once */
 
