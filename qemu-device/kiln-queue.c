@@ -708,7 +708,7 @@ static KilnQueue *kiln_pick_locked(KilnState *s, int64_t now,
     int prio, k;
 
     *next_wake = INT64_MAX;
-    if (s->paused || s->stopping || s->fatal ||
+    if (s->paused || s->stopping || s->fatal || qatomic_read(&s->cancel) ||
         !(s->control & KILN_CONTROL_ENABLE)) {
         return NULL;
     }
