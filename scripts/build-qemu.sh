@@ -165,6 +165,15 @@ if [ "$FORCE" = 1 ] || [ ! -f "$OBJ/build.ninja" ] || [ "$(cat "$STAMP" 2>/dev/n
     echo "$KEY" > "$STAMP"
 fi
 
+# Run from the build tree, QEMU relocates its firmware path into build/qemu/qemu-bundle/:
+# point those entries at the Debian firmware directories (qtests rely on this).
+for d in ${FWPATH//:/ }; do
+    if [ ! -e "$OBJ/qemu-bundle$d" ]; then
+        mkdir -p "$OBJ/qemu-bundle$(dirname "$d")"
+        ln -sfn "$d" "$OBJ/qemu-bundle$d"
+    fi
+done
+
 # --- build --------------------------------------------------------------------------------
 TARGETS=(qemu-system-x86_64 "${QTESTS[@]+${QTESTS[@]}}")
 # qemu-version.h is always stale (ninja then finds nothing else changed): a handful of
