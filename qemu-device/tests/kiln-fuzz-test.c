@@ -355,13 +355,24 @@ static void test_fuzz(void)
         } else if (kind < 97) {
             if (rnd_below(50) == 0) {
                 uint8_t cap = qpci_find_capability(f.dev, PCI_CAP_ID_EXP, 0);
+                uint8_t mx = qpci_find_capability(f.dev, PCI_CAP_ID_MSIX, 0);
                 uint16_t dc = qpci_config_readw(f.dev, cap + PCI_EXP_DEVCTL);
+                uint16_t mxf = qpci_config_readw(f.dev, mx + PCI_MSIX_FLAGS);
+                uint32_t bars[6];
+                int b;
+
+                for (b = 0; b < 6; b++) {
+                    bars[b] = qpci_config_readl(f.dev, PCI_BASE_ADDRESS_0 + 4 * b);
+                }
                 qpci_config_writew(f.dev, cap + PCI_EXP_DEVCTL,
                                    dc | PCI_EXP_DEVCTL_BCR_FLR);
-                qpci_device_enable(f.dev);
-                f.bar0 = qpci_iomap(f.dev, KILN_BAR_REGS, NULL);
-                f.bar2 = qpci_iomap(f.dev, KILN_BAR_DRAM, NULL);
-                qpci_msix_enable(f.dev);
+                for (b = 0; b < 6; b++) {
+                    qpci_config_writel(f.dev, PCI_BASE_ADDRESS_0 + 4 * b,
+                                       bars[b]);
+                }
+                qpci_config_writew(f.dev, PCI_COMMAND, PCI_COMMAND_MEMORY |
+                                   PCI_COMMAND_MASTER);
+                qpci_config_writew(f.dev, mx + PCI_MSIX_FLAGS, mxf);
                 qpci_io_writel(f.dev, f.bar0, KILN_REG_CONTROL,
                                KILN_CONTROL_ENABLE);
                 for (q = 0; q < NQ; q++) {
