@@ -125,10 +125,9 @@ std::filesystem::path find_kernel_binary(std::string_view name);
 class Device {
  public:
   /// Open the index-th device of enumerate() (/dev/accel/accelN order).
-  static Device open(uint32_t index = 0);
+  static Device open(int index = 0);
   /// Open by PCI address ("0000:01:00.0" or "01:00.0") or node path ("/dev/accel/accel0").
   static Device open(std::string_view pci_address_or_path);
-  static Device open(const char* s) { return open(std::string_view(s)); }
   /// Use an explicit driver implementation (unit tests use the fake driver).
   static Device from_driver(std::shared_ptr<detail::Driver> driver, std::string path = "fake");
 

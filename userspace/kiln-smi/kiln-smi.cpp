@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
     std::vector<kiln::Device> devs;
     if (which) {
       bool numeric = !which->empty() && which->find_first_not_of("0123456789") == std::string::npos;
-      devs.push_back(numeric ? kiln::Device::open(uint32_t(std::stoul(*which))) : kiln::Device::open(std::string_view(*which)));
+      devs.push_back(numeric ? kiln::Device::open(std::stoi(*which)) : kiln::Device::open(std::string_view(*which)));
     } else {
       for (const auto& i : kiln::enumerate()) devs.push_back(kiln::Device::open(std::string_view(i.path)));
     }

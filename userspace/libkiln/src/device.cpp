@@ -473,13 +473,14 @@ Device Device::from_driver(std::shared_ptr<detail::Driver> driver, std::string p
   return Device(std::move(s));
 }
 
-Device Device::open(uint32_t index) {
+Device Device::open(int index) {
+  if (index < 0) throw Error(Errc::invalid_argument, fmt::format("device index {} is negative", index));
   for (const auto& path : detail::accel_nodes()) {
-    if (detail::node_index(path) != index) continue;
+    if (detail::node_index(path) != uint32_t(index)) continue;
     return from_driver(detail::open_drm_driver(path), path);
   }
   auto devs = enumerate();
-  if (index < devs.size()) return from_driver(detail::open_drm_driver(devs[index].path), devs[index].path);
+  if (size_t(index) < devs.size()) return from_driver(detail::open_drm_driver(devs[index].path), devs[index].path);
   throw Error(Errc::no_device, fmt::format("no Kiln device with index {}.\n{}", index, diagnose()));
 }
 

@@ -59,7 +59,6 @@ std::string meta_string(const Reader& r, std::span<const std::byte> strings, uin
 bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
 void parse_meta(const Reader& r, std::span<const std::byte> sec, uint64_t load_size, KbinImage& out) {
-  Reader m{sec, r.name};
   auto fail = [&](const std::string& why) { r.bad(".kiln.meta: " + why); };
   if (sec.size() < sizeof(kiln_meta_header)) fail(fmt::format("section has {} bytes, header needs {}", sec.size(), sizeof(kiln_meta_header)));
   kiln_meta_header h;

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+// Device kernels used by the SDK's in-VM tests (compiled by kiln-cc).
+#include <kiln/device/kiln_device.h>
+
+KILN_KERNEL void vadd(const float *a, const float *b, float *c, uint32_t n)
+{
+    for (uint32_t i = kiln_wg_id(); i < n; i += kiln_num_wg())
+        c[i] = a[i] + b[i];
+}
+
+/* Stores to an address that is not mapped: an MMU fault. */
+KILN_KERNEL void bad_store(float *out, uint64_t addr)
+{
+    out[0] = 1.0f;
+    *(volatile float *)(uintptr_t)addr = 2.0f;
+}
+
+KILN_KERNEL void trap(uint64_t code)
+{
+    kiln_trap(code);
+}
+
+/* Busy loop: for timeout and watchdog tests. */
+KILN_KERNEL void spin(uint64_t iters, uint64_t *out)
+{
+    volatile uint64_t acc = 0;
+    for (uint64_t i = 0; i < iters; i++)
+        acc += i;
+    out[kiln_wg_id()] = acc;
+}

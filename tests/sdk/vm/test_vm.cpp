@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: MIT
+// libkiln end to end on the emulated device, through the real driver.
+#include <gtest/gtest.h>
+#include <kiln/kiln.hpp>
+#include <unistd.h>
+
+#include <cstring>
+#include <numeric>
+#include <thread>
+
+#include <kiln/hw/kiln_status.h>
+
+using namespace kiln;
+using namespace std::chrono_literals;
+
+extern const unsigned char kiln_test_kernels[];
+extern const std::size_t kiln_test_kernels_size;
+
+namespace {
+
+std::span<const std::byte> image() { return std::as_bytes(std::span(kiln_test_kernels, kiln_test_kernels_size)); }
+
+struct Vm : ::testing::Test {
+  Device dev = Device::open(0);
+};
+
+}  // namespace
+
+TEST_F(Vm, EnumerateAndInfo) {
+  auto devs = enumerate();
+  ASSERT_GE(devs.size(), 1u);
+  const auto& i = dev.info();
+  EXPECT_EQ(i.driver_name, "kiln");
+  EXPECT_EQ(i.uapi_major, 1u);
+  EXPECT_GT(i.pe_count(), 0u);
+  EXPECT_GT(i.dram_size, 0u);
+  EXPECT_GT(i.local_mem_size, 0u);
+  EXPECT_EQ(i.pci.vendor_id, 0x1234);
+  EXPECT_EQ(i.pci.device_id, 0x4b31);
+  EXPECT_FALSE(i.pci.address.empty());
+  EXPECT_NE(diagnose().find("usable Kiln device"), std::string::npos);
+  auto t = dev.telemetry();
+  EXPECT_GT(t.pe_clock_mhz, 0u);
+}
+
+TEST_F(Vm, OpenByPathAndPciAddress) {
+  auto by_path = Device::open(std::string_view(dev.info().path));
+  auto by_pci = Device::open(std::string_view(dev.info().pci.address));
+  EXPECT_EQ(by_path.info().pci.address, dev.info().pci.address);
+  EXPECT_EQ(by_pci.info().path, dev.info().path);
+  EXPECT_THROW(Device::open(std::string_view("ffff:ff:1f.7")), Error);
+}
+
+TEST_F(Vm, HostAndDeviceBuffersMapReadWrite) {
+  for (auto mem : {Memory::host, Memory::device}) {
+    auto b = dev.alloc(1 << 20, mem);
+    std::vector<uint32_t> v(1 << 18), r(1 << 18);
+    std::iota(v.begin(), v.end(), 7u);
+    b.write(std::span<const uint32_t>(v));
+    b.read(std::span(r));
+    EXPECT_EQ(v, r) << int(mem);
+  }
+}
+
+TEST_F(Vm, UnmappableBufferThroughDeviceCopies) {
+  auto b = dev.alloc(1 << 16, Memory::device, BufferFlags::no_mmap);
+  EXPECT_FALSE(b.mappable());
+  EXPECT_THROW(b.map(), Error);
+  std::vector<float> v(1000, 1.25f), r(1000);
+  b.write(std::span<const float>(v), 4096);
+  b.read(std::span(r), 4096);
+  EXPECT_EQ(v, r);
+}
+
+TEST_F(Vm, QueueUploadFillCopyDownload) {
+  auto q = dev.queue();
+  constexpr size_t n = 1 << 18;
+  auto a = dev.alloc(n * 4), b = dev.alloc(n * 4);
+  std::vector<uint32_t> in(n), out(n);
+  std::iota(in.begin(), in.end(), 0u);
+  q.upload(a, in);
+  std::fill(in.begin(), in.end(), 0);  // staged: the device still gets 0..n-1
+  q.copy(b, a);
+  q.fill(b, 0xffffffff, 64, 0);
+  q.download(out, b);
+  q.finish();
+  EXPECT_EQ(out[0], 0xffffffffu);
+  EXPECT_EQ(out[15], 0xffffffffu);
+  EXPECT_EQ(out[16], 16u);
+  EXPECT_EQ(out[n - 1], uint32_t(n - 1));
+}
+
+TEST_F(Vm, CommandListReplay) {
+  auto q = dev.queue();
+  auto a = dev.alloc(4096), b = dev.alloc(4096);
+  std::vector<uint32_t> in(256), out(256);
+  CommandList cl(dev);
+  cl.write(a, std::as_bytes(std::span(in))).copy(b, a).read(std::as_writable_bytes(std::span(out)), b);
+  for (uint32_t it = 0; it < 5; it++) {
+    std::fill(in.begin(), in.end(), it * 3 + 1);
+    ASSERT_TRUE(q.submit(cl).wait(30s));
+    EXPECT_EQ(out[255], it * 3 + 1);
+  }
+}
+
+TEST_F(Vm, CrossQueueEventsAndTimestamps) {
+  auto q1 = dev.queue(), q2 = dev.queue();
+  auto a = dev.alloc(1 << 20), b = dev.alloc(1 << 20);
+  auto e1 = q1.fill(a, 0x01020304);
+  q2.wait(e1);
+  auto e2 = q2.copy(b, a);
+  std::vector<uint32_t> r(4);
+  q2.download(r, b, 4096);
+  q2.finish();
+  EXPECT_EQ(r[3], 0x01020304u);
+  auto t = e2.timing();
+  EXPECT_GE(t.device_end_ns, t.device_start_ns);
+  EXPECT_GE(e2.elapsed_since(e2).count(), 0);
+  EXPECT_TRUE(e1.ready());
+}
+
+TEST_F(Vm, VaddKernelMatchesCpu) {
+  auto m = dev.load(image(), "test_kernels.kbin");
+  auto k = m.kernel("vadd");
+  auto q = dev.queue();
+  const uint32_t n = 4096;
+  std::vector<float> a(n), b(n), c(n);
+  for (uint32_t i = 0; i < n; i++) a[i] = float(i) * 0.5f, b[i] = 3.0f - float(i);
+  auto A = dev.alloc(n * 4), B = dev.alloc(n * 4), C = dev.alloc(n * 4);
+  q.upload(A, a);
+  q.upload(B, b);
+  auto done = q.launch_with(k, {.grid = {dev.info().pe_count(), 1, 1}}, A, B, C, n);
+  q.download(c, C);
+  q.finish();
+  for (uint32_t i = 0; i < n; i++) ASSERT_EQ(c[i], a[i] + b[i]) << i;
+  EXPECT_GT(done.cycles(), 0u);
+}
+
+TEST_F(Vm, LaunchWithWrongArgumentsFailsBeforeSubmission) {
+  auto m = dev.load(image());
+  auto k = m.kernel("vadd");
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  EXPECT_THROW(q.launch_with(k, {}, A, A, A), Error);                  // scalar n given a buffer
+  EXPECT_THROW(q.launch_with(k, {}, A, A, A, uint64_t(4)), Error);     // n is 4 bytes
+  EXPECT_THROW(q.launch_with(k, {}, A, A), Error);                     // missing
+  EXPECT_THROW(q.launch_with(k, {.grid = {0, 1, 1}}, A, A, A, 4u), Error);
+  EXPECT_NO_THROW(q.launch_with(k, {}, A, A, A, 4u).wait());
+}
+
+TEST_F(Vm, InvalidOrWrongTargetBinary) {
+  std::vector<std::byte> img(image().begin(), image().end());
+  auto wrong = img;
+  uint16_t x86 = 62;
+  std::memcpy(wrong.data() + 18, &x86, 2);  // e_machine
+  try {
+    dev.load(wrong, "x86.kbin");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errc(), Errc::binary_incompatible);
+    EXPECT_NE(std::string(e.what()).find("e_machine"), std::string::npos);
+  }
+  try {
+    dev.load(std::span(img).first(img.size() / 2), "half.kbin");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_TRUE(e.errc() == Errc::invalid_binary || e.errc() == Errc::binary_incompatible) << e.what();
+  }
+}
+
+TEST_F(Vm, KernelFaultReportsPePcAndAddress) {
+  auto m = dev.load(image());
+  auto k = m.kernel("bad_store");
+  auto q = dev.queue();
+  auto out = dev.alloc(4096);
+  const uint64_t bad = 0xdead0000ull;
+  try {
+    q.launch_with(k, {}, out, bad).wait(60s);
+    FAIL() << "no fault";
+  } catch (const Error& e) {
+    ASSERT_TRUE(e.job()) << e.what();
+    EXPECT_EQ(e.job()->status, uint32_t(KILN_STATUS_MMU_FAULT)) << e.what();
+    EXPECT_TRUE(e.job()->pe.has_value()) << e.what();
+    EXPECT_NE(e.job()->pc, 0u) << e.what();
+    EXPECT_EQ(e.job()->fault_addr & ~0xfffull, bad) << e.what();
+    std::cout << "reported: " << e.what() << "\n";
+  }
+  // The device stays usable (a new queue if the driver banned this context).
+  auto q2 = dev.queue();
+  EXPECT_TRUE(q2.fill(out, 0).wait(30s));
+}
+
+TEST_F(Vm, KernelTrap) {
+  auto m = dev.load(image());
+  auto q = dev.queue();
+  try {
+    q.launch_with(m.kernel("trap"), {}, uint64_t(42)).wait(60s);
+    FAIL();
+  } catch (const Error& e) {
+    ASSERT_TRUE(e.job()) << e.what();
+    EXPECT_EQ(e.job()->status, uint32_t(KILN_STATUS_KERNEL_TRAP)) << e.what();
+    EXPECT_EQ(e.errc(), Errc::kernel_fault);
+  }
+}
+
+TEST_F(Vm, WaitTimesOutThenCompletes) {
+  auto m = dev.load(image());
+  auto q = dev.queue();
+  auto out = dev.alloc(4096);
+  auto e = q.launch_with(m.kernel("spin"), {}, uint64_t(3'000'000), out);
+  EXPECT_FALSE(e.wait(1ms));  // still running
+  EXPECT_TRUE(e.wait(120s));
+}
+
+TEST_F(Vm, WatchdogStopsRunawayKernel) {
+  auto m = dev.load(image());
+  auto q = dev.queue();
+  auto out = dev.alloc(4096);
+  Args a(m.kernel("spin"));
+  a.set("iters", uint64_t(1) << 40).set("out", out);
+  try {
+    q.launch(m.kernel("spin"), {.watchdog_mcycles = 1}, a).wait(120s);
+    FAIL();
+  } catch (const Error& e) {
+    ASSERT_TRUE(e.job()) << e.what();
+    EXPECT_EQ(e.job()->status, uint32_t(KILN_STATUS_WATCHDOG)) << e.what();
+  }
+}
+
+TEST_F(Vm, HangIsRecoveredOrDeviceLost) {
+  auto m = dev.load(image());
+  auto q = dev.queue({.timeout_ms = 300});
+  auto out = dev.alloc(4096);
+  Args a(m.kernel("spin"));
+  a.set("iters", uint64_t(1) << 40).set("out", out);
+  try {
+    q.launch(m.kernel("spin"), {.watchdog_mcycles = 0xffffffffu}, a).wait(120s);
+    FAIL() << "a hang was not stopped";
+  } catch (const DeviceLost& e) {
+    std::cout << "device lost: " << e.what() << "\n";
+  } catch (const Error& e) {
+    std::cout << "recovered: " << e.what() << "\n";
+  }
+  // Either way, a fresh device handle works (recovery after reset).
+  auto d2 = Device::open(0);
+  auto q2 = d2.queue();
+  auto b = d2.alloc(4096);
+  EXPECT_TRUE(q2.fill(b, 1).wait(60s));
+}
+
+TEST_F(Vm, PrimeShareBetweenFiles) {
+  auto other = Device::open(0);  // a second file on the same device
+  auto a = dev.alloc(1 << 16, Memory::host);
+  a.map<uint32_t>()[5] = 0xfeedf00d;
+  int fd = a.export_dmabuf();
+  auto b = other.import_dmabuf(fd);
+  ::close(fd);
+  EXPECT_EQ(b.size(), a.size());
+  // The other file's device copy reads it.
+  auto q = other.queue();
+  std::vector<uint32_t> r(8);
+  q.download(r, b).wait(30s);
+  EXPECT_EQ(r[5], 0xfeedf00du);
+}
+
+TEST_F(Vm, ThreadsWithOwnQueues) {
+  auto m = dev.load(image());
+  auto k = m.kernel("vadd");
+  std::atomic<int> bad{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 3; t++)
+    ts.emplace_back([&, t] {
+      auto q = dev.queue();
+      const uint32_t n = 512;
+      std::vector<float> a(n, float(t)), c(n);
+      auto A = dev.alloc(n * 4), C = dev.alloc(n * 4);
+      for (int it = 0; it < 4; it++) {
+        q.upload(A, a);
+        q.launch_with(k, {.grid = {2, 1, 1}}, A, A, C, n);
+        q.download(c, C);
+        q.finish();
+        if (c[n - 1] != 2.0f * float(t)) bad++;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(VmUnprivileged, RenderGroupUserCanRunWork) {
+  auto dev = Device::open(0);
+  auto q = dev.queue();
+  auto b = dev.alloc(4096);
+  std::vector<uint32_t> r(4);
+  q.fill(b, 9);
+  q.download(r, b).wait(30s);
+  EXPECT_EQ(r[0], 9u);
+  std::cout << "uid " << getuid() << " ok\n";
+}
