@@ -472,12 +472,13 @@ static void kiln_remove(struct pci_dev *pdev)
 	unmap_mapping_range(drm->anon_inode->i_mapping, 0, 0, 1);
 	kiln_sysfs_fini(kdev);
 
+	/* Interrupt threads may still queue recovery work: free them first. */
+	kiln_irq_fini(kdev);
 	kiln_reset_fini(kdev);
 	for (i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++)
 		if (kdev->queues[i].sched_ready)
 			drm_sched_wqueue_stop(&kdev->queues[i].sched);
 	kiln_hw_stop(kdev);
-	kiln_irq_fini(kdev);
 
 	/* Nothing will complete any more: fail what the hardware held. */
 	for (i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++) {

@@ -1,0 +1,1003 @@
+// SPDX-License-Identifier: MIT
+// In-VM tests of kiln.ko: every ioctl's success and failure paths, jobs,
+// syncobjs, MMU isolation, hang recovery, PRIME between processes.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "kiln_drv_util.h"
+
+using namespace kt;
+
+namespace {
+
+constexpr uint64_t kSec = 1000000000ull;
+
+// Counts that must return to their value once a test released everything.
+struct Baseline {
+  uint64_t bos, ctxs, host, dram, sram;
+  explicit Baseline(Dev &d)
+      : bos(d.param(DRM_KILN_PARAM_BO_COUNT)), ctxs(d.param(DRM_KILN_PARAM_CONTEXTS_IN_USE)),
+        host(d.param(DRM_KILN_PARAM_HOST_BO_BYTES)), dram(d.param(DRM_KILN_PARAM_DRAM_FREE)),
+        sram(d.param(DRM_KILN_PARAM_SRAM_FREE)) {}
+};
+
+class Kiln : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access(accel_node().c_str(), F_OK) != 0) GTEST_SKIP() << "no /dev/accel/accel0";
+    probe_ = std::make_unique<Dev>();
+    ASSERT_TRUE(probe_->ok()) << strerror(errno);
+    base_ = std::make_unique<Baseline>(*probe_);
+    dev_ = std::make_unique<Dev>();
+    ASSERT_TRUE(dev_->ok());
+  }
+  void TearDown() override {
+    if (!probe_) return;
+    dev_.reset();
+    // Jobs drop their BO references shortly after they signalled.
+    Baseline now(*probe_);
+    for (int i = 0; i < 100 && (now.bos != base_->bos || now.host != base_->host ||
+                                now.dram != base_->dram || now.sram != base_->sram);
+         i++) {
+      usleep(50000);
+      now = Baseline(*probe_);
+    }
+    EXPECT_EQ(now.bos, base_->bos) << "BO leak";
+    EXPECT_EQ(now.ctxs, base_->ctxs) << "context leak";
+    EXPECT_EQ(now.host, base_->host) << "host BO bytes leak";
+    EXPECT_EQ(now.dram, base_->dram) << "DRAM leak";
+    EXPECT_EQ(now.sram, base_->sram) << "SRAM leak";
+  }
+
+  // Run @cmd on @ctx; returns the seqno, or 0 if SUBMIT failed (*err set).
+  uint64_t run(Dev &d, uint32_t ctx, const Cmd &cmd, std::vector<Bo> bos, int *err = nullptr,
+               uint64_t wait_ns = 20 * kSec) {
+    Bo cb = d.bo(4096 + cmd.size());
+    void *p = d.map(cb.handle, cb.size);
+    EXPECT_NE(p, nullptr);
+    memcpy(p, cmd.data(), cmd.size());
+    munmap(p, cb.size);
+    std::vector<drm_kiln_bo_ref> refs{ref(cb, false)};
+    for (auto &b : bos) refs.push_back(ref(b));
+    uint32_t so = d.syncobj();
+    uint64_t seqno = 0;
+    int r = d.submit(ctx, cb.va, cmd.size(), refs, {sig(so)}, &seqno);
+    if (err) *err = r;
+    if (!r) {
+      EXPECT_EQ(d.syncobj_wait(so, wait_ns), 0);
+    }
+    d.syncobj_destroy(so);
+    d.gem_close(cb.handle);
+    return r ? 0 : seqno;
+  }
+
+  drm_kiln_job_status status(Dev &d, uint32_t ctx, uint64_t seqno) {
+    drm_kiln_job_status st;
+    EXPECT_EQ(d.job_status(ctx, seqno, &st), 0);
+    return st;
+  }
+
+  std::unique_ptr<Dev> probe_;
+  std::unique_ptr<Baseline> base_;
+  std::unique_ptr<Dev> dev_;
+};
+
+// ---------------------------------------------------------------- params
+
+TEST_F(Kiln, GetParam) {
+  Dev &d = *dev_;
+  EXPECT_EQ(d.param(DRM_KILN_PARAM_DEVICE_ID), KILN_PCI_DEVICE_ID);
+  EXPECT_EQ(d.param(DRM_KILN_PARAM_UAPI_VERSION) >> 16, KILN_UAPI_VERSION_MAJOR);
+  EXPECT_EQ(KILN_VERSION_MAJOR(d.param(DRM_KILN_PARAM_IFACE_VERSION)), KILN_IFACE_VERSION_MAJOR);
+  EXPECT_GE(d.param(DRM_KILN_PARAM_NUM_QUEUES), 1u);
+  EXPECT_GT(d.param(DRM_KILN_PARAM_DRAM_SIZE), 0u);
+  EXPECT_LT(d.param(DRM_KILN_PARAM_VA_START), d.param(DRM_KILN_PARAM_VA_END));
+  EXPECT_EQ(d.param(DRM_KILN_PARAM_MAX_CMD_SIZE), KILN_INDIRECT_MAX_SIZE);
+  EXPECT_GT(d.param(DRM_KILN_PARAM_MAX_CONTEXTS), 0u);
+  uint64_t v;
+  EXPECT_EQ(d.get_param(DRM_KILN_PARAM_NUM_PARAMS, &v), -EINVAL);
+  EXPECT_EQ(d.get_param(0xffffffffu, &v), -EINVAL);
+  EXPECT_EQ(d.get_param(DRM_KILN_PARAM_DEVICE_ID, &v, 1), -EINVAL) << "index MBZ";
+}
+
+TEST_F(Kiln, QueryInfoSizeNegotiation) {
+  Dev &d = *dev_;
+  drm_kiln_query_info q{};
+  q.type = DRM_KILN_QUERY_DEVICE;
+  ASSERT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_QUERY_INFO, &q), 0);
+  EXPECT_EQ(q.size, sizeof(drm_kiln_device_info));
+
+  drm_kiln_device_info info{};
+  q.ptr = reinterpret_cast<uintptr_t>(&info);
+  q.size = sizeof(info);
+  ASSERT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_QUERY_INFO, &q), 0);
+  EXPECT_EQ(info.device_id, KILN_PCI_DEVICE_ID);
+  EXPECT_EQ(info.dram_size, d.param(DRM_KILN_PARAM_DRAM_SIZE));
+
+  // Shorter: prefix only; longer: zero-filled tail.
+  uint8_t small[8];
+  memset(small, 0xaa, sizeof(small));
+  q.ptr = reinterpret_cast<uintptr_t>(small);
+  q.size = sizeof(small);
+  ASSERT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_QUERY_INFO, &q), 0);
+  EXPECT_EQ(memcmp(small, &info, 8), 0);
+  std::vector<uint8_t> big(sizeof(info) + 64, 0xaa);
+  q.ptr = reinterpret_cast<uintptr_t>(big.data());
+  q.size = big.size();
+  ASSERT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_QUERY_INFO, &q), 0);
+  for (size_t i = sizeof(info); i < big.size(); i++) ASSERT_EQ(big[i], 0);
+
+  q.type = 99;
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_QUERY_INFO, &q), -EINVAL);
+  q.type = DRM_KILN_QUERY_DEVICE;
+  q.ptr = 8;  // unmapped user pointer
+  q.size = sizeof(info);
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_QUERY_INFO, &q), -EFAULT);
+}
+
+TEST_F(Kiln, Telemetry) {
+  Dev &d = *dev_;
+  drm_kiln_telemetry t{};
+  drm_kiln_query_info q{};
+  q.type = DRM_KILN_QUERY_TELEMETRY;
+  q.ptr = reinterpret_cast<uintptr_t>(&t);
+  q.size = sizeof(t);
+  int r = xioctl(d.fd(), DRM_IOCTL_KILN_QUERY_INFO, &q);
+  if (!(d.param(DRM_KILN_PARAM_FEATURES) & KILN_FEATURE_TELEMETRY)) {
+    EXPECT_EQ(r, -EOPNOTSUPP);
+    return;
+  }
+  ASSERT_EQ(r, 0);
+  EXPECT_GT(t.device_time_ns, 0u);
+}
+
+// ---------------------------------------------------------------- BOs
+
+TEST_F(Kiln, BoCreateHostMapReadWrite) {
+  Dev &d = *dev_;
+  Bo b = d.bo(10000);
+  EXPECT_EQ(b.size, 12288u) << "rounded to pages";
+  EXPECT_NE(b.handle, 0u);
+  EXPECT_GE(b.va, d.param(DRM_KILN_PARAM_VA_START));
+  EXPECT_EQ(b.va % 4096, 0u);
+  auto *p = static_cast<uint32_t *>(d.map(b.handle, b.size));
+  ASSERT_NE(p, nullptr);
+  for (int i = 0; i < 3072; i++) p[i] = i;
+  for (int i = 0; i < 3072; i++) ASSERT_EQ(p[i], uint32_t(i));
+  munmap(p, b.size);
+  drm_kiln_bo_info info;
+  ASSERT_EQ(d.bo_info(b.handle, &info), 0);
+  EXPECT_EQ(info.va, b.va);
+  EXPECT_EQ(info.size, b.size);
+  EXPECT_NE(info.mmap_offset, 0u);
+  EXPECT_EQ(d.gem_close(b.handle), 0);
+}
+
+TEST_F(Kiln, BoCreateDramMapThroughBar) {
+  Dev &d = *dev_;
+  uint64_t free0 = d.param(DRM_KILN_PARAM_DRAM_FREE);
+  Bo b = d.bo(2 << 20, DRM_KILN_BO_DRAM);
+  EXPECT_EQ(d.param(DRM_KILN_PARAM_DRAM_FREE), free0 - (2 << 20));
+  EXPECT_EQ(b.va % (2 << 20), 0u) << "2 MiB DRAM BOs get large-page aligned VAs";
+  auto *p = static_cast<uint64_t *>(d.map(b.handle, b.size));
+  ASSERT_NE(p, nullptr);
+  for (size_t i = 0; i < b.size / 8; i += 4096) p[i] = i * 3;
+  for (size_t i = 0; i < b.size / 8; i += 4096) ASSERT_EQ(p[i], i * 3);
+  munmap(p, b.size);
+  d.gem_close(b.handle);
+  EXPECT_EQ(d.param(DRM_KILN_PARAM_DRAM_FREE), free0);
+}
+
+TEST_F(Kiln, BoCreateSramIsNoMmap) {
+  Dev &d = *dev_;
+  if (!d.param(DRM_KILN_PARAM_SRAM_SIZE)) GTEST_SKIP() << "no SRAM";
+  Bo b = d.bo(65536, DRM_KILN_BO_SRAM);
+  EXPECT_TRUE(b.flags & DRM_KILN_BO_NO_MMAP);
+  drm_kiln_bo_info info;
+  ASSERT_EQ(d.bo_info(b.handle, &info), 0);
+  EXPECT_EQ(info.mmap_offset, 0u);
+  d.gem_close(b.handle);
+}
+
+TEST_F(Kiln, BoCreateInvalid) {
+  Dev &d = *dev_;
+  Bo b;
+  EXPECT_EQ(d.bo_create(0, 0, &b), -EINVAL) << "size 0";
+  EXPECT_EQ(d.bo_create(4096, 1u << 31, &b), -EINVAL) << "unknown flag";
+  EXPECT_EQ(d.bo_create(4096, DRM_KILN_BO_DRAM | DRM_KILN_BO_SRAM, &b), -EINVAL);
+  EXPECT_EQ(d.bo_create(~0ull, 0, &b), -E2BIG) << "overflowing size";
+  EXPECT_EQ(d.bo_create(~0ull - 100, DRM_KILN_BO_DRAM, &b), -E2BIG);
+  EXPECT_EQ(d.bo_create(1ull << 46, 0, &b), -E2BIG) << "more than RAM";
+  uint64_t dram = d.param(DRM_KILN_PARAM_DRAM_SIZE);
+  EXPECT_EQ(d.bo_create(dram + 4096, DRM_KILN_BO_DRAM, &b), -E2BIG);
+  // Out-of-range request is E2BIG; exhausting the pool is ENOSPC.
+  Bo big;
+  ASSERT_EQ(d.bo_create(d.param(DRM_KILN_PARAM_DRAM_FREE), DRM_KILN_BO_DRAM | DRM_KILN_BO_NO_MMAP, &big), 0);
+  EXPECT_EQ(d.bo_create(1 << 20, DRM_KILN_BO_DRAM, &b), -ENOSPC);
+  d.gem_close(big.handle);
+
+  drm_kiln_bo_create c{};
+  c.size = 4096;
+  c.handle = 5;  // out fields must be zero on input
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_BO_CREATE, &c), -EINVAL);
+}
+
+TEST_F(Kiln, BoNoMmap) {
+  Dev &d = *dev_;
+  Bo b = d.bo(4096, DRM_KILN_BO_NO_MMAP);
+  drm_kiln_bo_info info;
+  ASSERT_EQ(d.bo_info(b.handle, &info), 0);
+  EXPECT_EQ(info.mmap_offset, 0u);
+  EXPECT_TRUE(info.flags & DRM_KILN_BO_NO_MMAP);
+  d.gem_close(b.handle);
+}
+
+TEST_F(Kiln, BoBadAndClosedHandles) {
+  Dev &d = *dev_;
+  drm_kiln_bo_info info;
+  EXPECT_EQ(d.bo_info(0, &info), -ENOENT);
+  EXPECT_EQ(d.bo_info(12345, &info), -ENOENT);
+  Bo b = d.bo(4096);
+  EXPECT_EQ(d.gem_close(b.handle), 0);
+  EXPECT_EQ(d.bo_info(b.handle, &info), -ENOENT);
+  EXPECT_EQ(d.gem_close(b.handle), -EINVAL);
+  EXPECT_EQ(d.bo_wait(b.handle, kSec), -ENOENT);
+
+  // A handle of another file means nothing here.
+  Dev other;
+  Bo ob = other.bo(4096);
+  Bo mine = d.bo(4096);
+  if (ob.handle != mine.handle) {
+    EXPECT_EQ(d.bo_info(ob.handle, &info), -ENOENT);
+  }
+  other.gem_close(ob.handle);
+  d.gem_close(mine.handle);
+}
+
+TEST_F(Kiln, MmapAfterClose) {
+  Dev &d = *dev_;
+  Bo b = d.bo(8192);
+  drm_kiln_bo_info info;
+  ASSERT_EQ(d.bo_info(b.handle, &info), 0);
+  auto *p = static_cast<uint32_t *>(
+      mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, d.fd(), info.mmap_offset));
+  ASSERT_NE(p, MAP_FAILED);
+  d.gem_close(b.handle);
+  p[0] = 42;  // the mapping keeps the pages alive
+  EXPECT_EQ(p[0], 42u);
+  munmap(p, 8192);
+  void *q = mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, d.fd(), info.mmap_offset);
+  EXPECT_EQ(q, MAP_FAILED) << "offset must be gone after GEM_CLOSE";
+  // Bigger than the BO
+  Bo c = d.bo(4096);
+  ASSERT_EQ(d.bo_info(c.handle, &info), 0);
+  q = mmap(nullptr, 8192, PROT_READ, MAP_SHARED, d.fd(), info.mmap_offset);
+  EXPECT_EQ(q, MAP_FAILED);
+  d.gem_close(c.handle);
+}
+
+TEST_F(Kiln, BoWait) {
+  Dev &d = *dev_;
+  Bo b = d.bo(4096);
+  EXPECT_EQ(d.bo_wait(b.handle, kSec), 0) << "idle BO";
+  drm_kiln_bo_wait w{};
+  w.handle = b.handle;
+  w.pad = 1;
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_BO_WAIT, &w), -EINVAL);
+  d.gem_close(b.handle);
+}
+
+TEST_F(Kiln, ManyBosDistinctVas) {
+  Dev &d = *dev_;
+  std::vector<Bo> bos;
+  for (int i = 0; i < 64; i++) bos.push_back(d.bo(4096 * (1 + i % 5), i % 3 == 0 ? DRM_KILN_BO_DRAM : 0));
+  for (size_t i = 0; i < bos.size(); i++)
+    for (size_t j = i + 1; j < bos.size(); j++)
+      ASSERT_TRUE(bos[i].va + bos[i].size <= bos[j].va || bos[j].va + bos[j].size <= bos[i].va);
+  for (auto &b : bos) d.gem_close(b.handle);
+}
+
+// ---------------------------------------------------------------- contexts
+
+TEST_F(Kiln, ContextLifecycle) {
+  Dev &d = *dev_;
+  uint64_t in_use = d.param(DRM_KILN_PARAM_CONTEXTS_IN_USE);
+  uint32_t a = d.ctx(DRM_KILN_PRIORITY_LOW), b = d.ctx(DRM_KILN_PRIORITY_HIGH);
+  EXPECT_NE(a, 0u);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(d.param(DRM_KILN_PARAM_CONTEXTS_IN_USE), in_use + 2);
+  drm_kiln_ctx_status st;
+  ASSERT_EQ(d.ctx_status(a, &st), 0);
+  EXPECT_EQ(st.flags, 0u);
+  EXPECT_EQ(st.submitted, 0u);
+  EXPECT_EQ(d.ctx_destroy(a), 0);
+  EXPECT_EQ(d.ctx_destroy(a), -ENOENT);
+  EXPECT_EQ(d.ctx_status(a, &st), -ENOENT);
+  EXPECT_EQ(d.ctx_destroy(b), 0);
+  EXPECT_EQ(d.param(DRM_KILN_PARAM_CONTEXTS_IN_USE), in_use);
+}
+
+TEST_F(Kiln, ContextInvalid) {
+  Dev &d = *dev_;
+  uint32_t id;
+  EXPECT_EQ(d.ctx_create(&id, 4), -EINVAL);
+  drm_kiln_ctx_create c{};
+  c.flags = 1;
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_CTX_CREATE, &c), -EINVAL);
+  drm_kiln_ctx_destroy x{};
+  x.ctx_id = d.ctx();
+  x.pad = 1;
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_CTX_DESTROY, &x), -EINVAL);
+  EXPECT_EQ(d.ctx_destroy(x.ctx_id), 0);
+  // Another file's context is not visible.
+  Dev other;
+  uint32_t oc = other.ctx();
+  drm_kiln_ctx_status st;
+  uint32_t mine = d.ctx();
+  if (oc != mine) {
+    EXPECT_EQ(d.ctx_status(oc, &st), -ENOENT);
+  }
+  d.ctx_destroy(mine);
+}
+
+TEST_F(Kiln, ContextLimitIsEnospc) {
+  Dev &d = *dev_;
+  uint64_t max = d.param(DRM_KILN_PARAM_MAX_CONTEXTS);
+  uint64_t used = d.param(DRM_KILN_PARAM_CONTEXTS_IN_USE);
+  std::vector<uint32_t> ids;
+  for (uint64_t i = used; i < max; i++) ids.push_back(d.ctx());
+  uint32_t id;
+  EXPECT_EQ(d.ctx_create(&id), -ENOSPC);
+  for (auto c : ids) d.ctx_destroy(c);
+}
+
+// ---------------------------------------------------------------- submit
+
+TEST_F(Kiln, SubmitFillAndCopy) {
+  Dev &d = *dev_;
+  uint32_t ctx = d.ctx();
+  Bo src = d.bo(65536), dram = d.bo(65536, DRM_KILN_BO_DRAM), dst = d.bo(65536);
+  Cmd c;
+  c.fill(src.va, 65536, 0xdeadbeef).copy(dram.va, src.va, 65536).copy(dst.va, dram.va, 65536);
+  uint64_t s = run(d, ctx, c, {src, dram, dst});
+  ASSERT_EQ(s, 1u);
+  auto st = status(d, ctx, s);
+  EXPECT_EQ(st.state, (uint32_t)DRM_KILN_JOB_DONE);
+  EXPECT_EQ(st.status, (uint32_t)KILN_STATUS_OK);
+  EXPECT_EQ(st.error, 0);
+  auto *p = static_cast<uint32_t *>(d.map(dst.handle, dst.size));
+  ASSERT_NE(p, nullptr);
+  for (int i = 0; i < 16384; i++) ASSERT_EQ(p[i], 0xdeadbeefu) << i;
+  munmap(p, dst.size);
+  auto *q = static_cast<uint32_t *>(d.map(dram.handle, dram.size));
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q[100], 0xdeadbeefu) << "DRAM visible through BAR2";
+  munmap(q, dram.size);
+  drm_kiln_ctx_status cs;
+  ASSERT_EQ(d.ctx_status(ctx, &cs), 0);
+  EXPECT_EQ(cs.submitted, 1u);
+  EXPECT_EQ(cs.completed, 1u);
+  for (auto b : {src, dram, dst}) d.gem_close(b.handle);
+}
+
+TEST_F(Kiln, SubmitSramRoundTrip) {
+  Dev &d = *dev_;
+  if (!d.param(DRM_KILN_PARAM_SRAM_SIZE)) GTEST_SKIP();
+  uint32_t ctx = d.ctx();
+  Bo sram = d.bo(8192, DRM_KILN_BO_SRAM), dst = d.bo(8192);
+  Cmd c;
+  c.fill(sram.va, 8192, 0x5a5a5a5a).copy(dst.va, sram.va, 8192);
+  uint64_t s = run(d, ctx, c, {sram, dst});
+  EXPECT_EQ(status(d, ctx, s).status, (uint32_t)KILN_STATUS_OK);
+  auto *p = static_cast<uint32_t *>(d.map(dst.handle, dst.size));
+  EXPECT_EQ(p[2047], 0x5a5a5a5au);
+  munmap(p, dst.size);
+  d.gem_close(sram.handle);
+  d.gem_close(dst.handle);
+}
+
+TEST_F(Kiln, SubmitInvalid) {
+  Dev &d = *dev_;
+  uint32_t ctx = d.ctx();
+  Bo cb = d.bo(8192);
+  auto *p = d.map(cb.handle, cb.size);
+  Cmd c;
+  c.nop();
+  memcpy(p, c.data(), c.size());
+  munmap(p, cb.size);
+  std::vector<drm_kiln_bo_ref> refs{ref(cb)};
+  EXPECT_EQ(d.submit(ctx, cb.va, 64, refs), 0);
+  EXPECT_EQ(d.submit(ctx + 100, cb.va, 64, refs), -ENOENT) << "unknown context";
+  EXPECT_EQ(d.submit(ctx, cb.va + 8, 64, refs), -EINVAL) << "misaligned cmd_va";
+  EXPECT_EQ(d.submit(ctx, cb.va, 0, refs), -EINVAL) << "empty";
+  EXPECT_EQ(d.submit(ctx, cb.va, 100, refs), -EINVAL) << "not a packet multiple";
+  EXPECT_EQ(d.submit(ctx, cb.va, KILN_INDIRECT_MAX_SIZE + 64, refs), -E2BIG);
+  EXPECT_EQ(d.submit(ctx, cb.va + 8192 - 64, 128, refs), -EINVAL) << "runs past the BO";
+  EXPECT_EQ(d.submit(ctx, cb.va + 1 * 1024 * 1024 * 1024ull, 64, refs), -EINVAL) << "unmapped";
+  EXPECT_EQ(d.submit(ctx, cb.va, 64, {}), -EINVAL) << "no BOs";
+  EXPECT_EQ(d.submit(ctx, cb.va, 64, {ref(cb), ref(cb)}), -EINVAL) << "duplicate BO";
+  drm_kiln_bo_ref bad{};
+  bad.handle = 9999;
+  EXPECT_EQ(d.submit(ctx, cb.va, 64, {ref(cb), bad}), -ENOENT);
+  drm_kiln_bo_ref badflags = ref(cb);
+  badflags.flags = 0x80;
+  EXPECT_EQ(d.submit(ctx, cb.va, 64, {badflags}), -EINVAL);
+  std::vector<drm_kiln_bo_ref> many(d.param(DRM_KILN_PARAM_MAX_SUBMIT_BOS) + 1, ref(cb));
+  EXPECT_EQ(d.submit(ctx, cb.va, 64, many), -E2BIG);
+  drm_kiln_sync s0{};
+  s0.handle = 1;
+  EXPECT_EQ(d.submit(ctx, cb.va, 64, refs, {s0}), -EINVAL) << "sync without flags";
+  EXPECT_EQ(d.submit(ctx, cb.va, 64, refs, {sig(4242)}), -ENOENT) << "bad syncobj";
+  EXPECT_EQ(d.submit(ctx, cb.va, 64, refs, {waitfor(4242)}), -ENOENT);
+
+  drm_kiln_submit s{};
+  s.ctx_id = ctx;
+  s.cmd_va = cb.va;
+  s.cmd_size = 64;
+  s.bos.ptr = reinterpret_cast<uintptr_t>(refs.data());
+  s.bos.count = 1;
+  s.bos.stride = sizeof(drm_kiln_bo_ref);
+  s.pad = 1;
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_SUBMIT, &s), -EINVAL) << "pad MBZ";
+  s.pad = 0;
+  s.flags = 1;
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_SUBMIT, &s), -EINVAL) << "flags MBZ";
+  s.flags = 0;
+  s.bos.stride = 0;
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_SUBMIT, &s), -EINVAL) << "stride 0";
+  s.bos.stride = sizeof(drm_kiln_bo_ref);
+  s.bos.ptr = 16;
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_SUBMIT, &s), -EFAULT) << "bad user pointer";
+  // A bigger element with non-zero tail is refused, a zero tail accepted.
+  struct {
+    drm_kiln_bo_ref r;
+    uint64_t extra;
+  } ext[1] = {{ref(cb), 0}};
+  s.bos.ptr = reinterpret_cast<uintptr_t>(ext);
+  s.bos.stride = sizeof(ext[0]);
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_SUBMIT, &s), 0);
+  ext[0].extra = 1;
+  s.seqno = 0;
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_SUBMIT, &s), -E2BIG);
+
+  EXPECT_EQ(d.bo_wait(cb.handle, 10 * kSec), 0);
+  d.gem_close(cb.handle);
+}
+
+TEST_F(Kiln, JobStatusInvalid) {
+  Dev &d = *dev_;
+  uint32_t ctx = d.ctx();
+  drm_kiln_job_status st;
+  EXPECT_EQ(d.job_status(ctx, 0, &st), -EINVAL);
+  EXPECT_EQ(d.job_status(ctx, 1, &st), -EINVAL) << "not yet submitted";
+  EXPECT_EQ(d.job_status(ctx + 77, 1, &st), -ENOENT);
+  st = {};
+  st.ctx_id = ctx;
+  st.seqno = 1;
+  st.pad = 1;
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_JOB_STATUS, &st), -EINVAL);
+}
+
+TEST_F(Kiln, JobHistoryExpires) {
+  Dev &d = *dev_;
+  uint32_t ctx = d.ctx();
+  Bo cb = d.bo(4096);
+  auto *p = d.map(cb.handle, cb.size);
+  Cmd c;
+  c.nop();
+  memcpy(p, c.data(), 64);
+  munmap(p, cb.size);
+  uint64_t s = 0;
+  for (int i = 0; i < 300; i++) ASSERT_EQ(d.submit(ctx, cb.va, 64, {ref(cb, false)}, {}, &s), 0);
+  EXPECT_EQ(s, 300u);
+  ASSERT_EQ(d.bo_wait(cb.handle, 30 * kSec), 0);
+  drm_kiln_job_status st;
+  ASSERT_EQ(d.job_status(ctx, 300, &st), 0);
+  EXPECT_EQ(st.state, (uint32_t)DRM_KILN_JOB_DONE);
+  ASSERT_EQ(d.job_status(ctx, 1, &st), 0);
+  EXPECT_EQ(st.state, (uint32_t)DRM_KILN_JOB_EXPIRED);
+  d.gem_close(cb.handle);
+}
+
+TEST_F(Kiln, OrderingOnOneContext) {
+  // Later jobs observe earlier jobs' writes; a full ring blocks, never EBUSY.
+  Dev &d = *dev_;
+  uint32_t ctx = d.ctx();
+  Bo buf = d.bo(4096);
+  const int n = 600;  // more than a ring holds
+  Bo cb = d.bo(n * 128);
+  auto *p = static_cast<uint8_t *>(d.map(cb.handle, cb.size));
+  for (int i = 0; i < n; i++) {
+    Cmd c;
+    c.wait(buf.va, uint64_t(i), KILN_WAIT_EQUAL).fence(buf.va, uint64_t(i + 1));
+    memcpy(p + i * 128, c.data(), 128);
+  }
+  munmap(p, cb.size);
+  for (int i = 0; i < n; i++)
+    ASSERT_EQ(d.submit(ctx, cb.va + i * 128, 128, {ref(cb, false), ref(buf)}), 0) << i;
+  ASSERT_EQ(d.bo_wait(buf.handle, 60 * kSec), 0);
+  auto *v = static_cast<uint64_t *>(d.map(buf.handle, buf.size));
+  EXPECT_EQ(v[0], uint64_t(n));
+  munmap(v, buf.size);
+  drm_kiln_ctx_status cs;
+  ASSERT_EQ(d.ctx_status(ctx, &cs), 0);
+  EXPECT_EQ(cs.completed, uint64_t(n));
+  EXPECT_EQ(cs.error_seqno, 0u);
+  d.gem_close(buf.handle);
+  d.gem_close(cb.handle);
+}
+
+TEST_F(Kiln, SyncobjBinaryAcrossQueues) {
+  // ctx A (low priority) fills, ctx B (high priority, other queue) copies after it.
+  Dev &d = *dev_;
+  uint32_t a = d.ctx(DRM_KILN_PRIORITY_LOW), b = d.ctx(DRM_KILN_PRIORITY_HIGH);
+  Bo src = d.bo(1 << 20), dst = d.bo(1 << 20), cb = d.bo(4096);
+  auto *p = static_cast<uint8_t *>(d.map(cb.handle, cb.size));
+  Cmd ca, cbm;
+  ca.fill(src.va, 1 << 20, 0x01020304);
+  cbm.copy(dst.va, src.va, 1 << 20);
+  memcpy(p, ca.data(), 64);
+  memcpy(p + 64, cbm.data(), 64);
+  munmap(p, cb.size);
+  uint32_t so = d.syncobj(), done = d.syncobj();
+  // Explicit sync only: no implicit BO dependency between the two jobs (read refs).
+  ASSERT_EQ(d.submit(a, cb.va, 64, {ref(cb, false), ref(src, false)}, {sig(so)}), 0);
+  ASSERT_EQ(d.submit(b, cb.va + 64, 64, {ref(cb, false), ref(src, false), ref(dst, false)},
+                     {waitfor(so), sig(done)}),
+            0);
+  ASSERT_EQ(d.syncobj_wait(done, 20 * kSec), 0);
+  auto *q = static_cast<uint32_t *>(d.map(dst.handle, dst.size));
+  EXPECT_EQ(q[0], 0x01020304u);
+  EXPECT_EQ(q[(1 << 18) - 1], 0x01020304u);
+  munmap(q, dst.size);
+  for (auto x : {src, dst, cb}) d.gem_close(x.handle);
+  d.syncobj_destroy(so);
+  d.syncobj_destroy(done);
+}
+
+TEST_F(Kiln, TimelineDependenciesAcrossContexts) {
+  Dev &d = *dev_;
+  uint32_t a = d.ctx(DRM_KILN_PRIORITY_NORMAL), b = d.ctx(DRM_KILN_PRIORITY_LOW);
+  Bo buf = d.bo(4096), cb = d.bo(4096);
+  auto *p = static_cast<uint8_t *>(d.map(cb.handle, cb.size));
+  Cmd c1, c2, c3;
+  c1.fence(buf.va, 1);
+  c2.wait(buf.va, 1, KILN_WAIT_EQUAL).fence(buf.va, 2);
+  c3.wait(buf.va, 2, KILN_WAIT_EQUAL).fence(buf.va, 3);
+  memcpy(p, c1.data(), 64);
+  memcpy(p + 64, c2.data(), 128);
+  memcpy(p + 192, c3.data(), 128);
+  munmap(p, cb.size);
+  uint32_t tl = d.syncobj();
+  std::vector<drm_kiln_bo_ref> refs{ref(cb, false), ref(buf, false)};
+  ASSERT_EQ(d.submit(a, cb.va, 64, refs, {sig(tl, 1)}), 0);
+  ASSERT_EQ(d.submit(b, cb.va + 64, 128, refs, {waitfor(tl, 1), sig(tl, 2)}), 0);
+  ASSERT_EQ(d.submit(a, cb.va + 192, 128, refs, {waitfor(tl, 2), sig(tl, 3)}), 0);
+  ASSERT_EQ(d.syncobj_wait(tl, 20 * kSec, 3), 0);
+  uint64_t point = 0;
+  ASSERT_EQ(d.syncobj_query(tl, &point), 0);
+  EXPECT_EQ(point, 3u);
+  auto *v = static_cast<uint64_t *>(d.map(buf.handle, buf.size));
+  EXPECT_EQ(v[0], 3u);
+  munmap(v, buf.size);
+  // Waiting on a point nobody submitted is refused.
+  EXPECT_EQ(d.submit(a, cb.va, 64, refs, {waitfor(tl, 10)}), -EINVAL);
+  d.syncobj_destroy(tl);
+  d.gem_close(buf.handle);
+  d.gem_close(cb.handle);
+}
+
+TEST_F(Kiln, WaitPacketCrossContextDependency) {
+  // ctx A blocks in a WAIT until ctx B (another queue) writes the semaphore.
+  Dev &d = *dev_;
+  uint32_t a = d.ctx(DRM_KILN_PRIORITY_LOW), b = d.ctx(DRM_KILN_PRIORITY_HIGH);
+  Bo sem = d.bo(4096), out = d.bo(4096), cb = d.bo(4096);
+  auto *p = static_cast<uint8_t *>(d.map(cb.handle, cb.size));
+  Cmd ca, cbm;
+  ca.wait(sem.va, 7, KILN_WAIT_GEQUAL).fill(out.va, 4096, 0x77777777);
+  cbm.fence(sem.va, 7);
+  memcpy(p, ca.data(), 128);
+  memcpy(p + 128, cbm.data(), 64);
+  munmap(p, cb.size);
+  uint32_t so = d.syncobj();
+  ASSERT_EQ(d.submit(a, cb.va, 128, {ref(cb, false), ref(sem, false), ref(out, false)}, {sig(so)}), 0);
+  usleep(100000);
+  EXPECT_EQ(d.syncobj_wait(so, 1000), -ETIME) << "A must still be waiting";
+  ASSERT_EQ(d.submit(b, cb.va + 128, 64, {ref(cb, false), ref(sem, false)}), 0);
+  ASSERT_EQ(d.syncobj_wait(so, 20 * kSec), 0);
+  auto *v = static_cast<uint32_t *>(d.map(out.handle, out.size));
+  EXPECT_EQ(v[1023], 0x77777777u);
+  munmap(v, out.size);
+  d.syncobj_destroy(so);
+  for (auto x : {sem, out, cb}) d.gem_close(x.handle);
+}
+
+TEST_F(Kiln, ImplicitSyncThroughBos) {
+  Dev &d = *dev_;
+  uint32_t a = d.ctx(DRM_KILN_PRIORITY_LOW), b = d.ctx(DRM_KILN_PRIORITY_HIGH);
+  Bo buf = d.bo(4 << 20), out = d.bo(4 << 20), cb = d.bo(4096);
+  auto *p = static_cast<uint8_t *>(d.map(cb.handle, cb.size));
+  Cmd ca, cbm;
+  ca.fill(buf.va, 4 << 20, 0xabcdabcd);
+  cbm.copy(out.va, buf.va, 4 << 20);
+  memcpy(p, ca.data(), 64);
+  memcpy(p + 64, cbm.data(), 64);
+  munmap(p, cb.size);
+  ASSERT_EQ(d.submit(a, cb.va, 64, {ref(cb, false), ref(buf, true)}), 0);
+  ASSERT_EQ(d.submit(b, cb.va + 64, 64, {ref(cb, false), ref(buf, false), ref(out, true)}), 0);
+  ASSERT_EQ(d.bo_wait(out.handle, 20 * kSec), 0);
+  auto *v = static_cast<uint32_t *>(d.map(out.handle, out.size));
+  EXPECT_EQ(v[(1 << 20) - 1], 0xabcdabcdu);
+  munmap(v, out.size);
+  for (auto x : {buf, out, cb}) d.gem_close(x.handle);
+}
+
+// ---------------------------------------------------------------- faults
+
+TEST_F(Kiln, BadPacketFailsJobOnly) {
+  Dev &d = *dev_;
+  uint32_t ctx = d.ctx();
+  Bo buf = d.bo(4096);
+  kiln_pkt_ctx_setup priv{};
+  priv.header = KILN_PKT_HEADER(KILN_OP_CTX_SETUP, 0);
+  Cmd c1;
+  c1.nop().raw(&priv);
+  uint64_t s = run(d, ctx, c1, {buf});
+  auto st = status(d, ctx, s);
+  EXPECT_EQ(st.status, (uint32_t)KILN_STATUS_PRIVILEGED);
+  EXPECT_EQ(st.packet_index, 1u);
+  EXPECT_EQ(st.error, -EIO);
+  kiln_pkt_generic junk{};
+  junk.header = 0x7f;
+  Cmd c2;
+  c2.raw(&junk);
+  s = run(d, ctx, c2, {buf});
+  EXPECT_EQ(status(d, ctx, s).status, (uint32_t)KILN_STATUS_BAD_PACKET);
+  // The context still works and is not banned.
+  Cmd ok;
+  ok.fill(buf.va, 4096, 1);
+  s = run(d, ctx, ok, {buf});
+  EXPECT_EQ(status(d, ctx, s).status, (uint32_t)KILN_STATUS_OK);
+  drm_kiln_ctx_status cs;
+  ASSERT_EQ(d.ctx_status(ctx, &cs), 0);
+  EXPECT_EQ(cs.flags & DRM_KILN_CTX_BANNED, 0u);
+  EXPECT_EQ(cs.error_status, (uint32_t)KILN_STATUS_BAD_PACKET);
+  d.gem_close(buf.handle);
+}
+
+TEST_F(Kiln, MmuFaultReportsAddress) {
+  Dev &d = *dev_;
+  uint32_t ctx = d.ctx();
+  Bo buf = d.bo(4096);
+  uint64_t hole = buf.va + 4096;  // guard page after every BO
+  Cmd c;
+  c.fill(hole, 64, 0);
+  uint64_t s = run(d, ctx, c, {buf});
+  auto st = status(d, ctx, s);
+  EXPECT_EQ(st.status, (uint32_t)KILN_STATUS_MMU_FAULT);
+  EXPECT_EQ(st.fault_addr & ~0xfffull, hole);
+  EXPECT_TRUE(st.fault_access & KILN_ACCESS_WRITE);
+  EXPECT_EQ(st.fault_reason, (uint32_t)KILN_MMU_FAULT_NOT_PRESENT);
+  drm_kiln_ctx_status cs;
+  ASSERT_EQ(d.ctx_status(ctx, &cs), 0);
+  EXPECT_EQ(cs.fault_addr & ~0xfffull, hole);
+  EXPECT_EQ(cs.error_seqno, s);
+  d.gem_close(buf.handle);
+}
+
+TEST_F(Kiln, ReadOnlyBoCannotBeWritten) {
+  Dev &d = *dev_;
+  uint32_t ctx = d.ctx();
+  Bo ro = d.bo(4096, DRM_KILN_BO_READ_ONLY), rw = d.bo(4096);
+  Cmd c;
+  c.copy(rw.va, ro.va, 4096);
+  EXPECT_EQ(status(d, ctx, run(d, ctx, c, {ro, rw})).status, (uint32_t)KILN_STATUS_OK);
+  Cmd w;
+  w.fill(ro.va, 4096, 5);
+  auto st = status(d, ctx, run(d, ctx, w, {ro}));
+  EXPECT_EQ(st.status, (uint32_t)KILN_STATUS_MMU_FAULT);
+  EXPECT_EQ(st.fault_reason, (uint32_t)KILN_MMU_FAULT_PERMISSION);
+  d.gem_close(ro.handle);
+  d.gem_close(rw.handle);
+}
+
+TEST_F(Kiln, MmuIsolationBetweenFiles) {
+  // File B's BO VA means nothing in file A's address space.
+  Dev &a = *dev_;
+  Dev b;
+  Bo secret = b.bo(4096);
+  auto *sp = static_cast<uint32_t *>(b.map(secret.handle, secret.size));
+  sp[0] = 0x5ec7e7;
+  Bo mine = a.bo(4096);
+  uint32_t ctx = a.ctx();
+  uint64_t target = secret.va;
+  bool collides = target >= mine.va && target < mine.va + 8192;
+  if (collides) target = mine.va + (1ull << 30);  // both files start at VA_START
+  Cmd rd, wr;
+  rd.copy(mine.va, target, 64);
+  wr.fill(target, 64, 0xbad);
+  auto st = status(a, ctx, run(a, ctx, rd, {mine}));
+  EXPECT_EQ(st.status, (uint32_t)KILN_STATUS_MMU_FAULT);
+  st = status(a, ctx, run(a, ctx, wr, {mine}));
+  EXPECT_EQ(st.status, (uint32_t)KILN_STATUS_MMU_FAULT);
+  EXPECT_EQ(sp[0], 0x5ec7e7u) << "B's memory untouched";
+  munmap(sp, secret.size);
+  b.gem_close(secret.handle);
+  a.gem_close(mine.handle);
+}
+
+TEST_F(Kiln, UnmappedAfterCloseFaults) {
+  Dev &d = *dev_;
+  uint32_t ctx = d.ctx();
+  Bo gone = d.bo(4096), buf = d.bo(4096);
+  uint64_t va = gone.va;
+  d.gem_close(gone.handle);
+  Cmd c;
+  c.copy(buf.va, va, 64);
+  EXPECT_EQ(status(d, ctx, run(d, ctx, c, {buf})).status, (uint32_t)KILN_STATUS_MMU_FAULT);
+  d.gem_close(buf.handle);
+}
+
+// ---------------------------------------------------------------- hangs
+
+TEST_F(Kiln, HangRecoveryBansGuiltyOnly) {
+  Dev &d = *dev_;
+  uint32_t bad = d.ctx(DRM_KILN_PRIORITY_NORMAL, 300);
+  uint32_t good = d.ctx(DRM_KILN_PRIORITY_NORMAL);
+  uint32_t other_q = d.ctx(DRM_KILN_PRIORITY_HIGH);
+  Bo sem = d.bo(4096), buf = d.bo(4096);
+  Cmd hang;
+  hang.wait(sem.va, 1, KILN_WAIT_EQUAL);  // nobody ever writes 1
+  uint64_t s = run(d, bad, hang, {sem});
+  ASSERT_EQ(s, 1u);
+  auto st = status(d, bad, s);
+  EXPECT_EQ(st.state, (uint32_t)DRM_KILN_JOB_DONE);
+  EXPECT_EQ(st.error, -ETIMEDOUT);
+  drm_kiln_ctx_status cs;
+  ASSERT_EQ(d.ctx_status(bad, &cs), 0);
+  EXPECT_TRUE(cs.flags & DRM_KILN_CTX_BANNED);
+  // Banned context refuses work; the others keep going.
+  int err = 0;
+  Cmd ok;
+  ok.fill(buf.va, 4096, 9);
+  EXPECT_EQ(run(d, bad, ok, {buf}, &err), 0u);
+  EXPECT_EQ(err, -EIO);
+  EXPECT_EQ(status(d, good, run(d, good, ok, {buf})).status, (uint32_t)KILN_STATUS_OK);
+  EXPECT_EQ(status(d, other_q, run(d, other_q, ok, {buf})).status, (uint32_t)KILN_STATUS_OK);
+  uint32_t fresh = d.ctx(DRM_KILN_PRIORITY_NORMAL);
+  EXPECT_EQ(status(d, fresh, run(d, fresh, ok, {buf})).status, (uint32_t)KILN_STATUS_OK);
+  d.gem_close(sem.handle);
+  d.gem_close(buf.handle);
+}
+
+TEST_F(Kiln, HangInnocentJobBehindItSurvives) {
+  // A job of another context queued behind the hang on the same queue completes.
+  Dev &d = *dev_;
+  uint32_t bad = d.ctx(DRM_KILN_PRIORITY_LOW, 300);
+  uint32_t innocent = d.ctx(DRM_KILN_PRIORITY_LOW);
+  Bo sem = d.bo(4096), buf = d.bo(4096), cb = d.bo(4096);
+  auto *p = static_cast<uint8_t *>(d.map(cb.handle, cb.size));
+  Cmd hang, ok;
+  hang.wait(sem.va, 1, KILN_WAIT_EQUAL);
+  ok.fill(buf.va, 4096, 0x11111111);
+  memcpy(p, hang.data(), 64);
+  memcpy(p + 64, ok.data(), 64);
+  munmap(p, cb.size);
+  uint32_t s1 = d.syncobj(), s2 = d.syncobj();
+  ASSERT_EQ(d.submit(bad, cb.va, 64, {ref(cb, false), ref(sem, false)}, {sig(s1)}), 0);
+  ASSERT_EQ(d.submit(innocent, cb.va + 64, 64, {ref(cb, false), ref(buf, false)}, {sig(s2)}), 0);
+  EXPECT_EQ(d.syncobj_wait(s2, 30 * kSec), 0);
+  EXPECT_EQ(d.syncobj_wait(s1, 30 * kSec), 0);
+  auto st = status(d, innocent, 1);
+  EXPECT_EQ(st.status, (uint32_t)KILN_STATUS_OK);
+  EXPECT_EQ(st.error, 0);
+  EXPECT_EQ(status(d, bad, 1).error, -ETIMEDOUT);
+  auto *v = static_cast<uint32_t *>(d.map(buf.handle, buf.size));
+  EXPECT_EQ(v[0], 0x11111111u);
+  munmap(v, buf.size);
+  d.syncobj_destroy(s1);
+  d.syncobj_destroy(s2);
+  for (auto x : {sem, buf, cb}) d.gem_close(x.handle);
+}
+
+static std::string debugfs_dir() {
+  char link[256];
+  ssize_t n = readlink("/sys/class/accel/accel0/device", link, sizeof(link) - 1);
+  if (n <= 0) return "";
+  link[n] = 0;
+  std::string s(link);
+  return "/sys/kernel/debug/accel/" + s.substr(s.rfind('/') + 1);
+}
+
+TEST_F(Kiln, ForcedDeviceResetKeepsContextsUsable) {
+  Dev &d = *dev_;
+  std::string dir = debugfs_dir();
+  if (access((dir + "/force_reset").c_str(), W_OK) != 0) GTEST_SKIP() << "no debugfs";
+  uint32_t ctx = d.ctx();
+  Bo buf = d.bo(4096);
+  uint64_t resets = d.param(DRM_KILN_PARAM_RESET_COUNT);
+  {
+    std::ofstream f(dir + "/force_reset");
+    f << "1";
+  }
+  EXPECT_EQ(d.param(DRM_KILN_PARAM_RESET_COUNT), resets + 1);
+  std::ifstream rc("/sys/class/accel/accel0/device/kiln/reset_count");
+  uint64_t sysfs_resets = 0;
+  rc >> sysfs_resets;
+  EXPECT_EQ(sysfs_resets, resets + 1);
+  Cmd ok;
+  ok.fill(buf.va, 4096, 3);
+  EXPECT_EQ(status(d, ctx, run(d, ctx, ok, {buf})).status, (uint32_t)KILN_STATUS_OK);
+  d.gem_close(buf.handle);
+}
+
+// ---------------------------------------------------------------- sharing
+
+TEST_F(Kiln, PrimeSameDeviceTwoFiles) {
+  Dev &a = *dev_;
+  Dev b;
+  Bo bo = a.bo(8192);
+  int fd = -1;
+  ASSERT_EQ(a.prime_export(bo.handle, &fd), 0);
+  uint32_t h = 0;
+  ASSERT_EQ(b.prime_import(fd, &h), 0);
+  drm_kiln_bo_info info;
+  ASSERT_EQ(b.bo_info(h, &info), 0);
+  EXPECT_EQ(info.size, 8192u);
+  uint32_t ctx = b.ctx();
+  Bo dummy{h, 8192, info.va, 0};
+  Cmd c;
+  c.fill(info.va, 8192, 0x600d600d);
+  EXPECT_EQ(status(b, ctx, run(b, ctx, c, {dummy})).status, (uint32_t)KILN_STATUS_OK);
+  auto *p = static_cast<uint32_t *>(a.map(bo.handle, bo.size));
+  EXPECT_EQ(p[2047], 0x600d600du);
+  munmap(p, bo.size);
+  close(fd);
+  b.gem_close(h);
+  a.gem_close(bo.handle);
+}
+
+TEST_F(Kiln, PrimeTwoProcesses) {
+  Dev &a = *dev_;
+  Bo bo = a.bo(4096);
+  auto *p = static_cast<uint32_t *>(a.map(bo.handle, bo.size));
+  p[0] = 1234;
+  int fd = -1;
+  ASSERT_EQ(a.prime_export(bo.handle, &fd), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int rc = 0;
+    {
+      Dev c;
+      uint32_t h = 0;
+      drm_kiln_bo_info info;
+      if (!c.ok() || c.prime_import(fd, &h) || c.bo_info(h, &info)) _exit(10);
+      auto *q = static_cast<uint32_t *>(c.map(h, 4096));
+      if (!q || q[0] != 1234) rc = 11;
+      uint32_t ctx = c.ctx();
+      Cmd cmd;
+      cmd.fill(info.va + 64, 64, 0xc0ffee);
+      Bo cb = c.bo(4096);
+      auto *cp = c.map(cb.handle, 4096);
+      memcpy(cp, cmd.data(), 64);
+      uint32_t so = c.syncobj();
+      if (c.submit(ctx, cb.va, 64, {ref(cb, false), drm_kiln_bo_ref{h, DRM_KILN_BO_REF_WRITE}}, {sig(so)}) ||
+          c.syncobj_wait(so, 20 * kSec))
+        rc = 12;
+      if (q && q[16] != 0xc0ffee) rc = 13;
+    }
+    _exit(rc);
+  }
+  int ws = 0;
+  ASSERT_EQ(waitpid(pid, &ws, 0), pid);
+  ASSERT_TRUE(WIFEXITED(ws));
+  EXPECT_EQ(WEXITSTATUS(ws), 0);
+  EXPECT_EQ(p[16], 0xc0ffeeu) << "child's device write visible to the parent";
+  munmap(p, bo.size);
+  close(fd);
+  a.gem_close(bo.handle);
+}
+
+TEST_F(Kiln, ManyFilesAndThreads) {
+  std::vector<std::thread> ts;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; t++) {
+    ts.emplace_back([&, t] {
+      Dev d;
+      uint32_t ctx = d.ctx(t % 4 == 3 ? DRM_KILN_PRIORITY_HIGH : t % 3);
+      Bo buf = d.bo(16384);
+      for (int i = 0; i < 20; i++) {
+        Cmd c;
+        c.fill(buf.va, 16384, uint32_t(t * 100 + i));
+        if (status(d, ctx, run(d, ctx, c, {buf})).status != KILN_STATUS_OK) failures++;
+      }
+      auto *p = static_cast<uint32_t *>(d.map(buf.handle, buf.size));
+      if (p[4095] != uint32_t(t * 100 + 19)) failures++;
+      munmap(p, buf.size);
+    });
+  }
+  for (auto &t : ts) t.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST_F(Kiln, CloseWithJobsInFlight) {
+  {
+    Dev d;
+    uint32_t ctx = d.ctx();
+    Bo buf = d.bo(1 << 20), cb = d.bo(4096);
+    auto *p = d.map(cb.handle, cb.size);
+    Cmd c;
+    c.fill(buf.va, 1 << 20, 7);
+    memcpy(p, c.data(), 64);
+    munmap(p, cb.size);
+    for (int i = 0; i < 50; i++) ASSERT_EQ(d.submit(ctx, cb.va, 64, {ref(cb, false), ref(buf)}), 0);
+  }  // closed without waiting: the driver drains
+}
+
+// ---------------------------------------------------------------- privileges
+
+TEST(KilnUnprivileged, OpenThroughRenderGroup) {
+  if (access(accel_node().c_str(), F_OK) != 0) GTEST_SKIP() << "no device";
+  if (geteuid() == 0) GTEST_SKIP() << "run as root; the harness runs this as uid 1000";
+  Dev d;
+  ASSERT_TRUE(d.ok()) << strerror(errno);
+  Bo b = d.bo(4096);
+  uint32_t ctx = d.ctx();
+  uint32_t rt = 0;
+  EXPECT_EQ(d.ctx_create(&rt, DRM_KILN_PRIORITY_REALTIME), -EPERM);
+  Cmd c;
+  c.fill(b.va, 4096, 1);
+  Bo cb = d.bo(4096);
+  auto *p = d.map(cb.handle, cb.size);
+  memcpy(p, c.data(), 64);
+  munmap(p, 4096);
+  uint32_t so = d.syncobj();
+  ASSERT_EQ(d.submit(ctx, cb.va, 64, {ref(cb, false), ref(b)}, {sig(so)}), 0);
+  EXPECT_EQ(d.syncobj_wait(so, 20 * kSec), 0);
+  // debugfs and force_reset are root only
+  EXPECT_NE(access((debugfs_dir() + "/force_reset").c_str(), W_OK), 0);
+}
+
+// Runs last (gtest keeps declaration order): unload and reload the module.
+TEST(KilnZModule, UnloadReload) {
+  if (access(accel_node().c_str(), F_OK) != 0) GTEST_SKIP() << "no device";
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::string ko = "/lib/modules/";
+  {
+    std::ifstream f("/proc/sys/kernel/osrelease");
+    std::string r;
+    f >> r;
+    ko += r + "/kiln.ko";
+  }
+  if (access(ko.c_str(), R_OK) != 0) GTEST_SKIP() << ko << " missing";
+  for (int round = 0; round < 2; round++) {
+    ASSERT_EQ(system("rmmod kiln"), 0) << "module still referenced (leaked file, BO or dma-buf?)";
+    ASSERT_NE(access(accel_node().c_str(), F_OK), 0);
+    ASSERT_EQ(system(("insmod " + ko).c_str()), 0);
+    for (int i = 0; i < 50 && access(accel_node().c_str(), F_OK) != 0; i++) usleep(100000);
+    Dev d;
+    ASSERT_TRUE(d.ok());
+    Bo b = d.bo(4096);
+    uint32_t ctx = d.ctx();
+    Bo cb = d.bo(4096);
+    Cmd c;
+    c.fill(b.va, 4096, 0x1eaf);
+    auto *p = d.map(cb.handle, 4096);
+    memcpy(p, c.data(), 64);
+    munmap(p, 4096);
+    uint32_t so = d.syncobj();
+    ASSERT_EQ(d.submit(ctx, cb.va, 64, {ref(cb, false), ref(b)}, {sig(so)}), 0);
+    ASSERT_EQ(d.syncobj_wait(so, 20 * kSec), 0);
+    EXPECT_EQ(d.param(DRM_KILN_PARAM_BO_COUNT), 2u);
+  }
+}
+
+}  // namespace
