@@ -906,6 +906,37 @@ TEST_F(Kiln, PrimeTwoProcesses) {
   a.gem_close(bo.handle);
 }
 
+TEST_F(Kiln, PrimeAcrossDevices) {
+  // Host BO of device 0 imported by device 1 (dma-buf attach, DMA-mapped for it).
+  if (access(accel_node(1).c_str(), F_OK) != 0) GTEST_SKIP() << "needs two devices (--devices 2)";
+  Dev &a = *dev_;
+  Dev b(open_dev(1));
+  ASSERT_TRUE(b.ok());
+  Bo bo = a.bo(16384);
+  int fd = -1;
+  ASSERT_EQ(a.prime_export(bo.handle, &fd), 0);
+  uint32_t h = 0;
+  ASSERT_EQ(b.prime_import(fd, &h), 0);
+  drm_kiln_bo_info info;
+  ASSERT_EQ(b.bo_info(h, &info), 0);
+  uint32_t ctx = b.ctx();
+  Cmd c;
+  c.fill(info.va, 16384, 0xd1d1d1d1);
+  EXPECT_EQ(status(b, ctx, run(b, ctx, c, {Bo{h, 16384, info.va, 0}})).status, (uint32_t)KILN_STATUS_OK);
+  auto *p = static_cast<uint32_t *>(a.map(bo.handle, bo.size));
+  EXPECT_EQ(p[4095], 0xd1d1d1d1u);
+  munmap(p, bo.size);
+  // Device DRAM cannot be attached by another device.
+  Bo dram = a.bo(4096, DRM_KILN_BO_DRAM);
+  int dfd = -1;
+  ASSERT_EQ(a.prime_export(dram.handle, &dfd), 0);
+  EXPECT_NE(b.prime_import(dfd, &h), 0);
+  close(dfd);
+  close(fd);
+  a.gem_close(dram.handle);
+  a.gem_close(bo.handle);
+}
+
 TEST_F(Kiln, ManyFilesAndThreads) {
   std::vector<std::thread> ts;
   std::atomic<int> failures{0};
