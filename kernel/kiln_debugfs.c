@@ -58,10 +58,10 @@ static int kiln_debugfs_info(struct seq_file *m, void *unused)
 		   kdev->fault_asid, kdev->fault_addr, kdev->fault_queue,
 		   kdev->fault_status);
 	if (drm_dev_enter(&kdev->drm, &idx)) {
-		drm_printf(&p, "status 0x%x control 0x%x heartbeat %llu device_reset_count %u\n",
+		drm_printf(&p, "status 0x%x control 0x%x heartbeat %u device_reset_count %u\n",
 			   kiln_rd32(kdev, KILN_REG_STATUS),
 			   kiln_rd32(kdev, KILN_REG_CONTROL),
-			   kiln_rd64(kdev, KILN_REG_HEARTBEAT),
+			   kiln_rd32(kdev, KILN_REG_HEARTBEAT),
 			   kiln_rd32(kdev, KILN_REG_RESET_COUNT));
 		drm_dev_exit(idx);
 	}

@@ -291,6 +291,7 @@ static int kiln_submit_push(struct kiln_job *job, struct kiln_submit *s,
 	struct kiln_ctx *ctx = job->ctx;
 	struct dma_fence *done;
 	struct drm_exec exec;
+	u64 seqno;
 	int ret = 0;
 	u32 i;
 
@@ -319,18 +320,19 @@ static int kiln_submit_push(struct kiln_job *job, struct kiln_submit *s,
 		ret = -EIO;
 		goto out;
 	}
-	job->seqno = ctx->submitted + 1;
-	kiln_ctx_job_queued(ctx, job->seqno);
+	seqno = ctx->submitted + 1;
+	job->seqno = seqno;
+	kiln_ctx_job_queued(ctx, seqno);
 	drm_sched_job_arm(&job->base);
 	done = dma_fence_get(&job->base.s_fence->finished);
-	WRITE_ONCE(ctx->submitted, job->seqno);
-	drm_sched_entity_push_job(&job->base);
-	mutex_unlock(&ctx->submit_lock);
-
+	/* Before the push: from then on the job may run and be freed. */
 	for (i = 0; i < job->bo_count; i++)
 		dma_resv_add_fence(job->bos[i]->resv, done,
 				   (s->refs[i].flags & DRM_KILN_BO_REF_WRITE) ?
 				   DMA_RESV_USAGE_WRITE : DMA_RESV_USAGE_READ);
+	WRITE_ONCE(ctx->submitted, seqno);
+	drm_sched_entity_push_job(&job->base);
+	mutex_unlock(&ctx->submit_lock);
 
 	for (i = 0; i < s->nr_signals; i++) {
 		struct kiln_signal *sig = &s->signals[i];
@@ -344,7 +346,7 @@ static int kiln_submit_push(struct kiln_job *job, struct kiln_submit *s,
 		}
 	}
 	dma_fence_put(done);
-	args->seqno = job->seqno;
+	args->seqno = seqno;
 out:
 	drm_exec_fini(&exec);
 	return ret;
