@@ -88,8 +88,9 @@ class CommandList {
   CommandList& fill(const Buffer& dst, uint32_t pattern, size_t size = whole_size, size_t off = 0);
   /// Arguments are validated now (all set, kinds and sizes checked).
   CommandList& launch(const Kernel& k, const Launch& l, const Args& args);
+  /// Positional arguments, checked like Args::set().
   template <class... A>
-  CommandList& launch(const Kernel& k, const Launch& l, A&&... a) {
+  CommandList& launch_with(const Kernel& k, const Launch& l, A&&... a) {
     Args args(k);
     size_t i = 0;
     (args.set(i++, std::forward<A>(a)), ...);
