@@ -1,0 +1,610 @@
+// SPDX-License-Identifier: MIT
+// kiln_bench: the in-VM half of `make bench` (scripts/bench runs it). Each
+// subcommand measures one thing against the real driver and device and
+// prints one line per figure:  BENCH {"bench":"<name>", ...}
+// or, when a prerequisite is missing,  BENCH {"bench":"<name>","skipped":"<why>"}.
+// Not a test: nothing is asserted except that results are correct where
+// checked (a wrong GEMM result is reported as an error, never as a speed).
+//
+//   kiln_bench gemm    --dtype f32|bf16 --sizes 256,512 [--min-time S]
+//   kiln_bench dma     --max BYTES [--min-time S]          (h2d, d2h, d2d + guest memcpy)
+//   kiln_bench latency --n N                               (no-op job round trip, job rates)
+//   kiln_bench blk     --dev /dev/vda --n N                (4 KiB O_DIRECT read latency)
+//   kiln_bench interp  --kbin bench.kbin --iters N         (every device: 1 PE and all PEs)
+//   kiln_bench scale   --contexts C --jobs J --bos N       (contexts, BOs, DRAM fill)
+//   kiln_bench telemetry                                    (device time / cycles counters)
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <kiln/kiln.hpp>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using clk = std::chrono::steady_clock;
+double now() { return std::chrono::duration<double>(clk::now().time_since_epoch()).count(); }
+
+// --- output -----------------------------------------------------------------------------
+std::string jesc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\', o += c;
+    else if (c == '\n') o += "\\n";
+    else if (static_cast<unsigned char>(c) < 0x20) o += ' ';
+    else o += c;
+  }
+  return o;
+}
+
+class Rec {
+ public:
+  explicit Rec(const std::string& bench) { s_ << "{\"bench\":\"" << jesc(bench) << "\""; }
+  Rec& kv(const std::string& k, const std::string& v) {
+    s_ << ",\"" << k << "\":\"" << jesc(v) << "\"";
+    return *this;
+  }
+  Rec& kv(const std::string& k, const char* v) { return kv(k, std::string(v)); }
+  Rec& kv(const std::string& k, double v) {
+    char b[64];
+    if (std::isfinite(v)) std::snprintf(b, sizeof b, "%.6g", v);
+    else std::snprintf(b, sizeof b, "null");
+    s_ << ",\"" << k << "\":" << b;
+    return *this;
+  }
+  Rec& kv(const std::string& k, uint64_t v) {
+    s_ << ",\"" << k << "\":" << v;
+    return *this;
+  }
+  Rec& kv(const std::string& k, int v) { return kv(k, uint64_t(int64_t(v))); }
+  Rec& kv(const std::string& k, uint32_t v) { return kv(k, uint64_t(v)); }
+  Rec& arr(const std::string& k, const std::vector<double>& v) {
+    s_ << ",\"" << k << "\":[";
+    for (size_t i = 0; i < v.size(); i++) {
+      char b[64];
+      std::snprintf(b, sizeof b, "%s%.6g", i ? "," : "", v[i]);
+      s_ << b;
+    }
+    s_ << "]";
+    return *this;
+  }
+  void emit() {
+    std::printf("BENCH %s}\n", s_.str().c_str());
+    std::fflush(stdout);
+  }
+
+ private:
+  std::ostringstream s_;
+};
+
+void skipped(const std::string& bench, const std::string& why) { Rec(bench).kv("skipped", why).emit(); }
+void failed(const std::string& bench, const std::string& why) { Rec(bench).kv("error", why).emit(); }
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  size_t i = size_t(std::ceil(p / 100.0 * double(v.size()))) ;
+  i = i ? i - 1 : 0;
+  return v[std::min(i, v.size() - 1)];
+}
+
+// --- arguments ----------------------------------------------------------------------------
+struct Opts {
+  std::map<std::string, std::string> m;
+  std::string get(const std::string& k, const std::string& d) const {
+    auto it = m.find(k);
+    return it == m.end() ? d : it->second;
+  }
+  uint64_t num(const std::string& k, uint64_t d) const {
+    auto it = m.find(k);
+    if (it == m.end()) return d;
+    char* end = nullptr;
+    uint64_t v = std::strtoull(it->second.c_str(), &end, 0);
+    if (*end == 'K' || *end == 'k') v <<= 10;
+    else if (*end == 'M') v <<= 20;
+    else if (*end == 'G') v <<= 30;
+    return v;
+  }
+  double real(const std::string& k, double d) const {
+    auto it = m.find(k);
+    return it == m.end() ? d : std::atof(it->second.c_str());
+  }
+  std::vector<uint32_t> list(const std::string& k, const std::string& d) const {
+    std::vector<uint32_t> r;
+    std::stringstream ss(get(k, d));
+    std::string x;
+    while (std::getline(ss, x, ',')) r.push_back(uint32_t(std::stoul(x)));
+    return r;
+  }
+};
+
+std::string fmt_size(uint64_t b) {
+  char s[32];
+  if (b >= (1ull << 30) && b % (1ull << 30) == 0) std::snprintf(s, sizeof s, "%lluG", (unsigned long long)(b >> 30));
+  else if (b >= (1ull << 20) && b % (1ull << 20) == 0) std::snprintf(s, sizeof s, "%lluM", (unsigned long long)(b >> 20));
+  else if (b >= 1024 && b % 1024 == 0) std::snprintf(s, sizeof s, "%lluK", (unsigned long long)(b >> 10));
+  else std::snprintf(s, sizeof s, "%llu", (unsigned long long)b);
+  return s;
+}
+
+kiln::Device open_dev(const Opts& o) { return kiln::Device::open(int(o.num("device", 0))); }
+
+// --- GEMM -----------------------------------------------------------------------------------
+uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7fff + ((u >> 16) & 1);  // round to nearest even (inputs are finite)
+  return uint16_t(u >> 16);
+}
+float from_bf16(uint16_t h) {
+  uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// The op library's GEMM (gemm.kbin, docs/pe-isa.md §7) on one workgroup per PE.
+// This is the kernel kiln::ops::gemm launches; the SDK's C++ wrapper had not
+// landed when this benchmark was written, so the launch is spelled out here.
+int cmd_gemm(const Opts& o) {
+  const std::string dt = o.get("dtype", "f32");
+  const std::string name = "gemm_" + dt;
+  const double min_time = o.real("min-time", 1.0);
+  kiln::Device dev = open_dev(o);
+  kiln::Module mod = [&] {
+    try {
+      return dev.load_ops("gemm");
+    } catch (const kiln::Error& e) {
+      skipped(name, std::string("op library gemm.kbin not loadable: ") + e.what());
+      std::exit(0);
+    }
+  }();
+  const std::string kname = dt == "bf16" ? "kiln_gemm_bf16" : "kiln_gemm_f32";
+  if (!mod.has_kernel(kname)) {
+    skipped(name, "gemm.kbin has no " + kname);
+    return 0;
+  }
+  kiln::Kernel k = mod.kernel(kname);
+  kiln::Queue q = dev.queue();
+  const uint32_t grid = dev.info().pe_count() ? dev.info().pe_count() : 64;
+  const size_t es = dt == "bf16" ? 2 : 4;
+  for (uint32_t n : o.list("sizes", "256,512,1024,2048")) {
+    try {
+      const size_t nn = size_t(n) * n;
+      std::vector<float> fa(nn), fb(nn);
+      std::mt19937 rng(n);
+      std::uniform_real_distribution<float> U(-1.0f, 1.0f);
+      for (auto& x : fa) x = U(rng);
+      for (auto& x : fb) x = U(rng);
+      std::vector<std::byte> ra(nn * es), rb(nn * es);
+      if (es == 2) {
+        for (size_t i = 0; i < nn; i++) {
+          uint16_t a = to_bf16(fa[i]), b = to_bf16(fb[i]);
+          std::memcpy(&ra[i * 2], &a, 2), std::memcpy(&rb[i * 2], &b, 2);
+          fa[i] = from_bf16(a), fb[i] = from_bf16(b);
+        }
+      } else {
+        std::memcpy(ra.data(), fa.data(), nn * 4), std::memcpy(rb.data(), fb.data(), nn * 4);
+      }
+      kiln::Buffer A = dev.alloc(nn * es), B = dev.alloc(nn * es), C = dev.alloc(nn * 4), bias = dev.alloc(size_t(n) * 4);
+      q.copy(A, std::span<const std::byte>(ra));
+      q.copy(B, std::span<const std::byte>(rb));
+      q.fill(bias, 0);
+      q.fill(C, 0);
+      q.finish();
+      kiln::Args args(k);
+      args.set(0, A).set(1, B).set(2, C).set(3, bias);
+      uint32_t flags = 0;
+      args.set(4, n).set(5, n).set(6, n).set(7, n).set(8, n).set(9, n).set(10, flags);
+      kiln::Launch l;
+      l.grid = {grid, 1, 1};
+      q.launch(k, l, args).wait();  // warm-up (decode, page tables)
+      // Check 64 entries against a double-precision CPU reference.
+      std::vector<float> c(nn);
+      q.download(c, C).wait();
+      double maxerr = 0;
+      for (int s = 0; s < 64; s++) {
+        size_t i = (size_t(s) * 7919) % n, j = (size_t(s) * 104729) % n;
+        double ref = 0;
+        for (size_t p = 0; p < n; p++) ref += double(fa[i * n + p]) * fb[p * n + j];
+        maxerr = std::max(maxerr, std::fabs(ref - c[i * n + j]) / (1.0 + std::fabs(ref)));
+      }
+      if (maxerr > 1e-3) {
+        failed(name, "n=" + std::to_string(n) + ": result differs from the CPU reference (rel err " + std::to_string(maxerr) + ")");
+        continue;
+      }
+      std::vector<double> ts;
+      uint64_t cycles = 0;
+      double total = 0;
+      while (total < min_time || ts.size() < 3) {
+        double t0 = now();
+        kiln::Event e = q.launch(k, l, args);
+        e.wait();
+        double t = now() - t0;
+        ts.push_back(t), total += t;
+        cycles = e.cycles();
+      }
+      const double flops = 2.0 * n * n * n;
+      const double med = pct(ts, 50), best = pct(ts, 0);
+      const double emu_s = double(cycles) / (dev.info().clock_mhz ? dev.info().clock_mhz * 1e6 : 1.35e9);
+      Rec(name).kv("n", n).kv("grid", grid).kv("reps", uint64_t(ts.size())).kv("median_s", med).kv("best_s", best)
+          .kv("gflops", flops / med / 1e9).kv("gflops_best", flops / best / 1e9).kv("emulated_cycles", cycles)
+          .kv("emulated_s", emu_s).kv("emulated_gflops", emu_s > 0 ? flops / emu_s / 1e9 : NAN).kv("max_rel_err", maxerr)
+          .emit();
+    } catch (const kiln::Error& e) {
+      failed(name, "n=" + std::to_string(n) + ": " + e.what());
+    }
+  }
+  return 0;
+}
+
+// --- DMA --------------------------------------------------------------------------------------
+// Time `fn(b)` (b copies issued back to back, the last one waited for) in
+// batches until min_time; returns the best and median seconds per copy.
+std::pair<double, double> time_batches(const std::function<void(int)>& fn, int batch, double min_time) {
+  std::vector<double> per;
+  double total = 0;
+  fn(1);  // warm-up
+  while (total < min_time || per.size() < 3) {
+    double t0 = now();
+    fn(batch);
+    double t = now() - t0;
+    per.push_back(t / batch), total += t;
+    if (per.size() >= 200) break;
+  }
+  return {pct(per, 0), pct(per, 50)};
+}
+
+int cmd_dma(const Opts& o) {
+  const uint64_t maxb = o.num("max", 64ull << 20);
+  const double min_time = o.real("min-time", 0.3);
+  kiln::Device dev = open_dev(o);
+  kiln::Queue q = dev.queue();
+  kiln::Buffer hb, d0, d1;
+  try {
+    hb = dev.alloc(maxb, kiln::Memory::host);
+    d0 = dev.alloc(maxb, kiln::Memory::device);
+    d1 = dev.alloc(maxb, kiln::Memory::device);
+    q.fill(d0, 0x01020304);
+    q.fill(d1, 0x05060708);
+    auto hm = hb.map();
+    std::memset(hm.data(), 0x5a, hm.size());
+    q.finish();
+  } catch (const kiln::Error& e) {
+    skipped("dma", std::string("cannot allocate the buffers: ") + e.what());
+    return 0;
+  }
+  std::vector<char> m0(maxb), m1(maxb);
+  std::memset(m0.data(), 1, maxb), std::memset(m1.data(), 2, maxb);
+  for (uint64_t sz = 4096; sz <= maxb; sz *= 4) {
+    // batch: enough copies to amortise the submit for small sizes, bounded
+    const int batch = int(std::clamp<uint64_t>((16ull << 20) / sz, 1, 64));
+    auto dev_copy = [&](const kiln::Buffer& dst, const kiln::Buffer& src) {
+      return [&q, &dst, &src, sz](int b) {
+        kiln::Event e;
+        for (int i = 0; i < b; i++) e = q.copy(dst, src, sz);
+        e.wait();
+      };
+    };
+    struct Dir {
+      const char* name;
+      std::function<void(int)> fn;
+    } dirs[] = {
+        {"h2d", dev_copy(d0, hb)},
+        {"d2h", dev_copy(hb, d0)},
+        {"d2d", dev_copy(d1, d0)},
+        {"memcpy",
+         [&](int b) {
+           for (int i = 0; i < b; i++) {
+             std::memcpy(i & 1 ? m0.data() : m1.data(), i & 1 ? m1.data() : m0.data(), sz);
+             __asm__ volatile("" ::: "memory");
+           }
+         }},
+    };
+    for (auto& d : dirs) {
+      try {
+        auto [best, med] = time_batches(d.fn, batch, std::min(min_time, 0.05 + double(sz) / 1e9 * 4));
+        Rec("dma").kv("dir", d.name).kv("bytes", sz).kv("size", fmt_size(sz)).kv("batch", batch).kv("best_s", best)
+            .kv("median_s", med).kv("gbps", double(sz) / best / 1e9).kv("gbps_median", double(sz) / med / 1e9).emit();
+      } catch (const kiln::Error& e) {
+        failed("dma", std::string(d.name) + " " + fmt_size(sz) + ": " + e.what());
+      }
+    }
+  }
+  return 0;
+}
+
+// --- job round trip and rates ---------------------------------------------------------------------
+int cmd_latency(const Opts& o) {
+  const int n = int(o.num("n", 2000));
+  const int K = int(o.num("list", 64));
+  kiln::Device dev = open_dev(o);
+  kiln::Queue q = dev.queue();
+  for (int i = 0; i < 50; i++) q.barrier().wait();
+  std::vector<double> lat;
+  for (int i = 0; i < n; i++) {
+    double t0 = now();
+    q.barrier().wait();
+    lat.push_back(now() - t0);
+  }
+  double sum = 0;
+  for (double x : lat) sum += x;
+  Rec("noop_roundtrip").kv("n", n).kv("p50_us", pct(lat, 50) * 1e6).kv("p99_us", pct(lat, 99) * 1e6)
+      .kv("mean_us", sum / n * 1e6).kv("min_us", pct(lat, 0) * 1e6).emit();
+
+  // Job rates with the same command (a 64-byte DMA fill) in each mode.
+  kiln::Buffer small = dev.alloc(4096);
+  const int jobs = n;
+  double t0 = now();
+  for (int i = 0; i < jobs; i++) q.fill(small, uint32_t(i), 64).wait();
+  double single = jobs / (now() - t0);
+  t0 = now();
+  kiln::Event prev;
+  for (int i = 0; i < jobs; i++) {
+    kiln::Event deps[1] = {prev};
+    prev = q.fill(small, uint32_t(i), 64, 0, prev.valid() ? std::span<const kiln::Event>(deps) : std::span<const kiln::Event>());
+  }
+  prev.wait();
+  double chained = jobs / (now() - t0);
+  kiln::CommandList cl(dev);
+  for (int i = 0; i < K; i++) cl.fill(small, uint32_t(i), 64, size_t(i % 64) * 64);
+  const int replays = std::max(1, jobs / K);
+  q.submit(cl).wait();
+  t0 = now();
+  for (int r = 0; r < replays; r++) q.submit(cl).wait();
+  double replay = double(replays) * K / (now() - t0);
+  t0 = now();
+  kiln::Event last;
+  for (int r = 0; r < replays; r++) last = q.submit(cl);
+  last.wait();
+  double replay_pipe = double(replays) * K / (now() - t0);
+  Rec("job_rate").kv("jobs", jobs).kv("list_len", K).kv("single_per_s", single).kv("chained_per_s", chained)
+      .kv("replay_per_s", replay).kv("replay_pipelined_per_s", replay_pipe).emit();
+  return 0;
+}
+
+int cmd_blk(const Opts& o) {
+  const std::string path = o.get("dev", "/dev/vda");
+  const int n = int(o.num("n", 2000));
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECT);
+  if (fd < 0) {
+    skipped("blk_read", path + ": " + std::strerror(errno));
+    return 0;
+  }
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size < 4096) {
+    skipped("blk_read", path + ": too small");
+    return 0;
+  }
+  void* buf = nullptr;
+  if (posix_memalign(&buf, 4096, 4096)) return 1;
+  const uint64_t blocks = uint64_t(size) / 4096;
+  std::vector<double> lat;
+  for (int i = -50; i < n; i++) {
+    off_t off = off_t(((uint64_t(i + 50) * 7919) % blocks) * 4096);
+    double t0 = now();
+    ssize_t r = ::pread(fd, buf, 4096, off);
+    double t = now() - t0;
+    if (r != 4096) {
+      failed("blk_read", path + ": pread: " + (r < 0 ? std::strerror(errno) : "short read"));
+      return 0;
+    }
+    if (i >= 0) lat.push_back(t);
+  }
+  double sum = 0;
+  for (double x : lat) sum += x;
+  Rec("blk_read").kv("dev", path).kv("n", n).kv("p50_us", pct(lat, 50) * 1e6).kv("p99_us", pct(lat, 99) * 1e6)
+      .kv("mean_us", sum / n * 1e6).kv("min_us", pct(lat, 0) * 1e6).emit();
+  ::close(fd);
+  free(buf);
+  return 0;
+}
+
+// --- interpreter ------------------------------------------------------------------------------------
+int cmd_interp(const Opts& o) {
+  const std::string kbin = o.get("kbin", "bench.kbin");
+  const uint32_t iters = uint32_t(o.num("iters", 2000000));
+  auto devs = kiln::enumerate();
+  if (devs.empty()) {
+    skipped("interp", kiln::diagnose());
+    return 0;
+  }
+  for (const auto& di : devs) {
+    try {
+      kiln::Device dev = kiln::Device::open(int(di.index));
+      kiln::Module mod = dev.load_file(kbin);
+      kiln::Kernel k = mod.kernel("bench_scalar");
+      kiln::Queue q = dev.queue();
+      const uint32_t pes = di.pe_count();
+      kiln::Buffer out = dev.alloc(size_t(pes) * 8, kiln::Memory::host), sink = dev.alloc(size_t(pes) * 8);
+      auto run = [&](uint32_t grid, uint32_t it) {
+        kiln::Launch l;
+        l.grid = {grid, 1, 1};
+        double t0 = now();
+        kiln::Event e = q.launch_with(k, l, out, sink, it);
+        e.wait();
+        double t = now() - t0;
+        uint64_t instr = 0;
+        auto m = out.map<uint64_t>();
+        for (uint32_t i = 0; i < grid; i++) instr += m[i];
+        return std::make_tuple(t, instr, e.cycles());
+      };
+      run(1, 1000);  // warm-up
+      auto [t1, i1, c1] = run(1, iters);
+      auto [tn, in, cn] = run(pes, iters / 4);
+      Rec("interp").kv("device", di.path).kv("pci", di.pci.address).kv("dram_size", di.dram_size).kv("pes", pes)
+          .kv("iters", iters).kv("one_pe_s", t1).kv("one_pe_instr", i1).kv("mips_one_pe", double(i1) / t1 / 1e6)
+          .kv("all_pe_s", tn).kv("all_pe_instr", in).kv("mips_all_pe", double(in) / tn / 1e6)
+          .kv("cycles_per_instr", i1 ? double(c1) / double(i1) : NAN).emit();
+    } catch (const kiln::Error& e) {
+      failed("interp", di.path + ": " + e.what());
+    }
+  }
+  return 0;
+}
+
+// --- scale ------------------------------------------------------------------------------------------
+int cmd_scale(const Opts& o) {
+  const uint32_t C = uint32_t(o.num("contexts", 64));
+  const uint32_t J = uint32_t(o.num("jobs", 1000));
+  const uint32_t NB = uint32_t(o.num("bos", 10000));
+  kiln::Device dev = open_dev(o);
+  // 1. C contexts x J no-op jobs: each round submits one job to every
+  //    context, then waits for all of them; time per job per 10% of the run.
+  try {
+    std::vector<kiln::Queue> qs;
+    double t0 = now();
+    for (uint32_t i = 0; i < C; i++) qs.push_back(dev.queue());
+    double tctx = now() - t0;
+    std::vector<double> buckets;
+    const uint32_t step = std::max(1u, J / 10);
+    double tb = now(), tall = now();
+    std::vector<kiln::Event> ev(C);
+    for (uint32_t r = 0; r < J; r++) {
+      for (uint32_t i = 0; i < C; i++) ev[i] = qs[i].barrier();
+      for (auto& e : ev) e.wait();
+      if ((r + 1) % step == 0) {
+        double t = now();
+        buckets.push_back((t - tb) / (double(step) * C) * 1e6);
+        tb = t;
+      }
+    }
+    double total = now() - tall;
+    Rec("scale_contexts").kv("contexts", C).kv("jobs_per_context", J).kv("total_jobs", uint64_t(C) * J)
+        .kv("context_create_us", tctx / C * 1e6).kv("total_s", total).kv("us_per_job", total / (double(C) * J) * 1e6)
+        .arr("us_per_job_by_decile", buckets).emit();
+  } catch (const kiln::Error& e) {
+    failed("scale_contexts", e.what());
+  }
+  // 2. NB BOs created then destroyed (device DRAM and host memory).
+  for (auto mem : {kiln::Memory::device, kiln::Memory::host}) {
+    const char* mname = mem == kiln::Memory::device ? "device" : "host";
+    try {
+      std::vector<kiln::Buffer> bos;
+      bos.reserve(NB);
+      std::vector<double> cb, db;
+      const uint32_t step = std::max(1u, NB / 10);
+      double tb = now(), t0 = now();
+      for (uint32_t i = 0; i < NB; i++) {
+        bos.push_back(dev.alloc(4096, mem));
+        if ((i + 1) % step == 0) {
+          double t = now();
+          cb.push_back((t - tb) / step * 1e6);
+          tb = t;
+        }
+      }
+      double tc = now() - t0;
+      tb = now(), t0 = now();
+      for (uint32_t i = 0; i < NB; i++) {
+        bos.pop_back();
+        if ((i + 1) % step == 0) {
+          double t = now();
+          db.push_back((t - tb) / step * 1e6);
+          tb = t;
+        }
+      }
+      double td = now() - t0;
+      Rec("scale_bos").kv("memory", mname).kv("count", NB).kv("create_us", tc / NB * 1e6).kv("destroy_us", td / NB * 1e6)
+          .arr("create_us_by_decile", cb).arr("destroy_us_by_decile", db).emit();
+    } catch (const kiln::Error& e) {
+      failed("scale_bos", std::string(mname) + ": " + e.what());
+    }
+  }
+  // 3. Device memory: mixed sizes (log-uniform 4 KiB..16 MiB) until DRAM is full.
+  try {
+    const uint64_t dram = dev.refresh().dram_free;
+    std::mt19937_64 rng(42);
+    std::uniform_real_distribution<double> L(12.0, 24.0);
+    std::vector<kiln::Buffer> bufs;
+    std::vector<std::pair<uint64_t, double>> t_alloc;  // bytes allocated so far, time
+    uint64_t bytes = 0;
+    std::string stop = "none";
+    int misses = 0;
+    while (misses < 8) {
+      uint64_t sz = (uint64_t(std::exp2(L(rng))) + 4095) & ~4095ull;
+      double t0 = now();
+      try {
+        bufs.push_back(dev.alloc(sz));
+      } catch (const kiln::Error& e) {
+        stop = e.what();
+        misses++;  // fragmentation or full: try a few smaller sizes before stopping
+        continue;
+      }
+      t_alloc.push_back({bytes, now() - t0});
+      bytes += sz;
+    }
+    // Per-decile of fill fraction: mean alloc time.
+    std::vector<double> by(10, 0), cnt(10, 0);
+    for (auto& [b, t] : t_alloc) {
+      size_t d = std::min<size_t>(9, size_t(double(b) / double(dram) * 10));
+      by[d] += t * 1e6, cnt[d] += 1;
+    }
+    for (int i = 0; i < 10; i++) by[i] = cnt[i] ? by[i] / cnt[i] : NAN;
+    std::shuffle(bufs.begin(), bufs.end(), rng);
+    double t0 = now();
+    size_t nbufs = bufs.size();
+    bufs.clear();
+    double tfree = now() - t0;
+    Rec("scale_dram").kv("dram_free", dram).kv("allocated", bytes).kv("fill_pct", double(bytes) / double(dram) * 100)
+        .kv("allocations", uint64_t(nbufs)).kv("free_us", nbufs ? tfree / nbufs * 1e6 : NAN)
+        .arr("alloc_us_by_fill_decile", by).arr("allocs_by_fill_decile", cnt).kv("stopped_by", stop).emit();
+  } catch (const kiln::Error& e) {
+    failed("scale_dram", e.what());
+  }
+  return 0;
+}
+
+int cmd_telemetry(const Opts& o) {
+  kiln::Device dev = open_dev(o);
+  auto t = dev.telemetry();
+  Rec("telemetry").kv("tag", o.get("tag", "")).kv("device_time_ns", t.device_time_ns).kv("total_cycles", t.total_cycles)
+      .kv("busy_ns", t.busy_ns).kv("launches", t.launches).kv("dma_bytes", t.dma_bytes).emit();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: kiln_bench gemm|dma|latency|blk|interp|scale|telemetry [--key value]...\n");
+    return 2;
+  }
+  std::string cmd = argv[1];
+  Opts o;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    if (k.rfind("--", 0) != 0) {
+      std::fprintf(stderr, "kiln_bench: bad option %s\n", argv[i]);
+      return 2;
+    }
+    o.m[k.substr(2)] = argv[i + 1];
+  }
+  std::map<std::string, int (*)(const Opts&)> cmds{
+      {"gemm", cmd_gemm}, {"dma", cmd_dma},       {"latency", cmd_latency},   {"blk", cmd_blk},
+      {"interp", cmd_interp}, {"scale", cmd_scale}, {"telemetry", cmd_telemetry}};
+  auto it = cmds.find(cmd);
+  if (it == cmds.end()) {
+    std::fprintf(stderr, "kiln_bench: unknown benchmark %s\n", cmd.c_str());
+    return 2;
+  }
+  if (cmd != "blk" && kiln::enumerate().empty()) {
+    skipped(cmd, "no usable Kiln device: " + kiln::diagnose());
+    return 0;
+  }
+  try {
+    return it->second(o);
+  } catch (const std::exception& e) {
+    failed(cmd, e.what());
+    return 1;
+  }
+}
