@@ -5,6 +5,8 @@
 # size_t <symbol>_size;` with the binary's bytes (for programs that must not
 # depend on a file at run time). Set KILN_CC_COMMAND to override the compiler.
 set(KILN_KERNEL_CMAKE_DIR ${CMAKE_CURRENT_LIST_DIR} CACHE INTERNAL "")
+get_filename_component(_kiln_src_root ${CMAKE_CURRENT_LIST_DIR}/../../.. ABSOLUTE)
+set(KILN_KERNEL_SOURCE_ROOT ${_kiln_src_root} CACHE INTERNAL "")
 
 function(kiln_add_kernel output)
   cmake_parse_arguments(ARG "" "" "SOURCES;EMBED" ${ARGN})
@@ -19,10 +21,10 @@ function(kiln_add_kernel output)
       set(cc ${CMAKE_BINARY_DIR}/bin/kiln-cc)
     endif()
     set(deps kiln-cc)
-  elseif(EXISTS ${CMAKE_SOURCE_DIR}/userspace/kiln-cc/kiln-cc.py)
+  elseif(EXISTS ${KILN_KERNEL_SOURCE_ROOT}/userspace/kiln-cc/kiln-cc.py)
     find_package(Python3 COMPONENTS Interpreter REQUIRED)
-    set(cc ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/userspace/kiln-cc/kiln-cc.py)
-    set(deps ${CMAKE_SOURCE_DIR}/userspace/kiln-cc/kiln-cc.py)
+    set(cc ${Python3_EXECUTABLE} ${KILN_KERNEL_SOURCE_ROOT}/userspace/kiln-cc/kiln-cc.py)
+    set(deps ${KILN_KERNEL_SOURCE_ROOT}/userspace/kiln-cc/kiln-cc.py)
   else()
     find_program(KILN_CC_PROGRAM kiln-cc REQUIRED)
     set(cc ${KILN_CC_PROGRAM})

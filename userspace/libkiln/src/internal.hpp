@@ -157,6 +157,7 @@ struct Submission {
   std::mutex mu;
   bool retired = false;
   std::optional<Error> error;  // failure, rethrown by every wait
+  std::string error_msg;       // its message (what() without the category suffix)
   bool lost = false;
   Timing timing;
   uint64_t job_cycles = 0, job_elapsed_ns = 0;

@@ -151,11 +151,14 @@ void Submission::retire() noexcept {
       if (!dev->lost.exchange(true)) dev->lost_reason = "fatal device error (" + msg + ")";
       lost = true;
     }
+    error_msg = msg;
     if (lost) {
       msg += "; the queue's context is lost (banned after a hang or reset): create a new Queue";
+      error_msg = msg;
       error.emplace(DeviceLost(Errc::device_lost, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
     } else if (js.status == KILN_STATUS_ABORTED) {
       msg += " (aborted by a device reset; the device recovered: resubmit)";
+      error_msg = msg;
       error.emplace(Error(code, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
     } else {
       error.emplace(Error(code, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
@@ -181,8 +184,8 @@ void Submission::retire() noexcept {
 
 void Submission::rethrow() const {
   if (!error) return;
-  if (lost) throw DeviceLost(error->errc(), error->what(), error->ioctl(), error->os_errno(), error->job());
-  throw Error(error->errc(), error->what(), error->ioctl(), error->os_errno(), error->job());
+  if (lost) throw DeviceLost(error->errc(), error_msg, error->ioctl(), error->os_errno(), error->job());
+  throw Error(error->errc(), error_msg, error->ioctl(), error->os_errno(), error->job());
 }
 
 // ---- QueueState ------------------------------------------------------------
