@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -35,9 +36,16 @@ inline int xioctl(int fd, unsigned long req, void *arg) {
   return r == 0 ? 0 : -errno;
 }
 
-inline std::string accel_node(int n = 0) { return "/dev/accel/accel" + std::to_string(n); }
+// Device under test: /dev/accel/accel$KILN_STRESS_DEVICE (default 0).
+inline std::string accel_node(int n = -1) {
+  if (n < 0) {
+    const char *e = getenv("KILN_STRESS_DEVICE");
+    n = e && *e ? atoi(e) : 0;
+  }
+  return "/dev/accel/accel" + std::to_string(n);
+}
 
-inline int open_dev(int n = 0) { return open(accel_node(n).c_str(), O_RDWR | O_CLOEXEC); }
+inline int open_dev(int n = -1) { return open(accel_node(n).c_str(), O_RDWR | O_CLOEXEC); }
 
 inline uint64_t now_ns() {
   timespec ts;
