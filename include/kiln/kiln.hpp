@@ -6,5 +6,6 @@
 #include "kiln/device.hpp"
 #include "kiln/error.hpp"
 #include "kiln/module.hpp"
+#include "kiln/ops.hpp"
 #include "kiln/queue.hpp"
 #include "kiln/version.hpp"

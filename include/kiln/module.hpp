@@ -125,6 +125,8 @@ class Args {
   Args& set(std::string_view name, const T& value) {
     return set(kernel_.arg_index(name), value);
   }
+  /// A null device pointer for an optional buffer argument ("or 0" in the docs).
+  Args& set_null(size_t idx);
   /// Raw scalar bytes; size must equal the argument's size.
   Args& set_scalar(size_t idx, std::span<const std::byte> bytes, ScalarType type = ScalarType::unknown);
 

@@ -102,6 +102,17 @@ Args& Args::set(size_t idx, const Buffer& buf, uint64_t off) {
   return *this;
 }
 
+Args& Args::set_null(size_t idx) {
+  if (idx >= kernel_.args().size())
+    arg_error(kernel_, idx, fmt::format("index out of range (the kernel takes {} arguments)", kernel_.args().size()));
+  const auto& a = kernel_.args()[idx];
+  if (a.kind != ArgKind::buffer) arg_error(kernel_, idx, fmt::format("'{}' is a scalar, not a buffer", a.name));
+  std::memset(block_.data() + a.offset, 0, 8);
+  set_[idx] = true;
+  bos_[idx].reset();
+  return *this;
+}
+
 Args& Args::set_scalar(size_t idx, std::span<const std::byte> bytes, ScalarType type) {
   if (idx >= kernel_.args().size())
     arg_error(kernel_, idx, fmt::format("index out of range (the kernel takes {} arguments)", kernel_.args().size()));
