@@ -139,7 +139,8 @@ endif
 	    echo "installed $(DESTDIR)$(UDEVDIR)/$$(basename $$rule)"; fi
 ifneq ($(wildcard $(REPO)/kernel/dkms.conf),)
 	$(Q)d=$(DESTDIR)/usr/src/kiln-$(DKMS_VERSION); rm -rf $$d; install -d $$d/include; \
-	cp $(REPO)/kernel/*.[ch] $(REPO)/kernel/Kbuild $(REPO)/kernel/Makefile $(REPO)/kernel/dkms.conf $$d/ && \
+	find $(REPO)/kernel -maxdepth 1 -name '*.[ch]' ! -name '*.mod.c' -exec cp {} $$d/ \; && \
+	cp $(REPO)/kernel/Kbuild $(REPO)/kernel/Makefile $(REPO)/kernel/dkms.conf $$d/ && \
 	if [ -f $(REPO)/kernel/Kconfig ]; then cp $(REPO)/kernel/Kconfig $$d/; fi && \
 	cp -r $(REPO)/include/. $$d/include/ && \
 	echo "installed DKMS source $$d (then: dkms install kiln/$(DKMS_VERSION))"
