@@ -83,13 +83,15 @@ else
 endif
 
 # The CMake project (top-level CMakeLists.txt): libkiln, tools, kiln-cc, op library,
-# samples, unit tests and VM tests.  Op-library kernel binaries go to $(BUILD)/ops.
+# samples, unit tests and VM tests.  kiln-vm finds the op library through the CMake
+# cache (KILN_OPS_DIR).
 userspace: setup
 ifneq ($(wildcard $(REPO)/CMakeLists.txt),)
 	$(call say,CMake project -> $(BUILD)/userspace)
 	$(Q)if [ ! -f $(B)/userspace/build.ninja ]; then \
-	    cmake -S $(REPO) -B $(B)/userspace -G Ninja -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) \
-	          -DKILN_OPS_OUTPUT_DIR=$(B)/ops >/dev/null || exit 1; fi
+	    cmake -S $(REPO) -B $(B)/userspace -G Ninja -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) >/dev/null || exit 1; \
+	elif grep -q '^KILN_OPS_OUTPUT_DIR:UNINITIALIZED=$(B)/ops$$' $(B)/userspace/CMakeCache.txt; then \
+	    cmake -U KILN_OPS_OUTPUT_DIR $(B)/userspace >/dev/null; fi   # set by older versions of this Makefile
 	$(Q)cmake --build $(B)/userspace -j $(JOBS)
 else
 	@echo "userspace: skipped: no top-level CMakeLists.txt yet"
@@ -131,9 +133,6 @@ install: all
 ifneq ($(wildcard $(REPO)/CMakeLists.txt),)
 	$(Q)DESTDIR=$(DESTDIR) cmake --install $(B)/userspace --prefix $(PREFIX)
 endif
-	$(Q)if [ -d $(B)/ops ] && [ -n "$$(ls -A $(B)/ops)" ]; then \
-	    install -d $(DESTDIR)$(PREFIX)/share/kiln/ops && \
-	    cp -r $(B)/ops/. $(DESTDIR)$(PREFIX)/share/kiln/ops/; fi
 	$(Q)rule=$$(ls $(REPO)/kernel/*.rules $(REPO)/userspace/*.rules 2>/dev/null | head -n1); \
 	if [ -n "$$rule" ]; then install -D -m 0644 $$rule $(DESTDIR)$(UDEVDIR)/$$(basename $$rule); \
 	    echo "installed $(DESTDIR)$(UDEVDIR)/$$(basename $$rule)"; fi
