@@ -360,7 +360,7 @@ void FakeDriver::submit(drm_kiln_submit& a) {
   check_inject("DRM_IOCTL_KILN_SUBMIT");
   auto it = ctxs_.find(a.ctx_id);
   if (it == ctxs_.end() || a.flags || a.pad) throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EINVAL, "fake");
-  if (it->second.banned) throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", ECANCELED, "fake");
+  if (it->second.banned) throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EIO, "fake");  // as kiln.ko
   if (a.cmd_va % 64 || a.cmd_size % 64 || a.cmd_size == 0 || a.cmd_size > o_.max_cmd_size)
     throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EINVAL, "fake");
   if (a.bos.stride != sizeof(drm_kiln_bo_ref) || a.syncs.stride != sizeof(drm_kiln_sync)) throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EINVAL, "fake");
