@@ -41,8 +41,8 @@ class Buffer {
   /// The caller orders CPU access against device work (wait on the Event).
   std::span<std::byte> map() const;
   template <class T>
-    requires std::is_trivially_copyable_v<T>
-  std::span<T> map() const {
+  requires std::is_trivially_copyable_v<T> std::span<T> map()
+  const {
     auto b = map();
     return {reinterpret_cast<T*>(b.data()), b.size() / sizeof(T)};
   }
@@ -52,15 +52,11 @@ class Buffer {
   void write(std::span<const std::byte> src, size_t off = 0);
   void read(std::span<std::byte> dst, size_t off = 0) const;
   template <class T>
-    requires std::is_trivially_copyable_v<T>
-  void write(std::span<const T> src, size_t off = 0) {
-    write(std::as_bytes(src), off);
-  }
+  requires std::is_trivially_copyable_v<T>
+  void write(std::span<const T> src, size_t off = 0) { write(std::as_bytes(src), off); }
   template <class T>
-    requires std::is_trivially_copyable_v<T>
-  void read(std::span<T> dst, size_t off = 0) const {
-    read(std::as_writable_bytes(dst), off);
-  }
+  requires std::is_trivially_copyable_v<T>
+  void read(std::span<T> dst, size_t off = 0) const { read(std::as_writable_bytes(dst), off); }
 
   /// Export as a dma-buf file descriptor (caller closes it).
   int export_dmabuf() const;

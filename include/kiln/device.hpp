@@ -27,16 +27,16 @@ class Queue;
 
 /// PCI placement of a device (from sysfs and libpci/pci.ids).
 struct PciInfo {
-  std::string address;        ///< "0000:01:00.0"
+  std::string address;  ///< "0000:01:00.0"
   uint16_t vendor_id = 0;
   uint16_t device_id = 0;
   uint16_t subsystem_vendor_id = 0;
   uint16_t subsystem_id = 0;
   uint8_t revision = 0;
-  std::string vendor_name;    ///< from pci.ids, or the hex id
+  std::string vendor_name;  ///< from pci.ids, or the hex id
   std::string device_name;
-  std::string link_speed;     ///< "32.0 GT/s PCIe" (current), empty if unknown
-  int link_width = 0;         ///< current lanes, 0 if unknown
+  std::string link_speed;  ///< "32.0 GT/s PCIe" (current), empty if unknown
+  int link_width = 0;      ///< current lanes, 0 if unknown
   std::string max_link_speed;
   int max_link_width = 0;
   std::optional<int> numa_node;
@@ -96,7 +96,9 @@ enum class BufferFlags : uint32_t {
 constexpr BufferFlags operator|(BufferFlags a, BufferFlags b) {
   return BufferFlags(uint32_t(a) | uint32_t(b));
 }
-constexpr bool operator&(BufferFlags a, BufferFlags b) { return (uint32_t(a) & uint32_t(b)) != 0; }
+constexpr bool operator&(BufferFlags a, BufferFlags b) {
+  return (uint32_t(a) & uint32_t(b)) != 0;
+}
 
 enum class Priority { low, normal, high, realtime };
 

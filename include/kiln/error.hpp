@@ -30,20 +30,22 @@ enum class Errc {
 };
 
 const std::error_category& category() noexcept;
-inline std::error_code make_error_code(Errc e) noexcept { return {static_cast<int>(e), category()}; }
+inline std::error_code make_error_code(Errc e) noexcept {
+  return {static_cast<int>(e), category()};
+}
 
 /// Outcome of a failed device job (DRM_KILN_JOB_STATUS / struct kiln_job_status).
 struct JobFault {
-  uint64_t seqno = 0;         ///< per-context job number
-  uint32_t status = 0;        ///< enum kiln_status (include/kiln/hw/kiln_status.h)
-  uint32_t packet_index = 0;  ///< failing packet within the command buffer
-  std::optional<uint32_t> pe; ///< failing PE (y * width + x), if a kernel faulted
-  uint64_t pc = 0;            ///< PE program counter of the fault
-  uint64_t fault_addr = 0;    ///< faulting device VA
-  uint32_t fault_access = 0;  ///< KILN_ACCESS_*
-  uint32_t fault_reason = 0;  ///< MMU fault reason or RISC-V cause
-  int32_t fence_error = 0;    ///< 0, -EIO, -ETIMEDOUT, -ECANCELED
-  std::optional<uint32_t> command_index; ///< index of the failing command as recorded
+  uint64_t seqno = 0;                     ///< per-context job number
+  uint32_t status = 0;                    ///< enum kiln_status (include/kiln/hw/kiln_status.h)
+  uint32_t packet_index = 0;              ///< failing packet within the command buffer
+  std::optional<uint32_t> pe;             ///< failing PE (y * width + x), if a kernel faulted
+  uint64_t pc = 0;                        ///< PE program counter of the fault
+  uint64_t fault_addr = 0;                ///< faulting device VA
+  uint32_t fault_access = 0;              ///< KILN_ACCESS_*
+  uint32_t fault_reason = 0;              ///< MMU fault reason or RISC-V cause
+  int32_t fence_error = 0;                ///< 0, -EIO, -ETIMEDOUT, -ECANCELED
+  std::optional<uint32_t> command_index;  ///< index of the failing command as recorded
 };
 
 /// Name of a kiln_status value ("MMU_FAULT", ...).

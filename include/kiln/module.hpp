@@ -32,7 +32,19 @@ enum class Access : uint32_t { none = 0, read = 1, write = 2, read_write = 3 };
 /// Element/scalar type tags from the binary's metadata (informational).
 /// Values match enum kiln_meta_elem_type (include/kiln/hw/kiln_kbin.h).
 enum class ScalarType : uint32_t {
-  unknown = 0, i8, u8, i16, u16, i32, u32, i64, u64, f16, bf16, f32, f64,
+  unknown = 0,
+  i8,
+  u8,
+  i16,
+  u16,
+  i32,
+  u32,
+  i64,
+  u64,
+  f16,
+  bf16,
+  f32,
+  f64,
 };
 std::string_view to_string(ArgKind) noexcept;
 std::string_view to_string(ScalarType) noexcept;
@@ -49,8 +61,8 @@ struct ArgInfo {
 
 struct KernelInfo {
   std::string name;
-  uint64_t entry = 0;        ///< entry offset from the module's load base
-  uint32_t args_size = 0;    ///< argument block size
+  uint64_t entry = 0;      ///< entry offset from the module's load base
+  uint32_t args_size = 0;  ///< argument block size
   uint32_t args_align = 8;
   uint32_t local_mem = 0;    ///< local memory per workgroup, 0 = device default
   bool cooperative = false;  ///< uses the barrier: launched cooperatively
@@ -116,13 +128,13 @@ class Args {
     return set(kernel_.arg_index(name), buf, byte_offset);
   }
   template <class T>
-    requires(std::is_trivially_copyable_v<T> && !std::is_same_v<std::remove_cvref_t<T>, Buffer>)
-  Args& set(size_t idx, const T& value) {
+  requires(std::is_trivially_copyable_v<T> &&
+           !std::is_same_v<std::remove_cvref_t<T>, Buffer>) Args& set(size_t idx, const T& value) {
     return set_scalar(idx, std::as_bytes(std::span(&value, 1)), typeid_of<T>());
   }
   template <class T>
-    requires(std::is_trivially_copyable_v<T> && !std::is_same_v<std::remove_cvref_t<T>, Buffer>)
-  Args& set(std::string_view name, const T& value) {
+  requires(std::is_trivially_copyable_v<T> &&
+           !std::is_same_v<std::remove_cvref_t<T>, Buffer>) Args& set(std::string_view name, const T& value) {
     return set(kernel_.arg_index(name), value);
   }
   /// A null device pointer for an optional buffer argument ("or 0" in the docs).
@@ -140,13 +152,20 @@ class Args {
   template <class T>
   static constexpr ScalarType typeid_of() {
     using U = std::remove_cvref_t<T>;
-    if constexpr (std::is_same_v<U, float>) return ScalarType::f32;
-    else if constexpr (std::is_same_v<U, double>) return ScalarType::f64;
-    else if constexpr (std::is_same_v<U, int32_t>) return ScalarType::i32;
-    else if constexpr (std::is_same_v<U, uint32_t>) return ScalarType::u32;
-    else if constexpr (std::is_same_v<U, int64_t>) return ScalarType::i64;
-    else if constexpr (std::is_same_v<U, uint64_t>) return ScalarType::u64;
-    else return ScalarType::unknown;
+    if constexpr (std::is_same_v<U, float>)
+      return ScalarType::f32;
+    else if constexpr (std::is_same_v<U, double>)
+      return ScalarType::f64;
+    else if constexpr (std::is_same_v<U, int32_t>)
+      return ScalarType::i32;
+    else if constexpr (std::is_same_v<U, uint32_t>)
+      return ScalarType::u32;
+    else if constexpr (std::is_same_v<U, int64_t>)
+      return ScalarType::i64;
+    else if constexpr (std::is_same_v<U, uint64_t>)
+      return ScalarType::u64;
+    else
+      return ScalarType::unknown;
   }
   Kernel kernel_;
   std::vector<std::byte> block_;

@@ -31,9 +31,7 @@ struct Timing {
   uint64_t device_start_ns = 0, device_end_ns = 0;  ///< device clock
   uint64_t cycles_start = 0, cycles_end = 0;        ///< emulated PE cycles (device total)
   std::chrono::steady_clock::time_point host_submit, host_complete;
-  std::chrono::nanoseconds device_time() const {
-    return std::chrono::nanoseconds(device_end_ns - device_start_ns);
-  }
+  std::chrono::nanoseconds device_time() const { return std::chrono::nanoseconds(device_end_ns - device_start_ns); }
   uint64_t cycles() const { return cycles_end - cycles_start; }
 };
 
@@ -128,19 +126,20 @@ class Queue {
 
   Event copy(const Buffer& dst, std::span<const std::byte> src, size_t dst_off = 0, Deps deps = {});
   Event copy(std::span<std::byte> dst, const Buffer& src, size_t src_off = 0, Deps deps = {});
-  Event copy(const Buffer& dst, const Buffer& src, size_t size = whole_size, size_t dst_off = 0,
-             size_t src_off = 0, Deps deps = {});
+  Event copy(const Buffer& dst, const Buffer& src, size_t size = whole_size, size_t dst_off = 0, size_t src_off = 0,
+             Deps deps = {});
   /// Typed host ranges (std::vector<float>, std::array, std::span<T>...).
   template <std::ranges::contiguous_range R>
-    requires std::is_trivially_copyable_v<std::ranges::range_value_t<R>>
-  Event upload(const Buffer& dst, const R& src, size_t dst_off = 0, Deps deps = {}) {
+  requires std::is_trivially_copyable_v<std::ranges::range_value_t<R>> Event upload(const Buffer& dst, const R& src,
+                                                                                    size_t dst_off = 0,
+                                                                                    Deps deps = {}) {
     return copy(dst, std::as_bytes(std::span(std::ranges::data(src), std::ranges::size(src))), dst_off, deps);
   }
   template <std::ranges::contiguous_range R>
-    requires std::is_trivially_copyable_v<std::ranges::range_value_t<R>>
-  Event download(R& dst, const Buffer& src, size_t src_off = 0, Deps deps = {}) {
-    return copy(std::as_writable_bytes(std::span(std::ranges::data(dst), std::ranges::size(dst))), src, src_off,
-                deps);
+  requires std::is_trivially_copyable_v<std::ranges::range_value_t<R>> Event download(R& dst, const Buffer& src,
+                                                                                      size_t src_off = 0,
+                                                                                      Deps deps = {}) {
+    return copy(std::as_writable_bytes(std::span(std::ranges::data(dst), std::ranges::size(dst))), src, src_off, deps);
   }
   Event fill(const Buffer& dst, uint32_t pattern, size_t size = whole_size, size_t off = 0, Deps deps = {});
   Event launch(const Kernel& k, const Launch& l, const Args& args, Deps deps = {});

@@ -5,4 +5,6 @@
 
 int kiln_sample_main();
 
-TEST(Sample, RunsAndSucceeds) { EXPECT_EQ(kiln_sample_main(), 0); }
+TEST(Sample, RunsAndSucceeds) {
+  EXPECT_EQ(kiln_sample_main(), 0);
+}

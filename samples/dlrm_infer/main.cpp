@@ -3,11 +3,10 @@
 // Dense features go through a bottom MLP; sparse features are pooled from
 // embedding tables (embedding-bag); both are concatenated and a top MLP with
 // a sigmoid head predicts a click-through rate. Checked against the CPU.
-#include <kiln/kiln.hpp>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <kiln/kiln.hpp>
 #include <random>
 #include <vector>
 
@@ -87,7 +86,8 @@ int main() try {
     for (uint32_t i = 0; i < kBottom; i++) z[b * kConcat + i] = bottom[b * kBottom + i];
     for (uint32_t t = 0; t < kTables; t++)
       for (uint32_t j = offsets[b * kTables + t]; j < offsets[b * kTables + t + 1]; j++)
-        for (uint32_t d = 0; d < kDim; d++) z[b * kConcat + kBottom + t * kDim + d] += tables[(size_t(t) * kRows + indices[j]) * kDim + d];
+        for (uint32_t d = 0; d < kDim; d++)
+          z[b * kConcat + kBottom + t * kDim + d] += tables[(size_t(t) * kRows + indices[j]) * kDim + d];
   }
   auto ref = dense_ref(dense_ref(z, w1, b1, kBatch, kConcat, kTop, 1), w2, b2, kBatch, kTop, 1, 2);
   double max_err = 0;

@@ -2,12 +2,11 @@
 // gemm: C = A * B in fp32 and bf16 (fp32 accumulate) on the device, checked
 // against a CPU reference. Prints wall-clock time and the emulated TFLOP/s
 // (from the device's cycle counter at its nominal clock).
-#include <kiln/kiln.hpp>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <kiln/kiln.hpp>
 #include <random>
 #include <vector>
 
@@ -49,9 +48,11 @@ bool run(kiln::Device& dev, kiln::Queue& q, const kiln::Kernel& k, const char* n
   double clock_hz = double(dev.info().clock_mhz ? dev.info().clock_mhz : 1350) * 1e6;
   double cycles_per_pe = double(done.cycles()) / std::max(1u, std::min(dev.info().pe_count(), M));
   double emu_s = cycles_per_pe / clock_hz;
-  std::printf("  %-5s %4ux%4ux%4u  max|err| %.2e  wall %8.2f ms  %6.3f GFLOP/s host-emulated   emulated %.4f TFLOP/s (%llu cycles)  %s\n",
-              name, M, N, K, max_err, wall * 1e3, flops / wall / 1e9, emu_s > 0 ? flops / emu_s / 1e12 : 0.0,
-              (unsigned long long)done.cycles(), max_err <= tol ? "OK" : "WRONG");
+  std::printf(
+      "  %-5s %4ux%4ux%4u  max|err| %.2e  wall %8.2f ms  %6.3f GFLOP/s host-emulated   emulated %.4f TFLOP/s (%llu "
+      "cycles)  %s\n",
+      name, M, N, K, max_err, wall * 1e3, flops / wall / 1e9, emu_s > 0 ? flops / emu_s / 1e12 : 0.0,
+      (unsigned long long)done.cycles(), max_err <= tol ? "OK" : "WRONG");
   return max_err <= tol;
 }
 

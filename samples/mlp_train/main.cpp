@@ -4,11 +4,10 @@
 // SGD with momentum). One epoch is one recorded CommandList, replayed with a
 // single submission per epoch. Exits non-zero unless the loss falls and the
 // accuracy beats chance (25%) by a wide margin.
-#include <kiln/kiln.hpp>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <kiln/kiln.hpp>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -116,8 +115,8 @@ int main() try {
     acc = 100.0 * std::accumulate(host_correct.begin(), host_correct.end(), 0u) / kBatch;
     if (epoch == 1) first = last;
     if (epoch == 1 || epoch % 5 == 0)
-      std::printf("  %5u   %.4f   %6.1f %%   %9.3f   %llu\n", epoch, last, acc, double(done.device_time().count()) / 1e6,
-                  (unsigned long long)done.cycles());
+      std::printf("  %5u   %.4f   %6.1f %%   %9.3f   %llu\n", epoch, last, acc,
+                  double(done.device_time().count()) / 1e6, (unsigned long long)done.cycles());
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("\n  loss %.4f -> %.4f, final accuracy %.1f %% (chance 25 %%), %.1f s wall\n", first, last, acc, secs);

@@ -3,10 +3,9 @@
 // uploads chunk i+1 while the compute queue processes chunk i; events order
 // the two queues (compute waits for its upload, the next upload into a
 // buffer waits for the compute that last read it). Double-buffered.
-#include <kiln/kiln.hpp>
-
 #include <chrono>
 #include <cstdio>
+#include <kiln/kiln.hpp>
 #include <vector>
 
 extern const unsigned char scale_kbin[];
@@ -30,9 +29,9 @@ int main() try {
     uint32_t s = c % 2;
     auto uploaded = copy_q.upload(X[s], in[c], 0, std::span(&x_free[s], 1));  // after the last compute read X[s]
     kiln::Event deps[] = {uploaded, y_free[s]};
-    auto computed = compute_q.launch(axpb, {.grid = {dev.info().pe_count(), 1, 1}},
-                                     kiln::Args(axpb).set("x", X[s]).set("y", Y[s]).set("a", 2.0f).set("b", 1.0f).set("n", kN),
-                                     deps);
+    auto computed = compute_q.launch(
+        axpb, {.grid = {dev.info().pe_count(), 1, 1}},
+        kiln::Args(axpb).set("x", X[s]).set("y", Y[s]).set("a", 2.0f).set("b", 1.0f).set("n", kN), deps);
     x_free[s] = computed;
     y_free[s] = copy_q.download(out[c], Y[s], 0, std::span(&computed, 1));
   }
@@ -46,7 +45,8 @@ int main() try {
         std::fprintf(stderr, "multi_queue: chunk %u element %u: %f\n", c, i, out[c][i]);
         return 1;
       }
-  std::printf("multi_queue: %u chunks of %u floats through 2 queues (copy + compute), %.2f ms wall: OK\n", kChunks, kN, ms);
+  std::printf("multi_queue: %u chunks of %u floats through 2 queues (copy + compute), %.2f ms wall: OK\n", kChunks, kN,
+              ms);
   return 0;
 } catch (const kiln::Error& e) {
   std::fprintf(stderr, "multi_queue: %s\n", e.what());

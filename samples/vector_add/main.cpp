@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 // vector_add: the smallest complete libkiln program. Adds two vectors with a
 // kernel written in C (vadd.c, compiled by kiln-cc) and checks the result.
-#include <kiln/kiln.hpp>
-
 #include <cstdio>
+#include <kiln/kiln.hpp>
 #include <vector>
 
 extern const unsigned char vadd_kbin[];  // vadd.kbin, embedded by the build

@@ -3,14 +3,13 @@
 #pragma once
 
 #include <elf.h>
+#include <kiln/hw/kiln_isa.h>
+#include <kiln/hw/kiln_kbin.h>
 
 #include <cstddef>
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include <kiln/hw/kiln_isa.h>
-#include <kiln/hw/kiln_kbin.h>
 
 namespace kiln::test {
 
@@ -42,11 +41,15 @@ struct KbinBuilder {
   uint64_t bss = 64;
   std::vector<std::pair<uint64_t, int64_t>> relocs{{128, 16}};  // (offset, addend) R_RISCV_RELATIVE
   uint32_t reloc_type = KILN_KBIN_R_RISCV_RELATIVE;
-  std::vector<KernelSpec> kernels{
-      {"vadd", 0, 24, 8, 0, 0,
-       {{"a", KILN_ARG_BUFFER, KILN_ARG_ACCESS_READ, KILN_ELEM_F32, 8, 8, 0},
-        {"b", KILN_ARG_BUFFER, KILN_ARG_ACCESS_WRITE, KILN_ELEM_F32, 8, 8, 8},
-        {"n", KILN_ARG_SCALAR, 0, KILN_ELEM_U32, 4, 4, 16}}}};
+  std::vector<KernelSpec> kernels{{"vadd",
+                                   0,
+                                   24,
+                                   8,
+                                   0,
+                                   0,
+                                   {{"a", KILN_ARG_BUFFER, KILN_ARG_ACCESS_READ, KILN_ELEM_F32, 8, 8, 0},
+                                    {"b", KILN_ARG_BUFFER, KILN_ARG_ACCESS_WRITE, KILN_ELEM_F32, 8, 8, 8},
+                                    {"n", KILN_ARG_SCALAR, 0, KILN_ELEM_U32, 4, 4, 16}}}};
 
   // Offsets in the last build() output, for targeted corruption.
   size_t meta_off = 0, meta_size = 0, note_off = 0, shdr_off = 0;

@@ -65,7 +65,8 @@ TEST(Kbin, LoadCopiesSegmentsZeroFillsAndRelocates) {
 
 TEST(Kbin, MultipleKernels) {
   KbinBuilder b;
-  b.kernels.push_back({"scale", 64, 8, 8, 1024, KILN_META_KERNEL_COOPERATIVE, {{"x", KILN_ARG_BUFFER, 3, KILN_ELEM_F32, 8, 8, 0}}});
+  b.kernels.push_back(
+      {"scale", 64, 8, 8, 1024, KILN_META_KERNEL_COOPERATIVE, {{"x", KILN_ARG_BUFFER, 3, KILN_ELEM_F32, 8, 8, 0}}});
   auto k = parse_kbin(b.build());
   ASSERT_EQ(k.kernels.size(), 2u);
   EXPECT_TRUE(k.kernels[1].cooperative);

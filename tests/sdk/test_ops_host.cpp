@@ -2,9 +2,9 @@
 // kiln::ops wrappers against the real op-library binaries (fake driver):
 // every wrapper must produce a complete, type-correct argument block.
 #include <gtest/gtest.h>
-#include <kiln/kiln.hpp>
 
 #include <cstdlib>
+#include <kiln/kiln.hpp>
 
 #include "fake_driver.hpp"
 

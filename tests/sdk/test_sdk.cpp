@@ -2,10 +2,10 @@
 // libkiln against the fake driver: argument validation, lifetimes, error
 // mapping, queues, events, command lists, thread safety.
 #include <gtest/gtest.h>
-#include <kiln/kiln.hpp>
 
 #include <atomic>
 #include <cerrno>
+#include <kiln/kiln.hpp>
 #include <numeric>
 #include <thread>
 
@@ -94,7 +94,9 @@ TEST(Device, NewerUapiMajorIsVersionMismatch) {
   }
 }
 
-TEST(Device, NullDriverRejected) { EXPECT_THROW(Device::from_driver(nullptr), Error); }
+TEST(Device, NullDriverRejected) {
+  EXPECT_THROW(Device::from_driver(nullptr), Error);
+}
 
 TEST(Device, EnumerateNeverThrowsAndDiagnoseExplains) {
   std::vector<DeviceInfo> v;
@@ -211,9 +213,11 @@ TEST_F(Fx, OutOfDeviceMemoryMapsToOutOfMemory) {
 }
 
 TEST_F(Fx, ErrnoMapping) {
-  struct C { int err; Errc want; } cases[] = {{EACCES, Errc::permission_denied}, {EPERM, Errc::permission_denied},
-                                              {EINVAL, Errc::invalid_argument},  {ENOMEM, Errc::out_of_memory},
-                                              {ENOTTY, Errc::not_supported},     {EIO, Errc::io_error}};
+  struct C {
+    int err;
+    Errc want;
+  } cases[] = {{EACCES, Errc::permission_denied}, {EPERM, Errc::permission_denied}, {EINVAL, Errc::invalid_argument},
+               {ENOMEM, Errc::out_of_memory},     {ENOTTY, Errc::not_supported},    {EIO, Errc::io_error}};
   for (auto c : cases) {
     drv->inject_error("DRM_IOCTL_KILN_BO_CREATE", c.err);
     try {
@@ -378,15 +382,15 @@ TEST_F(Fx, LaunchWithWrongArgumentsFailsBeforeSubmission) {
   auto q = dev.queue();
   size_t before = drv->submits();
   Args a(k);
-  EXPECT_THROW(q.launch(k, {}, a), Error);                        // unset args
+  EXPECT_THROW(q.launch(k, {}, a), Error);  // unset args
   auto buf = dev.alloc(4096);
-  EXPECT_THROW(q.launch_with(k, {}, buf, buf), Error);             // too few
-  EXPECT_THROW(q.launch_with(k, {}, buf, buf, uint32_t(1), 1), Error);  // too many
+  EXPECT_THROW(q.launch_with(k, {}, buf, buf), Error);                       // too few
+  EXPECT_THROW(q.launch_with(k, {}, buf, buf, uint32_t(1), 1), Error);       // too many
   EXPECT_THROW(q.launch_with(k, {}, buf, uint32_t(1), uint32_t(1)), Error);  // kind
   a.set(0, buf).set(1, buf).set(2, uint32_t(4));
-  EXPECT_THROW(q.launch(k, {.grid = {0, 1, 1}}, a), Error);        // grid
+  EXPECT_THROW(q.launch(k, {.grid = {0, 1, 1}}, a), Error);  // grid
   EXPECT_THROW(q.launch(k, {.grid = {70000, 1, 1}}, a), Error);
-  EXPECT_THROW(q.launch(k, {.local_mem = 1 << 20}, a), Error);     // local memory
+  EXPECT_THROW(q.launch(k, {.local_mem = 1 << 20}, a), Error);                    // local memory
   EXPECT_THROW(q.launch(k, {.grid = {5, 1, 1}, .cooperative = true}, a), Error);  // > PEs
   EXPECT_EQ(drv->submits(), before);
 }
@@ -637,8 +641,8 @@ TEST_F(Fx, KernelFaultCarriesPePcAddress) {
     EXPECT_NE(w.find("0xdead000"), std::string::npos) << w;
     EXPECT_NE(w.find("launch vadd"), std::string::npos) << w;
   }
-  EXPECT_THROW(e.wait(), Error);  // every wait reports it
-  EXPECT_NO_THROW(q.finish());    // already reported
+  EXPECT_THROW(e.wait(), Error);         // every wait reports it
+  EXPECT_NO_THROW(q.finish());           // already reported
   EXPECT_NO_THROW(q.fill(A, 0).wait());  // the queue still works
 }
 

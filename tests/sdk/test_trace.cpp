@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // KILN_TRACE writes a Chrome trace of every submission.
 #include <gtest/gtest.h>
-#include <kiln/kiln.hpp>
 
 #include <cstdlib>
 #include <fstream>
+#include <kiln/kiln.hpp>
 #include <sstream>
 
 #include "fake_driver.hpp"

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Real kiln-cc output parsed and loaded by libkiln (fake driver, on the host).
 #include <gtest/gtest.h>
+
 #include <kiln/kiln.hpp>
 
 #include "fake_driver.hpp"

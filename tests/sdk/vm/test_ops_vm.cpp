@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // kiln::ops on the emulated device against CPU references.
 #include <gtest/gtest.h>
-#include <kiln/kiln.hpp>
 
 #include <cmath>
+#include <kiln/kiln.hpp>
 #include <random>
 
 using namespace kiln;

@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
 // libkiln end to end on the emulated device, through the real driver.
 #include <gtest/gtest.h>
-#include <kiln/kiln.hpp>
+#include <kiln/hw/kiln_status.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <kiln/kiln.hpp>
 #include <numeric>
 #include <thread>
-
-#include <kiln/hw/kiln_status.h>
 
 using namespace kiln;
 using namespace std::chrono_literals;
@@ -18,7 +17,9 @@ extern const std::size_t kiln_test_kernels_size;
 
 namespace {
 
-std::span<const std::byte> image() { return std::as_bytes(std::span(kiln_test_kernels, kiln_test_kernels_size)); }
+std::span<const std::byte> image() {
+  return std::as_bytes(std::span(kiln_test_kernels, kiln_test_kernels_size));
+}
 
 struct Vm : ::testing::Test {
   Device dev = Device::open(0);
@@ -141,9 +142,9 @@ TEST_F(Vm, LaunchWithWrongArgumentsFailsBeforeSubmission) {
   auto k = m.kernel("vadd");
   auto q = dev.queue();
   auto A = dev.alloc(4096);
-  EXPECT_THROW(q.launch_with(k, {}, A, A, A), Error);                  // scalar n given a buffer
-  EXPECT_THROW(q.launch_with(k, {}, A, A, A, uint64_t(4)), Error);     // n is 4 bytes
-  EXPECT_THROW(q.launch_with(k, {}, A, A), Error);                     // missing
+  EXPECT_THROW(q.launch_with(k, {}, A, A, A), Error);               // scalar n given a buffer
+  EXPECT_THROW(q.launch_with(k, {}, A, A, A, uint64_t(4)), Error);  // n is 4 bytes
+  EXPECT_THROW(q.launch_with(k, {}, A, A), Error);                  // missing
   EXPECT_THROW(q.launch_with(k, {.grid = {0, 1, 1}}, A, A, A, 4u), Error);
   EXPECT_NO_THROW(q.launch_with(k, {}, A, A, A, 4u).wait());
 }

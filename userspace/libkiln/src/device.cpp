@@ -9,16 +9,15 @@ extern "C" {
 }
 
 #include <fmt/format.h>
+#include <grp.h>
+#include <kiln/hw/kiln_kbin.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <grp.h>
 #include <set>
-
-#include <kiln/hw/kiln_kbin.h>
 
 #include "internal.hpp"
 
@@ -83,7 +82,13 @@ PciInfo pci_details(const std::string& address) {
         if (pci_cap* cap = pci_find_cap(d, PCI_CAP_ID_EXP, PCI_CAP_NORMAL)) {
           uint16_t sta = pci_read_word(d, cap->addr + PCI_EXP_LNKSTA);
           uint32_t lcap = pci_read_long(d, cap->addr + PCI_EXP_LNKCAP);
-          static const char* gts[] = {"?", "2.5 GT/s PCIe", "5.0 GT/s PCIe", "8.0 GT/s PCIe", "16.0 GT/s PCIe", "32.0 GT/s PCIe", "64.0 GT/s PCIe"};
+          static const char* gts[] = {"?",
+                                      "2.5 GT/s PCIe",
+                                      "5.0 GT/s PCIe",
+                                      "8.0 GT/s PCIe",
+                                      "16.0 GT/s PCIe",
+                                      "32.0 GT/s PCIe",
+                                      "64.0 GT/s PCIe"};
           if (sta != 0xffff) {
             p.link_speed = gts[std::min<unsigned>(sta & 0xf, 6)];
             p.link_width = (sta >> 4) & 0x3f;
@@ -98,12 +103,14 @@ PciInfo pci_details(const std::string& address) {
   char buf[256];
   if (const char* n = pci_lookup_name(pa, buf, sizeof buf, PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, p.vendor_id))
     p.vendor_name = n;
-  if (const char* n = pci_lookup_name(pa, buf, sizeof buf, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS, p.vendor_id, p.device_id))
+  if (const char* n =
+          pci_lookup_name(pa, buf, sizeof buf, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS, p.vendor_id, p.device_id))
     p.device_name = n;
   pci_cleanup(pa);
   if (p.vendor_name.empty()) p.vendor_name = fmt::format("{:04x}", p.vendor_id);
   if (p.device_name.empty())
-    p.device_name = (p.vendor_id == 0x1234 && p.device_id == 0x4b31) ? "Kiln K1 accelerator" : fmt::format("{:04x}", p.device_id);
+    p.device_name =
+        (p.vendor_id == 0x1234 && p.device_id == 0x4b31) ? "Kiln K1 accelerator" : fmt::format("{:04x}", p.device_id);
   return p;
 }
 
@@ -194,7 +201,8 @@ void fill_limits(Driver& d, DeviceInfo& i) {
   i.max_submit_bos = uint32_t(p(DRM_KILN_PARAM_MAX_SUBMIT_BOS));
   i.max_submit_syncs = uint32_t(p(DRM_KILN_PARAM_MAX_SUBMIT_SYNCS));
   i.max_cmd_size = uint32_t(p(DRM_KILN_PARAM_MAX_CMD_SIZE));
-  if (uint64_t v = p(DRM_KILN_PARAM_UAPI_VERSION)) i.uapi_major = uint32_t(v >> 16), i.uapi_minor = uint32_t(v & 0xffff);
+  if (uint64_t v = p(DRM_KILN_PARAM_UAPI_VERSION))
+    i.uapi_major = uint32_t(v >> 16), i.uapi_minor = uint32_t(v & 0xffff);
 }
 
 // Identify and describe an opened driver; throws version_mismatch.
@@ -206,14 +214,17 @@ DeviceInfo describe(Driver& d, const std::string& path) {
   i.driver_name = v.name;
   i.driver_version = fmt::format("{}.{}.{}", v.major, v.minor, v.patch);
   if (v.name != "kiln")
-    throw Error(Errc::version_mismatch, fmt::format("{} is driven by '{}', not 'kiln'", path, v.name), "DRM_IOCTL_VERSION");
+    throw Error(Errc::version_mismatch, fmt::format("{} is driven by '{}', not 'kiln'", path, v.name),
+                "DRM_IOCTL_VERSION");
   i.uapi_major = uint32_t(v.major), i.uapi_minor = uint32_t(v.minor);
   fill_limits(d, i);
   if (int(i.uapi_major) != uapi_major)
-    throw Error(Errc::version_mismatch,
-                fmt::format("{}: kiln driver UAPI {}.{} is not supported by libkiln {} (needs UAPI {}.x); update libkiln or the driver",
-                            path, i.uapi_major, i.uapi_minor, version_string(), uapi_major),
-                "DRM_IOCTL_VERSION");
+    throw Error(
+        Errc::version_mismatch,
+        fmt::format(
+            "{}: kiln driver UAPI {}.{} is not supported by libkiln {} (needs UAPI {}.x); update libkiln or the driver",
+            path, i.uapi_major, i.uapi_minor, version_string(), uapi_major),
+        "DRM_IOCTL_VERSION");
   if (d.fd() >= 0) i.pci = pci_details(pci_address_of(path));
   return i;
 }
@@ -252,7 +263,10 @@ std::shared_ptr<Bo> DeviceState::create_bo(uint64_t size, Memory mem, BufferFlag
     if (e.errc() == Errc::out_of_memory)
       throw Error(Errc::out_of_memory,
                   fmt::format("cannot allocate {} bytes of {} memory: {}", size,
-                              mem == Memory::device ? "device DRAM" : mem == Memory::sram ? "SRAM" : "host", e.what()),
+                              mem == Memory::device ? "device DRAM"
+                              : mem == Memory::sram ? "SRAM"
+                                                    : "host",
+                              e.what()),
                   e.ioctl(), e.os_errno());
     throw;
   }
@@ -368,8 +382,9 @@ std::string diagnose() {
   if (!devs.empty()) {
     std::string s = fmt::format("{} usable Kiln device(s):", devs.size());
     for (const auto& d : devs)
-      s += fmt::format("\n  {} [{}] {} PEs {}x{}, driver {} (UAPI {}.{})", d.path, d.pci.address.empty() ? "?" : d.pci.address,
-                       d.pci.device_name, d.pe_grid_width, d.pe_grid_height, d.driver_version, d.uapi_major, d.uapi_minor);
+      s += fmt::format("\n  {} [{}] {} PEs {}x{}, driver {} (UAPI {}.{})", d.path,
+                       d.pci.address.empty() ? "?" : d.pci.address, d.pci.device_name, d.pe_grid_width,
+                       d.pe_grid_height, d.driver_version, d.uapi_major, d.uapi_minor);
     return s;
   }
   std::string s = "no usable Kiln device:";
@@ -388,14 +403,16 @@ std::string diagnose() {
   if (!module) s += "\n  - the kiln kernel module is not loaded (sudo modprobe kiln; check dmesg for probe errors)";
   for (const auto& a : pci) {
     auto drv = fs::path("/sys/bus/pci/devices") / a / "driver";
-    if (!fs::exists(drv, ec)) s += fmt::format("\n  - {} is not bound to a driver{}", a, module ? " (probe failed? see dmesg)" : "");
+    if (!fs::exists(drv, ec))
+      s += fmt::format("\n  - {} is not bound to a driver{}", a, module ? " (probe failed? see dmesg)" : "");
     else if (auto name = fs::canonical(drv, ec).filename().string(); name != "kiln")
       s += fmt::format("\n  - {} is bound to driver '{}', not 'kiln'", a, name);
   }
   // 3. nodes and permissions
   auto nodes = detail::accel_nodes();
   if (nodes.empty()) {
-    s += fmt::format("\n  - no /dev/accel/accel* node{}", fs::exists("/dev/accel", ec) ? "" : " (/dev/accel does not exist)");
+    s += fmt::format("\n  - no /dev/accel/accel* node{}",
+                     fs::exists("/dev/accel", ec) ? "" : " (/dev/accel does not exist)");
   }
   for (const auto& n : nodes) {
     auto drvname = detail::driver_of(n);
@@ -406,14 +423,15 @@ std::string diagnose() {
     int fd = ::open(n.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) {
       int e = errno;
-      struct stat st{};
+      struct stat st {};
       ::stat(n.c_str(), &st);
       std::string grp = fmt::format("gid {}", st.st_gid);
       if (group* g = getgrgid(st.st_gid)) grp = g->gr_name;
       if (e == EACCES || e == EPERM)
-        s += fmt::format("\n  - permission denied opening {} (mode {:o}, group '{}'): add your user to that group "
-                         "(sudo usermod -aG {} $USER, then log in again)",
-                         n, st.st_mode & 0777, grp, grp);
+        s += fmt::format(
+            "\n  - permission denied opening {} (mode {:o}, group '{}'): add your user to that group "
+            "(sudo usermod -aG {} $USER, then log in again)",
+            n, st.st_mode & 0777, grp, grp);
       else
         s += fmt::format("\n  - cannot open {}: {}", n, std::strerror(e));
       continue;
@@ -493,7 +511,9 @@ Device Device::open(std::string_view s) {
   throw Error(Errc::no_device, fmt::format("no Kiln device at PCI address {}.\n{}", s, diagnose()));
 }
 
-const DeviceInfo& Device::info() const { return s_->info; }
+const DeviceInfo& Device::info() const {
+  return s_->info;
+}
 
 DeviceInfo Device::refresh() const {
   s_->check_lost();
@@ -536,38 +556,62 @@ Buffer Device::import_dmabuf(int fd) {
   bo->va = bi.va;
   bo->size = bi.size;
   bo->kflags = bi.flags;
-  bo->memory = (bi.flags & DRM_KILN_BO_DRAM) ? Memory::device : (bi.flags & DRM_KILN_BO_SRAM) ? Memory::sram : Memory::host;
+  bo->memory = (bi.flags & DRM_KILN_BO_DRAM)   ? Memory::device
+               : (bi.flags & DRM_KILN_BO_SRAM) ? Memory::sram
+                                               : Memory::host;
   bo->mmap_offset = bi.mmap_offset;
   s_->track(bo);
   return Buffer(std::move(bo));
 }
 
-Queue Device::queue(QueueDesc desc) { return Queue(detail::make_queue(*this, desc)); }
+Queue Device::queue(QueueDesc desc) {
+  return Queue(detail::make_queue(*this, desc));
+}
 
-bool Device::lost() const noexcept { return s_->lost.load(); }
-int Device::fd() const noexcept { return s_->drv->fd(); }
+bool Device::lost() const noexcept {
+  return s_->lost.load();
+}
+int Device::fd() const noexcept {
+  return s_->drv->fd();
+}
 
 // ---- Buffer ------------------------------------------------------------------
 Buffer::~Buffer() = default;
-size_t Buffer::size() const noexcept { return bo_ ? size_t(bo_->size) : 0; }
-uint64_t Buffer::device_address() const noexcept { return bo_ ? bo_->va : 0; }
-Memory Buffer::memory() const noexcept { return bo_ ? bo_->memory : Memory::host; }
-BufferFlags Buffer::flags() const noexcept { return bo_ ? bo_->flags : BufferFlags::none; }
-uint32_t Buffer::handle() const noexcept { return bo_ ? bo_->handle : 0; }
-bool Buffer::mappable() const noexcept { return bo_ && !(bo_->kflags & DRM_KILN_BO_NO_MMAP) && bo_->mmap_offset != 0; }
+size_t Buffer::size() const noexcept {
+  return bo_ ? size_t(bo_->size) : 0;
+}
+uint64_t Buffer::device_address() const noexcept {
+  return bo_ ? bo_->va : 0;
+}
+Memory Buffer::memory() const noexcept {
+  return bo_ ? bo_->memory : Memory::host;
+}
+BufferFlags Buffer::flags() const noexcept {
+  return bo_ ? bo_->flags : BufferFlags::none;
+}
+uint32_t Buffer::handle() const noexcept {
+  return bo_ ? bo_->handle : 0;
+}
+bool Buffer::mappable() const noexcept {
+  return bo_ && !(bo_->kflags & DRM_KILN_BO_NO_MMAP) && bo_->mmap_offset != 0;
+}
 
 std::span<std::byte> Buffer::map() const {
   if (!bo_) throw Error(Errc::invalid_argument, "map() on an empty Buffer");
   bo_->dev->check_lost();
   std::byte* p = bo_->mapping();
-  if (!p) throw Error(Errc::not_supported, fmt::format("buffer of {} bytes at {:#x} is not CPU-mappable (use read()/write() or a Queue copy)", bo_->size, bo_->va));
+  if (!p)
+    throw Error(Errc::not_supported,
+                fmt::format("buffer of {} bytes at {:#x} is not CPU-mappable (use read()/write() or a Queue copy)",
+                            bo_->size, bo_->va));
   return {p, size_t(bo_->size)};
 }
 
 void Buffer::write(std::span<const std::byte> src, size_t off) {
   if (!bo_) throw Error(Errc::invalid_argument, "write() on an empty Buffer");
   if (off > bo_->size || src.size() > bo_->size - off)
-    throw Error(Errc::invalid_argument, fmt::format("write of {} bytes at offset {} overflows a {}-byte buffer", src.size(), off, bo_->size));
+    throw Error(Errc::invalid_argument,
+                fmt::format("write of {} bytes at offset {} overflows a {}-byte buffer", src.size(), off, bo_->size));
   if (src.empty()) return;
   if (mappable()) {
     std::memcpy(map().data() + off, src.data(), src.size());
@@ -584,7 +628,8 @@ void Buffer::write(std::span<const std::byte> src, size_t off) {
 void Buffer::read(std::span<std::byte> dst, size_t off) const {
   if (!bo_) throw Error(Errc::invalid_argument, "read() on an empty Buffer");
   if (off > bo_->size || dst.size() > bo_->size - off)
-    throw Error(Errc::invalid_argument, fmt::format("read of {} bytes at offset {} overflows a {}-byte buffer", dst.size(), off, bo_->size));
+    throw Error(Errc::invalid_argument,
+                fmt::format("read of {} bytes at offset {} overflows a {}-byte buffer", dst.size(), off, bo_->size));
   if (dst.empty()) return;
   if (mappable()) {
     std::memcpy(dst.data(), map().data() + off, dst.size());

@@ -5,13 +5,13 @@
 // kiln::Error carrying the ioctl name and errno on failure.
 #pragma once
 
+#include <uapi/drm/kiln_accel.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
-
-#include <uapi/drm/kiln_accel.h>
 
 namespace kiln::detail {
 
@@ -24,8 +24,8 @@ class Driver {
  public:
   virtual ~Driver() = default;
 
-  virtual DriverVersion version() = 0;                                  // DRM_IOCTL_VERSION
-  virtual uint64_t get_param(uint32_t param) = 0;                       // DRM_IOCTL_KILN_GET_PARAM
+  virtual DriverVersion version() = 0;                                       // DRM_IOCTL_VERSION
+  virtual uint64_t get_param(uint32_t param) = 0;                            // DRM_IOCTL_KILN_GET_PARAM
   virtual uint32_t query_info(uint32_t type, std::span<std::byte> out) = 0;  // returns size known
   virtual void bo_create(drm_kiln_bo_create& a) = 0;
   virtual void bo_info(drm_kiln_bo_info& a) = 0;

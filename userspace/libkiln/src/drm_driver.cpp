@@ -130,9 +130,7 @@ class DrmDriver final : public Driver {
   }
   // libdrm helpers return either -1 with errno set or -errno.
   static int ret_errno(int r) { return r == -1 ? errno : -r; }
-  [[noreturn]] void throw_errno(const char* name, int err) {
-    throw_ioctl_error(name, err, path_);
-  }
+  [[noreturn]] void throw_errno(const char* name, int err) { throw_ioctl_error(name, err, path_); }
   int fd_;
   std::string path_;
 };

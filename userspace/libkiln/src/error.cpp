@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // libkiln: error category, errno mapping, logging and tracing.
 #include <fmt/format.h>
+#include <kiln/hw/kiln_status.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,8 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-
-#include <kiln/hw/kiln_status.h>
 
 #include "internal.hpp"
 
@@ -21,20 +20,34 @@ class Category final : public std::error_category {
   const char* name() const noexcept override { return "kiln"; }
   std::string message(int c) const override {
     switch (Errc(c)) {
-      case Errc::ok: return "success";
-      case Errc::invalid_argument: return "invalid argument";
-      case Errc::out_of_memory: return "out of memory";
-      case Errc::not_supported: return "not supported";
-      case Errc::permission_denied: return "permission denied";
-      case Errc::timeout: return "timed out";
-      case Errc::device_lost: return "device lost";
-      case Errc::kernel_fault: return "kernel fault";
-      case Errc::job_failed: return "job failed";
-      case Errc::binary_incompatible: return "kernel binary incompatible";
-      case Errc::invalid_binary: return "invalid kernel binary";
-      case Errc::no_device: return "no device";
-      case Errc::version_mismatch: return "driver version mismatch";
-      case Errc::io_error: return "I/O error";
+      case Errc::ok:
+        return "success";
+      case Errc::invalid_argument:
+        return "invalid argument";
+      case Errc::out_of_memory:
+        return "out of memory";
+      case Errc::not_supported:
+        return "not supported";
+      case Errc::permission_denied:
+        return "permission denied";
+      case Errc::timeout:
+        return "timed out";
+      case Errc::device_lost:
+        return "device lost";
+      case Errc::kernel_fault:
+        return "kernel fault";
+      case Errc::job_failed:
+        return "job failed";
+      case Errc::binary_incompatible:
+        return "kernel binary incompatible";
+      case Errc::invalid_binary:
+        return "invalid kernel binary";
+      case Errc::no_device:
+        return "no device";
+      case Errc::version_mismatch:
+        return "driver version mismatch";
+      case Errc::io_error:
+        return "I/O error";
     }
     return "unknown kiln error";
   }
@@ -48,9 +61,10 @@ const std::error_category& category() noexcept {
 
 std::string_view status_name(uint32_t s) noexcept {
   static constexpr std::string_view names[] = {
-      "OK",        "BAD_PACKET",       "PRIVILEGED",     "BAD_ADDRESS", "MMU_FAULT", "DMA_ERROR",
-      "ILLEGAL_INSTRUCTION", "MISALIGNED", "LOCAL_MEM_BOUNDS", "KERNEL_TRAP", "WATCHDOG",  "BAD_LAUNCH",
-      "ABORTED",   "RING_OVERFLOW",    "BAD_REGISTER",   "FATAL",       "BAD_CONTEXT"};
+      "OK",        "BAD_PACKET",          "PRIVILEGED", "BAD_ADDRESS",      "MMU_FAULT",
+      "DMA_ERROR", "ILLEGAL_INSTRUCTION", "MISALIGNED", "LOCAL_MEM_BOUNDS", "KERNEL_TRAP",
+      "WATCHDOG",  "BAD_LAUNCH",          "ABORTED",    "RING_OVERFLOW",    "BAD_REGISTER",
+      "FATAL",     "BAD_CONTEXT"};
   static_assert(std::size(names) == KILN_STATUS_COUNT);
   return s < std::size(names) ? names[s] : "UNKNOWN";
 }
@@ -60,19 +74,40 @@ Error::Error(Errc code, const std::string& what, std::string_view ioctl, int os_
 
 Errc errc_from_errno(int err) noexcept {
   switch (err) {
-    case 0: return Errc::ok;
-    case EINVAL: case EFAULT: case E2BIG: case EBADF: case ENOENT: return Errc::invalid_argument;
-    case ENOMEM: case ENOSPC: return Errc::out_of_memory;
-    case ENOTTY: case EOPNOTSUPP: case ENOSYS: return Errc::not_supported;
-    case EACCES: case EPERM: return Errc::permission_denied;
-    case ETIME: case ETIMEDOUT: return Errc::timeout;
-    case ENODEV: case ENXIO: return Errc::device_lost;
-    case ECANCELED: return Errc::job_failed;
-    default: return Errc::io_error;
+    case 0:
+      return Errc::ok;
+    case EINVAL:
+    case EFAULT:
+    case E2BIG:
+    case EBADF:
+    case ENOENT:
+      return Errc::invalid_argument;
+    case ENOMEM:
+    case ENOSPC:
+      return Errc::out_of_memory;
+    case ENOTTY:
+    case EOPNOTSUPP:
+    case ENOSYS:
+      return Errc::not_supported;
+    case EACCES:
+    case EPERM:
+      return Errc::permission_denied;
+    case ETIME:
+    case ETIMEDOUT:
+      return Errc::timeout;
+    case ENODEV:
+    case ENXIO:
+      return Errc::device_lost;
+    case ECANCELED:
+      return Errc::job_failed;
+    default:
+      return Errc::io_error;
   }
 }
 
-const char* version_string() noexcept { return "0.1.0"; }
+const char* version_string() noexcept {
+  return "0.1.0";
+}
 
 namespace detail {
 
@@ -120,15 +155,19 @@ struct Tracer {
   bool dirty = false;
   Tracer() {
     if (const char* p = std::getenv("KILN_TRACE"); p && *p) path = p;
-    t0 = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    t0 = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+             .count();
   }
   ~Tracer() { flush(); }
   static std::string esc(std::string_view s) {
     std::string o;
     for (char c : s) {
-      if (c == '"' || c == '\\') o += '\\', o += c;
-      else if (uint8_t(c) < 0x20) o += fmt::format("\\u{:04x}", int(c));
-      else o += c;
+      if (c == '"' || c == '\\')
+        o += '\\', o += c;
+      else if (uint8_t(c) < 0x20)
+        o += fmt::format("\\u{:04x}", int(c));
+      else
+        o += c;
     }
     return o;
   }
@@ -141,7 +180,8 @@ struct Tracer {
       return;
     }
     f << "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
-    f << R"J({"ph":"M","pid":1,"name":"process_name","args":{"name":"host (libkiln)"}},)J" "\n";
+    f << R"J({"ph":"M","pid":1,"name":"process_name","args":{"name":"host (libkiln)"}},)J"
+         "\n";
     f << R"J({"ph":"M","pid":2,"name":"process_name","args":{"name":"kiln device (emulated)"}})J";
     // Device timestamps use the device clock: align the first device start with
     // its host submit so both tracks line up in the viewer.
@@ -155,16 +195,20 @@ struct Tracer {
       }
     }
     for (const auto& r : recs) {
-      auto args = fmt::format(R"("ctx":{},"seqno":{},"status":"{}","cycles":{},"device_ns":{},"commands":"{}")", r.ctx,
-                              r.seqno, status_name(r.status), r.cycles, r.device_end_ns - r.device_start_ns,
-                              esc(r.commands));
-      f << fmt::format(",\n{{\"ph\":\"X\",\"pid\":1,\"tid\":{},\"name\":\"{}\",\"cat\":\"{}\",\"ts\":{:.3f},\"dur\":{:.3f},\"args\":{{{}}}}}",
-                       r.ctx, esc(r.name), esc(r.category), double(r.host_submit_ns - t0) / 1e3,
-                       double(std::max<int64_t>(0, r.host_complete_ns - r.host_submit_ns)) / 1e3, args);
+      auto args =
+          fmt::format(R"("ctx":{},"seqno":{},"status":"{}","cycles":{},"device_ns":{},"commands":"{}")", r.ctx, r.seqno,
+                      status_name(r.status), r.cycles, r.device_end_ns - r.device_start_ns, esc(r.commands));
+      f << fmt::format(
+          ",\n{{\"ph\":\"X\",\"pid\":1,\"tid\":{},\"name\":\"{}\",\"cat\":\"{}\",\"ts\":{:.3f},\"dur\":{:.3f},\"args\":"
+          "{{{}}}}}",
+          r.ctx, esc(r.name), esc(r.category), double(r.host_submit_ns - t0) / 1e3,
+          double(std::max<int64_t>(0, r.host_complete_ns - r.host_submit_ns)) / 1e3, args);
       if (r.device_end_ns && have_shift)
-        f << fmt::format(",\n{{\"ph\":\"X\",\"pid\":2,\"tid\":{},\"name\":\"{}\",\"cat\":\"{}\",\"ts\":{:.3f},\"dur\":{:.3f},\"args\":{{{}}}}}",
-                         r.ctx, esc(r.name), esc(r.category), double(int64_t(r.device_start_ns) + dev_shift) / 1e3,
-                         double(r.device_end_ns - r.device_start_ns) / 1e3, args);
+        f << fmt::format(
+            ",\n{{\"ph\":\"X\",\"pid\":2,\"tid\":{},\"name\":\"{}\",\"cat\":\"{}\",\"ts\":{:.3f},\"dur\":{:.3f},"
+            "\"args\":{{{}}}}}",
+            r.ctx, esc(r.name), esc(r.category), double(int64_t(r.device_start_ns) + dev_shift) / 1e3,
+            double(r.device_end_ns - r.device_start_ns) / 1e3, args);
     }
     f << "\n]}\n";
     dirty = false;
@@ -176,7 +220,9 @@ Tracer& tracer() {
 }
 }  // namespace
 
-bool trace_enabled() noexcept { return !tracer().path.empty(); }
+bool trace_enabled() noexcept {
+  return !tracer().path.empty();
+}
 void trace_record(TraceRecord r) {
   auto& t = tracer();
   if (t.path.empty()) return;

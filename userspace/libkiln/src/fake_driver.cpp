@@ -69,22 +69,44 @@ void FakeDriver::reset_device(bool ban) {
 std::span<std::byte> FakeDriver::memory(uint64_t va, uint64_t size) {
   std::lock_guard g(mu_);
   for (auto& [h, b] : bos_)
-    if (va >= b.va && va - b.va <= b.size && size <= b.size - (va - b.va)) return {b.mem->bytes.data() + (va - b.va), size_t(size)};
+    if (va >= b.va && va - b.va <= b.size && size <= b.size - (va - b.va))
+      return {b.mem->bytes.data() + (va - b.va), size_t(size)};
   return {};
 }
 
-size_t FakeDriver::live_bos() const { std::lock_guard g(mu_); return bos_.size(); }
-size_t FakeDriver::live_contexts() const { std::lock_guard g(mu_); return ctxs_.size(); }
-size_t FakeDriver::live_syncobjs() const { std::lock_guard g(mu_); return syncobjs_.size(); }
-size_t FakeDriver::submits() const { std::lock_guard g(mu_); return submits_; }
+size_t FakeDriver::live_bos() const {
+  std::lock_guard g(mu_);
+  return bos_.size();
+}
+size_t FakeDriver::live_contexts() const {
+  std::lock_guard g(mu_);
+  return ctxs_.size();
+}
+size_t FakeDriver::live_syncobjs() const {
+  std::lock_guard g(mu_);
+  return syncobjs_.size();
+}
+size_t FakeDriver::submits() const {
+  std::lock_guard g(mu_);
+  return submits_;
+}
 size_t FakeDriver::ioctl_count(const std::string& n) const {
   std::lock_guard g(mu_);
   auto it = calls_.find(n);
   return it == calls_.end() ? 0 : it->second;
 }
-std::vector<kiln_pkt_generic> FakeDriver::last_packets() const { std::lock_guard g(mu_); return last_packets_; }
-std::vector<drm_kiln_bo_ref> FakeDriver::last_bo_list() const { std::lock_guard g(mu_); return last_bos_; }
-std::vector<drm_kiln_sync> FakeDriver::last_syncs() const { std::lock_guard g(mu_); return last_syncs_; }
+std::vector<kiln_pkt_generic> FakeDriver::last_packets() const {
+  std::lock_guard g(mu_);
+  return last_packets_;
+}
+std::vector<drm_kiln_bo_ref> FakeDriver::last_bo_list() const {
+  std::lock_guard g(mu_);
+  return last_bos_;
+}
+std::vector<drm_kiln_sync> FakeDriver::last_syncs() const {
+  std::lock_guard g(mu_);
+  return last_syncs_;
+}
 
 DriverVersion FakeDriver::version() {
   std::lock_guard g(mu_);
@@ -96,19 +118,32 @@ uint64_t FakeDriver::get_param(uint32_t p) {
   std::lock_guard g(mu_);
   check_inject("DRM_IOCTL_KILN_GET_PARAM");
   switch (p) {
-    case DRM_KILN_PARAM_DEVICE_ID: return 0x4b31;
-    case DRM_KILN_PARAM_NUM_QUEUES: return 4;
-    case DRM_KILN_PARAM_PE_GRID: return o_.grid_w | o_.grid_h << 8;
-    case DRM_KILN_PARAM_LOCAL_MEM_SIZE: return o_.local_mem;
-    case DRM_KILN_PARAM_DRAM_SIZE: return o_.dram_size;
-    case DRM_KILN_PARAM_DRAM_FREE: return o_.dram_size - dram_used_;
-    case DRM_KILN_PARAM_MAX_SUBMIT_BOS: return o_.max_submit_bos;
-    case DRM_KILN_PARAM_MAX_SUBMIT_SYNCS: return 64;
-    case DRM_KILN_PARAM_MAX_CMD_SIZE: return o_.max_cmd_size;
-    case DRM_KILN_PARAM_UAPI_VERSION: return uint64_t(o_.major) << 16 | uint64_t(o_.minor);
-    case DRM_KILN_PARAM_CLOCK_MHZ: return 1350;
-    case DRM_KILN_PARAM_MAX_CONTEXTS: return 63;
-    case DRM_KILN_PARAM_CONTEXTS_IN_USE: return ctxs_.size();
+    case DRM_KILN_PARAM_DEVICE_ID:
+      return 0x4b31;
+    case DRM_KILN_PARAM_NUM_QUEUES:
+      return 4;
+    case DRM_KILN_PARAM_PE_GRID:
+      return o_.grid_w | o_.grid_h << 8;
+    case DRM_KILN_PARAM_LOCAL_MEM_SIZE:
+      return o_.local_mem;
+    case DRM_KILN_PARAM_DRAM_SIZE:
+      return o_.dram_size;
+    case DRM_KILN_PARAM_DRAM_FREE:
+      return o_.dram_size - dram_used_;
+    case DRM_KILN_PARAM_MAX_SUBMIT_BOS:
+      return o_.max_submit_bos;
+    case DRM_KILN_PARAM_MAX_SUBMIT_SYNCS:
+      return 64;
+    case DRM_KILN_PARAM_MAX_CMD_SIZE:
+      return o_.max_cmd_size;
+    case DRM_KILN_PARAM_UAPI_VERSION:
+      return uint64_t(o_.major) << 16 | uint64_t(o_.minor);
+    case DRM_KILN_PARAM_CLOCK_MHZ:
+      return 1350;
+    case DRM_KILN_PARAM_MAX_CONTEXTS:
+      return 63;
+    case DRM_KILN_PARAM_CONTEXTS_IN_USE:
+      return ctxs_.size();
     default:
       if (p < DRM_KILN_PARAM_NUM_PARAMS) return 0;
       throw_ioctl_error("DRM_IOCTL_KILN_GET_PARAM", EINVAL, "fake");
@@ -144,9 +179,11 @@ uint32_t FakeDriver::query_info(uint32_t type, std::span<std::byte> out) {
 void FakeDriver::bo_create(drm_kiln_bo_create& a) {
   std::lock_guard g(mu_);
   check_inject("DRM_IOCTL_KILN_BO_CREATE");
-  if (a.size == 0 || (a.flags & ~DRM_KILN_BO_FLAGS) || a.handle || a.va) throw_ioctl_error("DRM_IOCTL_KILN_BO_CREATE", EINVAL, "fake");
+  if (a.size == 0 || (a.flags & ~DRM_KILN_BO_FLAGS) || a.handle || a.va)
+    throw_ioctl_error("DRM_IOCTL_KILN_BO_CREATE", EINVAL, "fake");
   a.size = (a.size + 4095) & ~4095ull;
-  if ((a.flags & DRM_KILN_BO_DRAM) && dram_used_ + a.size > o_.dram_size) throw_ioctl_error("DRM_IOCTL_KILN_BO_CREATE", ENOSPC, "fake");
+  if ((a.flags & DRM_KILN_BO_DRAM) && dram_used_ + a.size > o_.dram_size)
+    throw_ioctl_error("DRM_IOCTL_KILN_BO_CREATE", ENOSPC, "fake");
   if (a.size > (4ull << 30)) throw_ioctl_error("DRM_IOCTL_KILN_BO_CREATE", ENOMEM, "fake");
   FBo b;
   b.mem = std::make_shared<Storage>();
@@ -188,7 +225,8 @@ void FakeDriver::gem_close(uint32_t h) noexcept {
 void FakeDriver::ctx_create(drm_kiln_ctx_create& a) {
   std::lock_guard g(mu_);
   check_inject("DRM_IOCTL_KILN_CTX_CREATE");
-  if (a.flags || a.priority > DRM_KILN_PRIORITY_REALTIME) throw_ioctl_error("DRM_IOCTL_KILN_CTX_CREATE", EINVAL, "fake");
+  if (a.flags || a.priority > DRM_KILN_PRIORITY_REALTIME)
+    throw_ioctl_error("DRM_IOCTL_KILN_CTX_CREATE", EINVAL, "fake");
   if (ctxs_.size() >= 63) throw_ioctl_error("DRM_IOCTL_KILN_CTX_CREATE", ENOSPC, "fake");
   a.ctx_id = next_ctx_++;
   ctxs_[a.ctx_id] = Ctx{};
@@ -248,19 +286,35 @@ void FakeDriver::run(Job& j) {
       last_packets_.push_back(gp);
       device_ns_ += 100;
       uint32_t op = KILN_PKT_OPCODE(gp.header);
-      if (gp.header & KILN_PKT_RESERVED_MASK) { fault(KILN_STATUS_BAD_PACKET, i, 0); break; }
-      if (KILN_OP_IS_PRIVILEGED(op)) { fault(KILN_STATUS_PRIVILEGED, i, 0); break; }
+      if (gp.header & KILN_PKT_RESERVED_MASK) {
+        fault(KILN_STATUS_BAD_PACKET, i, 0);
+        break;
+      }
+      if (KILN_OP_IS_PRIVILEGED(op)) {
+        fault(KILN_STATUS_PRIVILEGED, i, 0);
+        break;
+      }
       switch (op) {
-        case KILN_OP_NOP: break;
+        case KILN_OP_NOP:
+          break;
         case KILN_OP_DMA_COPY: {
           kiln_pkt_dma_copy p;
           std::memcpy(&p, &gp, sizeof p);
           bool o1 = true, o2 = true;
           std::byte* s = translate(j, p.src, p.size, o1);
           std::byte* d = translate(j, p.dst, p.size, o2);
-          if (!o1) { fault(KILN_STATUS_MMU_FAULT, i, p.src); break; }
-          if (!o2) { fault(KILN_STATUS_MMU_FAULT, i, p.dst); break; }
-          if (p.src < p.dst + p.size && p.dst < p.src + p.size) { fault(KILN_STATUS_BAD_PACKET, i, 0); break; }
+          if (!o1) {
+            fault(KILN_STATUS_MMU_FAULT, i, p.src);
+            break;
+          }
+          if (!o2) {
+            fault(KILN_STATUS_MMU_FAULT, i, p.dst);
+            break;
+          }
+          if (p.src < p.dst + p.size && p.dst < p.src + p.size) {
+            fault(KILN_STATUS_BAD_PACKET, i, 0);
+            break;
+          }
           std::memcpy(d, s, size_t(p.size));
           cycles_ += p.size / 64;
           break;
@@ -268,10 +322,16 @@ void FakeDriver::run(Job& j) {
         case KILN_OP_DMA_FILL: {
           kiln_pkt_dma_fill p;
           std::memcpy(&p, &gp, sizeof p);
-          if (p.size % 4 || p.dst % 4) { fault(KILN_STATUS_BAD_PACKET, i, 0); break; }
+          if (p.size % 4 || p.dst % 4) {
+            fault(KILN_STATUS_BAD_PACKET, i, 0);
+            break;
+          }
           bool o = true;
           std::byte* d = translate(j, p.dst, p.size, o);
-          if (!o) { fault(KILN_STATUS_MMU_FAULT, i, p.dst); break; }
+          if (!o) {
+            fault(KILN_STATUS_MMU_FAULT, i, p.dst);
+            break;
+          }
           for (uint64_t k = 0; k < p.size; k += 4) std::memcpy(d + k, &p.pattern, 4);
           cycles_ += p.size / 64;
           break;
@@ -282,7 +342,10 @@ void FakeDriver::run(Job& j) {
           bool is64 = KILN_PKT_FLAGS(p.header) & KILN_FENCE_FLAG_64BIT;
           bool o = true;
           std::byte* d = translate(j, p.addr, is64 ? 8 : 4, o);
-          if (!o) { fault(KILN_STATUS_MMU_FAULT, i, p.addr); break; }
+          if (!o) {
+            fault(KILN_STATUS_MMU_FAULT, i, p.addr);
+            break;
+          }
           std::memcpy(d, &p.value, is64 ? 8 : 4);
           break;
         }
@@ -291,7 +354,10 @@ void FakeDriver::run(Job& j) {
           std::memcpy(&p, &gp, sizeof p);
           bool o = true;
           std::byte* d = translate(j, p.addr, 8, o);
-          if (!o) { fault(KILN_STATUS_MMU_FAULT, i, p.addr); break; }
+          if (!o) {
+            fault(KILN_STATUS_MMU_FAULT, i, p.addr);
+            break;
+          }
           uint64_t v;
           std::memcpy(&v, d, 8);
           v &= p.mask;
@@ -304,7 +370,10 @@ void FakeDriver::run(Job& j) {
           std::memcpy(&p, &gp, sizeof p);
           bool o = true;
           std::byte* d = translate(j, p.addr, 16, o);
-          if (!o || p.addr % 8) { fault(KILN_STATUS_MMU_FAULT, i, p.addr); break; }
+          if (!o || p.addr % 8) {
+            fault(KILN_STATUS_MMU_FAULT, i, p.addr);
+            break;
+          }
           kiln_timestamp ts{device_ns_, cycles_};
           std::memcpy(d, &ts, sizeof ts);
           break;
@@ -314,10 +383,16 @@ void FakeDriver::run(Job& j) {
           std::memcpy(&p, &gp, sizeof p);
           bool o = true;
           translate(j, p.entry_va, 4, o);
-          if (!o) { fault(KILN_STATUS_MMU_FAULT, i, p.entry_va); break; }
+          if (!o) {
+            fault(KILN_STATUS_MMU_FAULT, i, p.entry_va);
+            break;
+          }
           if (p.args_size) {
             translate(j, p.args_va, p.args_size, o);
-            if (!o) { fault(KILN_STATUS_MMU_FAULT, i, p.args_va); break; }
+            if (!o) {
+              fault(KILN_STATUS_MMU_FAULT, i, p.args_va);
+              break;
+            }
           }
           if (!p.grid_x || !p.grid_y || !p.grid_z || p.args_size > KILN_LAUNCH_MAX_ARGS_SIZE) {
             fault(KILN_STATUS_BAD_LAUNCH, i, 0);
@@ -363,7 +438,8 @@ void FakeDriver::submit(drm_kiln_submit& a) {
   if (it->second.banned) throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EIO, "fake");  // as kiln.ko
   if (a.cmd_va % 64 || a.cmd_size % 64 || a.cmd_size == 0 || a.cmd_size > o_.max_cmd_size)
     throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EINVAL, "fake");
-  if (a.bos.stride != sizeof(drm_kiln_bo_ref) || a.syncs.stride != sizeof(drm_kiln_sync)) throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EINVAL, "fake");
+  if (a.bos.stride != sizeof(drm_kiln_bo_ref) || a.syncs.stride != sizeof(drm_kiln_sync))
+    throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EINVAL, "fake");
   if (a.bos.count > o_.max_submit_bos) throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", E2BIG, "fake");
   Job j;
   j.ctx = a.ctx_id;
@@ -372,7 +448,8 @@ void FakeDriver::submit(drm_kiln_submit& a) {
   auto* refs = reinterpret_cast<const drm_kiln_bo_ref*>(uintptr_t(a.bos.ptr));
   j.bos.assign(refs, refs + a.bos.count);
   for (const auto& r : j.bos)
-    if (!bos_.count(r.handle) || (r.flags & ~DRM_KILN_BO_REF_WRITE)) throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", ENOENT, "fake");
+    if (!bos_.count(r.handle) || (r.flags & ~DRM_KILN_BO_REF_WRITE))
+      throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", ENOENT, "fake");
   auto* syncs = reinterpret_cast<const drm_kiln_sync*>(uintptr_t(a.syncs.ptr));
   last_syncs_.assign(syncs, syncs + a.syncs.count);
   for (uint32_t i = 0; i < a.syncs.count; i++) {
@@ -386,8 +463,10 @@ void FakeDriver::submit(drm_kiln_submit& a) {
   j.seqno = ++it->second.submitted;
   a.seqno = j.seqno;
   submits_++;
-  if (holding_) held_.push_back(std::move(j));
-  else run(j);
+  if (holding_)
+    held_.push_back(std::move(j));
+  else
+    run(j);
 }
 
 void FakeDriver::ctx_status(drm_kiln_ctx_status& a) {
@@ -407,7 +486,8 @@ void FakeDriver::job_status(drm_kiln_job_status& a) {
   std::lock_guard g(mu_);
   check_inject("DRM_IOCTL_KILN_JOB_STATUS");
   auto it = ctxs_.find(a.ctx_id);
-  if (it == ctxs_.end() || a.seqno == 0 || a.seqno > it->second.submitted) throw_ioctl_error("DRM_IOCTL_KILN_JOB_STATUS", EINVAL, "fake");
+  if (it == ctxs_.end() || a.seqno == 0 || a.seqno > it->second.submitted)
+    throw_ioctl_error("DRM_IOCTL_KILN_JOB_STATUS", EINVAL, "fake");
   auto j = it->second.jobs.find(a.seqno);
   if (j == it->second.jobs.end()) {
     a.state = DRM_KILN_JOB_PENDING;
@@ -420,7 +500,8 @@ std::byte* FakeDriver::mmap(uint64_t offset, size_t size) {
   std::lock_guard g(mu_);
   check_inject("mmap");
   auto it = bos_.find(uint32_t(offset >> 32));
-  if (it == bos_.end() || size > it->second.size || (it->second.flags & DRM_KILN_BO_NO_MMAP)) throw_ioctl_error("mmap", EINVAL, "fake");
+  if (it == bos_.end() || size > it->second.size || (it->second.flags & DRM_KILN_BO_NO_MMAP))
+    throw_ioctl_error("mmap", EINVAL, "fake");
   return it->second.mem->bytes.data();
 }
 void FakeDriver::munmap(std::byte*, size_t) noexcept {}

@@ -7,15 +7,15 @@
 // so SDK bugs in residency tracking show up. Errors can be injected per ioctl.
 #pragma once
 
+#include <kiln/hw/kiln_packets.h>
+#include <kiln/hw/kiln_status.h>
+
 #include <condition_variable>
-#include <optional>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
-
-#include <kiln/hw/kiln_packets.h>
-#include <kiln/hw/kiln_status.h>
 
 #include "driver.hpp"
 
@@ -86,7 +86,8 @@ class FakeDriver : public Driver {
   void munmap(std::byte* p, size_t size) noexcept override;
   uint32_t syncobj_create() override;
   void syncobj_destroy(uint32_t h) noexcept override;
-  bool syncobj_wait(std::span<const uint32_t> handles, std::span<const uint64_t> points, int64_t abs_timeout_ns) override;
+  bool syncobj_wait(std::span<const uint32_t> handles, std::span<const uint64_t> points,
+                    int64_t abs_timeout_ns) override;
   void syncobj_signal(uint32_t h, uint64_t point) override;
   void syncobj_transfer(uint32_t dst, uint64_t dst_point, uint32_t src, uint64_t src_point) override;
   uint64_t syncobj_query(uint32_t h) override;

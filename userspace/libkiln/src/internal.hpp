@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "driver.hpp"
-#include "kiln/kiln.hpp"
 #include "kbin.hpp"
+#include "kiln/kiln.hpp"
 
 namespace kiln::detail {
 

@@ -4,13 +4,12 @@
 
 #include <elf.h>
 #include <fmt/format.h>
-
-#include <cstring>
-#include <string>
-
 #include <kiln/hw/kiln_isa.h>
 #include <kiln/hw/kiln_kbin.h>
 #include <kiln/hw/kiln_packets.h>
+
+#include <cstring>
+#include <string>
 
 namespace kiln::detail {
 namespace {
@@ -44,10 +43,13 @@ struct Reader {
   }
 };
 
-ScalarType elem_type(uint8_t t) { return t <= KILN_ELEM_F64 ? ScalarType(t) : ScalarType::unknown; }
+ScalarType elem_type(uint8_t t) {
+  return t <= KILN_ELEM_F64 ? ScalarType(t) : ScalarType::unknown;
+}
 
 std::string meta_string(const Reader& r, std::span<const std::byte> strings, uint32_t off, const char* what) {
-  if (off >= strings.size()) r.bad(fmt::format("{} name offset {} outside the string table ({} bytes)", what, off, strings.size()));
+  if (off >= strings.size())
+    r.bad(fmt::format("{} name offset {} outside the string table ({} bytes)", what, off, strings.size()));
   auto s = strings.subspan(off);
   const void* nul = std::memchr(s.data(), 0, s.size());
   if (!nul) r.bad(fmt::format("{} name at offset {} is not NUL-terminated", what, off));
@@ -56,19 +58,25 @@ std::string meta_string(const Reader& r, std::span<const std::byte> strings, uin
   return out;
 }
 
-bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+bool is_pow2(uint32_t v) {
+  return v && !(v & (v - 1));
+}
 
 void parse_meta(const Reader& r, std::span<const std::byte> sec, uint64_t load_size, KbinImage& out) {
   auto fail = [&](const std::string& why) { r.bad(".kiln.meta: " + why); };
-  if (sec.size() < sizeof(kiln_meta_header)) fail(fmt::format("section has {} bytes, header needs {}", sec.size(), sizeof(kiln_meta_header)));
+  if (sec.size() < sizeof(kiln_meta_header))
+    fail(fmt::format("section has {} bytes, header needs {}", sec.size(), sizeof(kiln_meta_header)));
   kiln_meta_header h;
   std::memcpy(&h, sec.data(), sizeof h);
   if (h.magic != KILN_META_MAGIC) fail(fmt::format("bad magic {:#x}", h.magic));
   if (h.version != KILN_META_VERSION)
     r.incompatible(fmt::format(".kiln.meta version {} (this libkiln reads version {})", h.version, KILN_META_VERSION));
-  if (h.header_size < sizeof(kiln_meta_header) || h.header_size > sec.size()) fail(fmt::format("header_size {}", h.header_size));
-  if (h.kernel_size < sizeof(kiln_meta_kernel)) fail(fmt::format("kernel record size {} < {}", h.kernel_size, sizeof(kiln_meta_kernel)));
-  if (h.arg_size < sizeof(kiln_meta_arg)) fail(fmt::format("arg record size {} < {}", h.arg_size, sizeof(kiln_meta_arg)));
+  if (h.header_size < sizeof(kiln_meta_header) || h.header_size > sec.size())
+    fail(fmt::format("header_size {}", h.header_size));
+  if (h.kernel_size < sizeof(kiln_meta_kernel))
+    fail(fmt::format("kernel record size {} < {}", h.kernel_size, sizeof(kiln_meta_kernel)));
+  if (h.arg_size < sizeof(kiln_meta_arg))
+    fail(fmt::format("arg record size {} < {}", h.arg_size, sizeof(kiln_meta_arg)));
   if (h.kernel_count == 0) fail("no kernels");
   if (h.kernel_count > 65536 || h.arg_count > 1u << 20) fail("implausible record counts");
   auto table = [&](uint32_t off, uint64_t count, uint32_t size, const char* what) {
@@ -87,12 +95,16 @@ void parse_meta(const Reader& r, std::span<const std::byte> sec, uint64_t load_s
     KernelInfo ki;
     ki.name = meta_string(r, st, k.name, fmt::format("kernel {}", i).c_str());
     auto kfail = [&](const std::string& why) { fail(fmt::format("kernel '{}': {}", ki.name, why)); };
-    if (k.entry >= load_size) kfail(fmt::format("entry {:#x} outside the loaded image ({:#x} bytes)", k.entry, load_size));
+    if (k.entry >= load_size)
+      kfail(fmt::format("entry {:#x} outside the loaded image ({:#x} bytes)", k.entry, load_size));
     if (k.entry % 2) kfail(fmt::format("entry {:#x} misaligned", k.entry));
-    if (!is_pow2(k.args_align) || k.args_align > 4096) kfail(fmt::format("args_align {} not a power of two <= 4096", k.args_align));
-    if (k.args_size > KILN_LAUNCH_MAX_ARGS_SIZE) kfail(fmt::format("args_size {} > {}", k.args_size, KILN_LAUNCH_MAX_ARGS_SIZE));
+    if (!is_pow2(k.args_align) || k.args_align > 4096)
+      kfail(fmt::format("args_align {} not a power of two <= 4096", k.args_align));
+    if (k.args_size > KILN_LAUNCH_MAX_ARGS_SIZE)
+      kfail(fmt::format("args_size {} > {}", k.args_size, KILN_LAUNCH_MAX_ARGS_SIZE));
     if (uint64_t(k.arg_first) + k.arg_count > h.arg_count)
-      kfail(fmt::format("arguments [{}, +{}) outside the argument table ({} records)", k.arg_first, k.arg_count, h.arg_count));
+      kfail(fmt::format("arguments [{}, +{}) outside the argument table ({} records)", k.arg_first, k.arg_count,
+                        h.arg_count));
     ki.entry = k.entry;
     ki.args_size = k.args_size;
     ki.args_align = k.args_align;
@@ -115,14 +127,16 @@ void parse_meta(const Reader& r, std::span<const std::byte> sec, uint64_t load_s
       } else {
         afail(fmt::format("unknown kind {}", a.kind));
       }
-      if (a.access & ~(KILN_ARG_ACCESS_READ | KILN_ARG_ACCESS_WRITE)) afail(fmt::format("unknown access bits {:#x}", a.access));
+      if (a.access & ~(KILN_ARG_ACCESS_READ | KILN_ARG_ACCESS_WRITE))
+        afail(fmt::format("unknown access bits {:#x}", a.access));
       if (!is_pow2(a.align) || a.align > 4096) afail(fmt::format("align {} not a power of two <= 4096", a.align));
       if (a.offset % a.align) afail(fmt::format("offset {} not aligned to {}", a.offset, a.align));
       if (!Reader::in_range(a.offset, a.size, k.args_size))
         afail(fmt::format("[{}, +{}) outside the args block ({} bytes)", a.offset, a.size, k.args_size));
       for (const auto& o : ki.args) {
         if (o.name == ai.name) afail("duplicate argument name");
-        if (a.offset < o.offset + o.size && o.offset < a.offset + a.size) afail(fmt::format("overlaps argument '{}'", o.name));
+        if (a.offset < o.offset + o.size && o.offset < a.offset + a.size)
+          afail(fmt::format("overlaps argument '{}'", o.name));
       }
       ai.offset = a.offset;
       ai.size = a.size;
@@ -147,7 +161,8 @@ KbinImage parse_kbin(std::span<const std::byte> image, std::string_view name) {
   if (eh.e_ident[EI_DATA] != ELFDATA2LSB) r.incompatible("not little-endian");
   if (eh.e_ident[EI_VERSION] != EV_CURRENT) r.bad(fmt::format("ELF version {}", eh.e_ident[EI_VERSION]));
   if (eh.e_machine != KILN_KBIN_EM_RISCV)
-    r.incompatible(fmt::format("e_machine {} (expected {} = RISC-V; compile with kiln-cc)", eh.e_machine, KILN_KBIN_EM_RISCV));
+    r.incompatible(
+        fmt::format("e_machine {} (expected {} = RISC-V; compile with kiln-cc)", eh.e_machine, KILN_KBIN_EM_RISCV));
   if (eh.e_type != ET_DYN && eh.e_type != ET_EXEC) r.bad(fmt::format("e_type {} (expected ET_DYN)", eh.e_type));
   if (eh.e_phentsize != sizeof(Elf64_Phdr) && eh.e_phnum) r.bad(fmt::format("e_phentsize {}", eh.e_phentsize));
   if (eh.e_shentsize != sizeof(Elf64_Shdr)) r.bad(fmt::format("e_shentsize {}", eh.e_shentsize));
@@ -159,7 +174,8 @@ KbinImage parse_kbin(std::span<const std::byte> image, std::string_view name) {
   for (unsigned i = 0; i < eh.e_phnum; i++) {
     auto ph = r.get<Elf64_Phdr>(eh.e_phoff + uint64_t(i) * sizeof(Elf64_Phdr), "program header");
     if (ph.p_type != PT_LOAD) continue;
-    if (ph.p_filesz > ph.p_memsz) r.bad(fmt::format("segment {}: p_filesz {:#x} > p_memsz {:#x}", i, ph.p_filesz, ph.p_memsz));
+    if (ph.p_filesz > ph.p_memsz)
+      r.bad(fmt::format("segment {}: p_filesz {:#x} > p_memsz {:#x}", i, ph.p_filesz, ph.p_memsz));
     if (ph.p_vaddr > kMaxLoadSize || ph.p_memsz > kMaxLoadSize - ph.p_vaddr)
       r.bad(fmt::format("segment {}: [{:#x}, +{:#x}) exceeds {} MiB", i, ph.p_vaddr, ph.p_memsz, kMaxLoadSize >> 20));
     KbinSegment s{ph.p_vaddr, ph.p_memsz, r.range(ph.p_offset, ph.p_filesz, "segment data")};
@@ -172,7 +188,8 @@ KbinImage parse_kbin(std::span<const std::byte> image, std::string_view name) {
   // Section headers.
   r.range(eh.e_shoff, uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr), "section header table");
   std::vector<Elf64_Shdr> sh(eh.e_shnum);
-  for (unsigned i = 0; i < eh.e_shnum; i++) sh[i] = r.get<Elf64_Shdr>(eh.e_shoff + uint64_t(i) * sizeof(Elf64_Shdr), "section header");
+  for (unsigned i = 0; i < eh.e_shnum; i++)
+    sh[i] = r.get<Elf64_Shdr>(eh.e_shoff + uint64_t(i) * sizeof(Elf64_Shdr), "section header");
   const auto& strsec = sh[eh.e_shstrndx];
   if (strsec.sh_type == SHT_NOBITS) r.bad("section name table has no data");
   auto shstr = r.range(strsec.sh_offset, strsec.sh_size, "section name table");
@@ -187,8 +204,10 @@ KbinImage parse_kbin(std::span<const std::byte> image, std::string_view name) {
   const Elf64_Shdr* meta = nullptr;
   for (const auto& s : sh) {
     auto n = secname(s);
-    if (n == KILN_NOTE_SECTION) note = &s;
-    else if (n == KILN_META_SECTION) meta = &s;
+    if (n == KILN_NOTE_SECTION)
+      note = &s;
+    else if (n == KILN_META_SECTION)
+      meta = &s;
     else if (s.sh_type == SHT_RELA) {
       if (s.sh_entsize != sizeof(Elf64_Rela)) r.bad(fmt::format("{}: sh_entsize {}", n, s.sh_entsize));
       auto data = r.range(s.sh_offset, s.sh_size, "relocation section");
@@ -198,8 +217,10 @@ KbinImage parse_kbin(std::span<const std::byte> image, std::string_view name) {
         uint32_t type = uint32_t(ELF64_R_TYPE(rel.r_info));
         if (type == R_RISCV_NONE) continue;
         if (type != KILN_KBIN_R_RISCV_RELATIVE)
-          r.bad(fmt::format("{}: relocation type {} at {:#x} (only R_RISCV_RELATIVE is allowed; link with -pie and no undefined symbols)",
-                            n, type, rel.r_offset));
+          r.bad(
+              fmt::format("{}: relocation type {} at {:#x} (only R_RISCV_RELATIVE is allowed; link with -pie and no "
+                          "undefined symbols)",
+                          n, type, rel.r_offset));
         if (rel.r_offset > out.load_size - 8 || rel.r_offset % 8)
           r.bad(fmt::format("{}: relocation offset {:#x} outside the image or misaligned", n, rel.r_offset));
         out.relocs.push_back({rel.r_offset, rel.r_addend});
@@ -225,7 +246,8 @@ KbinImage parse_kbin(std::span<const std::byte> image, std::string_view name) {
       auto desc = d.subspan(off + nsz, nh.n_descsz);
       off += nsz + dsz;
       if (nm != KILN_NOTE_NAME || nh.n_type != KILN_NOTE_TYPE_TARGET) continue;
-      if (desc.size() < sizeof(kiln_note_target)) r.bad(fmt::format("target note descriptor has {} bytes, need {}", desc.size(), sizeof(kiln_note_target)));
+      if (desc.size() < sizeof(kiln_note_target))
+        r.bad(fmt::format("target note descriptor has {} bytes, need {}", desc.size(), sizeof(kiln_note_target)));
       kiln_note_target t;
       std::memcpy(&t, desc.data(), sizeof t);
       out.target = {t.isa_version, t.min_device_version, t.features};
@@ -234,9 +256,11 @@ KbinImage parse_kbin(std::span<const std::byte> image, std::string_view name) {
     }
     if (!found) r.incompatible("target note has no \"" KILN_NOTE_NAME "\" entry of type 1");
     if (out.target.isa_version != KILN_ISA_VERSION)
-      r.incompatible(fmt::format("target note isa_version {} (this device runs ISA version {})", out.target.isa_version, KILN_ISA_VERSION));
+      r.incompatible(fmt::format("target note isa_version {} (this device runs ISA version {})", out.target.isa_version,
+                                 KILN_ISA_VERSION));
     if (out.target.min_device_version > 1)
-      r.incompatible(fmt::format("target note min_device_version {} (this device is K1 = 1)", out.target.min_device_version));
+      r.incompatible(
+          fmt::format("target note min_device_version {} (this device is K1 = 1)", out.target.min_device_version));
     if (out.target.features & ~uint64_t(KILN_FEATURES_K1))
       r.incompatible(fmt::format("target note features {:#x} include units K1 lacks ({:#x})", out.target.features,
                                  out.target.features & ~uint64_t(KILN_FEATURES_K1)));

@@ -9,9 +9,11 @@
 
 namespace kiln {
 
-std::string_view to_string(ArgKind k) noexcept { return k == ArgKind::buffer ? "buffer" : "scalar"; }
+std::string_view to_string(ArgKind k) noexcept {
+  return k == ArgKind::buffer ? "buffer" : "scalar";
+}
 std::string_view to_string(ScalarType t) noexcept {
-  static constexpr std::string_view n[] = {"void", "i8", "u8", "i16", "u16", "i32", "u32",
+  static constexpr std::string_view n[] = {"void", "i8",  "u8",  "i16",  "u16", "i32", "u32",
                                            "i64",  "u64", "f16", "bf16", "f32", "f64"};
   return uint32_t(t) < std::size(n) ? n[uint32_t(t)] : "?";
 }
@@ -29,7 +31,8 @@ Module Device::load(std::span<const std::byte> image, std::string name) {
   if (!p) throw Error(Errc::not_supported, "kernel code buffer is not CPU-mappable");
   m->base = m->code->va;
   detail::load_kbin(img, {p, size_t(m->code->size)}, m->base);
-  detail::log(detail::Level::debug, "loaded {}: {} kernel(s), {} bytes at {:#x}", m->name, m->kernels.size(), img.load_size, m->base);
+  detail::log(detail::Level::debug, "loaded {}: {} kernel(s), {} bytes at {:#x}", m->name, m->kernels.size(),
+              img.load_size, m->base);
   return Module(std::move(m));
 }
 
@@ -40,11 +43,19 @@ Module Device::load_file(const std::filesystem::path& path) {
   return load(std::as_bytes(std::span(data)), path.string());
 }
 
-Module Device::load_ops(std::string_view name) { return load_file(find_kernel_binary(name)); }
+Module Device::load_ops(std::string_view name) {
+  return load_file(find_kernel_binary(name));
+}
 
-const std::string& Module::name() const noexcept { return s_->name; }
-const TargetInfo& Module::target() const noexcept { return s_->target; }
-std::span<const KernelInfo> Module::kernels() const noexcept { return s_->kernels; }
+const std::string& Module::name() const noexcept {
+  return s_->name;
+}
+const TargetInfo& Module::target() const noexcept {
+  return s_->target;
+}
+std::span<const KernelInfo> Module::kernels() const noexcept {
+  return s_->kernels;
+}
 bool Module::has_kernel(std::string_view name) const noexcept {
   for (const auto& k : s_->kernels)
     if (k.name == name) return true;
@@ -64,13 +75,18 @@ size_t Kernel::arg_index(std::string_view name) const {
     if (info_->args[i].name == name) return i;
   std::vector<std::string_view> names;
   for (const auto& a : info_->args) names.push_back(a.name);
-  throw Error(Errc::invalid_argument,
-              fmt::format("kernel '{}' has no argument '{}' (arguments: {})", info_->name, name, fmt::join(names, ", ")));
+  throw Error(Errc::invalid_argument, fmt::format("kernel '{}' has no argument '{}' (arguments: {})", info_->name, name,
+                                                  fmt::join(names, ", ")));
 }
-uint64_t Kernel::entry_address() const noexcept { return m_->base + info_->entry; }
+uint64_t Kernel::entry_address() const noexcept {
+  return m_->base + info_->entry;
+}
 
 Args::Args(const Kernel& k)
-    : kernel_(k), block_(k.info().args_size), set_(k.args().size(), false), bos_(k.args().size()),
+    : kernel_(k),
+      block_(k.info().args_size),
+      set_(k.args().size(), false),
+      bos_(k.args().size()),
       bo_access_(k.args().size()) {}
 
 namespace {
@@ -78,10 +94,13 @@ namespace {
   std::string sig;
   for (size_t i = 0; i < k.args().size(); i++) {
     const auto& a = k.args()[i];
-    sig += fmt::format("{}{} {}{}", i ? ", " : "", a.kind == ArgKind::buffer ? fmt::format("{}*", to_string(a.type)) : std::string(to_string(a.type)),
-                       a.name, a.kind == ArgKind::scalar ? fmt::format(" ({} bytes)", a.size) : "");
+    sig +=
+        fmt::format("{}{} {}{}", i ? ", " : "",
+                    a.kind == ArgKind::buffer ? fmt::format("{}*", to_string(a.type)) : std::string(to_string(a.type)),
+                    a.name, a.kind == ArgKind::scalar ? fmt::format(" ({} bytes)", a.size) : "");
   }
-  throw Error(Errc::invalid_argument, fmt::format("kernel '{}' argument {}: {} [signature: {}({})]", k.name(), idx, why, k.name(), sig));
+  throw Error(Errc::invalid_argument,
+              fmt::format("kernel '{}' argument {}: {} [signature: {}({})]", k.name(), idx, why, k.name(), sig));
 }
 }  // namespace
 
@@ -92,8 +111,10 @@ Args& Args::set(size_t idx, const Buffer& buf, uint64_t off) {
   if (a.kind != ArgKind::buffer)
     arg_error(kernel_, idx, fmt::format("'{}' is a {}-byte scalar, got a Buffer", a.name, a.size));
   if (!buf) arg_error(kernel_, idx, fmt::format("'{}': empty Buffer", a.name));
-  if (buf.bo()->dev != kernel_.module()->dev) arg_error(kernel_, idx, fmt::format("'{}': Buffer belongs to another device", a.name));
-  if (off >= buf.size()) arg_error(kernel_, idx, fmt::format("'{}': offset {} outside the {}-byte buffer", a.name, off, buf.size()));
+  if (buf.bo()->dev != kernel_.module()->dev)
+    arg_error(kernel_, idx, fmt::format("'{}': Buffer belongs to another device", a.name));
+  if (off >= buf.size())
+    arg_error(kernel_, idx, fmt::format("'{}': offset {} outside the {}-byte buffer", a.name, off, buf.size()));
   uint64_t va = buf.device_address() + off;
   std::memcpy(block_.data() + a.offset, &va, 8);
   set_[idx] = true;
@@ -117,9 +138,11 @@ Args& Args::set_scalar(size_t idx, std::span<const std::byte> bytes, ScalarType 
   if (idx >= kernel_.args().size())
     arg_error(kernel_, idx, fmt::format("index out of range (the kernel takes {} arguments)", kernel_.args().size()));
   const auto& a = kernel_.args()[idx];
-  if (a.kind != ArgKind::scalar) arg_error(kernel_, idx, fmt::format("'{}' is a buffer, got a {}-byte value", a.name, bytes.size()));
+  if (a.kind != ArgKind::scalar)
+    arg_error(kernel_, idx, fmt::format("'{}' is a buffer, got a {}-byte value", a.name, bytes.size()));
   if (bytes.size() != a.size)
-    arg_error(kernel_, idx, fmt::format("'{}' is {} bytes ({}), got {} bytes", a.name, a.size, to_string(a.type), bytes.size()));
+    arg_error(kernel_, idx,
+              fmt::format("'{}' is {} bytes ({}), got {} bytes", a.name, a.size, to_string(a.type), bytes.size()));
   // Same-size int/float confusion is a classic bug: reject when both types are known.
   if (type != ScalarType::unknown && a.type != ScalarType::unknown && type != a.type) {
     bool a_float = a.type >= ScalarType::f16, t_float = type >= ScalarType::f16;

@@ -15,30 +15,37 @@ Kernel Library::kernel(std::string_view file, std::string_view name) {
   return it->second.kernel(name);
 }
 
-Launch Library::grid() const { return {.grid = {std::max(1u, dev_.info().pe_count()), 1, 1}}; }
+Launch Library::grid() const {
+  return {.grid = {std::max(1u, dev_.info().pe_count()), 1, 1}};
+}
 
 namespace {
 void opt(Args& a, size_t i, const Buffer* b) {
-  if (b) a.set(i, *b);
-  else a.set_null(i);
+  if (b)
+    a.set(i, *b);
+  else
+    a.set_null(i);
 }
 }  // namespace
 
 Args Library::gemm(const Buffer& a, const Buffer& b, const Buffer& c, const Gemm& g, const Buffer* bias) {
   static constexpr const char* names[] = {"kiln_gemm_f32", "kiln_gemm_bf16", "kiln_gemm_f16", "kiln_gemm_i8"};
-  if (!g.m || !g.n || !g.k) throw Error(Errc::invalid_argument, fmt::format("gemm: empty shape {}x{}x{}", g.m, g.n, g.k));
+  if (!g.m || !g.n || !g.k)
+    throw Error(Errc::invalid_argument, fmt::format("gemm: empty shape {}x{}x{}", g.m, g.n, g.k));
   uint32_t lda = g.lda ? g.lda : (g.trans_a ? g.m : g.k);
   uint32_t ldb = g.ldb ? g.ldb : (g.trans_b ? g.k : g.n);
   uint32_t ldc = g.ldc ? g.ldc : g.n;
   size_t esz = g.dtype == DType::f32 ? 4 : g.dtype == DType::i8 ? 1 : 2;
   auto need = [&](const Buffer& buf, uint64_t rows, uint64_t ld, uint64_t sz, const char* what) {
     if (rows * ld * sz > buf.size())
-      throw Error(Errc::invalid_argument, fmt::format("gemm: {} needs {} bytes, the buffer has {}", what, rows * ld * sz, buf.size()));
+      throw Error(Errc::invalid_argument,
+                  fmt::format("gemm: {} needs {} bytes, the buffer has {}", what, rows * ld * sz, buf.size()));
   };
   need(a, g.trans_a ? g.k : g.m, lda, esz, "A");
   need(b, g.trans_b ? g.n : g.k, ldb, esz, "B");
   need(c, g.m, ldc, 4, "C");
-  uint32_t flags = (g.trans_a ? 1u : 0u) | (g.trans_b ? 2u : 0u) | (g.accumulate ? 4u : 0u) | (uint32_t(g.epilogue) << 8);
+  uint32_t flags =
+      (g.trans_a ? 1u : 0u) | (g.trans_b ? 2u : 0u) | (g.accumulate ? 4u : 0u) | (uint32_t(g.epilogue) << 8);
   Args args(kernel("gemm", names[int(g.dtype)]));
   args.set(0, a).set(1, b).set(2, c);
   opt(args, 3, bias);
@@ -57,21 +64,24 @@ Args Library::eltwise(Binary op, const Buffer& a, const Buffer* b, const Buffer&
 }
 
 Args Library::activation(Unary fn, const Buffer& x, const Buffer& y, uint64_t n) {
-  if (n * 4 > x.size() || n * 4 > y.size()) throw Error(Errc::invalid_argument, fmt::format("activation: {} elements do not fit", n));
+  if (n * 4 > x.size() || n * 4 > y.size())
+    throw Error(Errc::invalid_argument, fmt::format("activation: {} elements do not fit", n));
   Args args(kernel("eltwise", "kiln_activation"));
   return std::move(args.set(0, uint32_t(fn)).set(1, x).set(2, y).set(3, n));
 }
 
 Args Library::softmax(const Buffer& x, const Buffer& y, uint32_t rows, uint32_t cols) {
   if (cols == 0 || cols > 16384) throw Error(Errc::invalid_argument, fmt::format("softmax: cols {} (1..16384)", cols));
-  if (uint64_t(rows) * cols * 4 > std::min(x.size(), y.size())) throw Error(Errc::invalid_argument, "softmax: buffers too small");
+  if (uint64_t(rows) * cols * 4 > std::min(x.size(), y.size()))
+    throw Error(Errc::invalid_argument, "softmax: buffers too small");
   Args args(kernel("softmax", "kiln_softmax"));
   return std::move(args.set(0, x).set(1, y).set(2, rows).set(3, cols));
 }
 
 Args Library::layernorm(const Buffer& x, const Buffer* gamma, const Buffer* beta, const Buffer& y, uint32_t rows,
                         uint32_t cols, float eps) {
-  if (uint64_t(rows) * cols * 4 > std::min(x.size(), y.size())) throw Error(Errc::invalid_argument, "layernorm: buffers too small");
+  if (uint64_t(rows) * cols * 4 > std::min(x.size(), y.size()))
+    throw Error(Errc::invalid_argument, "layernorm: buffers too small");
   Args args(kernel("softmax", "kiln_layernorm"));
   args.set(0, x);
   opt(args, 1, gamma);
@@ -90,10 +100,17 @@ Args Library::cross_entropy(const Buffer& logits, const Buffer& labels, const Bu
 Args Library::embedding_bag(const Buffer& table, uint64_t num_rows, uint32_t dim, const Buffer& indices,
                             const Buffer& offsets, uint32_t bags, BagMode mode, const Buffer& out) {
   if (uint64_t(bags) * dim * 4 > out.size()) throw Error(Errc::invalid_argument, "embedding_bag: output too small");
-  if (num_rows * dim * 4 > table.size()) throw Error(Errc::invalid_argument, "embedding_bag: table smaller than num_rows x dim");
+  if (num_rows * dim * 4 > table.size())
+    throw Error(Errc::invalid_argument, "embedding_bag: table smaller than num_rows x dim");
   Args args(kernel("embedding", "kiln_embedding_bag"));
-  return std::move(args.set(0, table).set(1, num_rows).set(2, dim).set(3, indices).set(4, offsets).set(5, bags)
-                       .set(6, uint32_t(mode)).set(7, out));
+  return std::move(args.set(0, table)
+                       .set(1, num_rows)
+                       .set(2, dim)
+                       .set(3, indices)
+                       .set(4, offsets)
+                       .set(5, bags)
+                       .set(6, uint32_t(mode))
+                       .set(7, out));
 }
 
 Args Library::transpose(const Buffer& in, const Buffer& out, uint32_t rows, uint32_t cols) {
@@ -110,8 +127,9 @@ Args Library::adam(const Buffer& w, const Buffer& g, const Buffer& m, const Buff
                    uint32_t step, float beta1, float beta2, float eps) {
   if (step == 0) throw Error(Errc::invalid_argument, "adam: step counts from 1");
   Args args(kernel("optim", "kiln_adam"));
-  return std::move(args.set(0, w).set(1, g).set(2, m).set(3, v).set(4, n).set(5, lr).set(6, beta1).set(7, beta2)
-                       .set(8, eps).set(9, step));
+  return std::move(
+      args.set(0, w).set(1, g).set(2, m).set(3, v).set(4, n).set(5, lr).set(6, beta1).set(7, beta2).set(8, eps).set(
+          9, step));
 }
 
 }  // namespace kiln::ops

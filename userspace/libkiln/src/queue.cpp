@@ -10,14 +10,13 @@
 // staging memory stay alive until that point signals and the submission is
 // retired (its job status read, readbacks copied out).
 #include <fmt/format.h>
+#include <kiln/hw/kiln_packets.h>
+#include <kiln/hw/kiln_status.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
-
-#include <kiln/hw/kiln_packets.h>
-#include <kiln/hw/kiln_status.h>
 
 #include "internal.hpp"
 
@@ -29,23 +28,35 @@ int64_t steady_ns(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) & ~(a - 1);
+}
 
 bool is_kernel_fault(uint32_t s) {
   switch (s) {
-    case KILN_STATUS_ILLEGAL_INSTRUCTION: case KILN_STATUS_MISALIGNED: case KILN_STATUS_LOCAL_MEM_BOUNDS:
-    case KILN_STATUS_KERNEL_TRAP: case KILN_STATUS_WATCHDOG: return true;
-    default: return false;
+    case KILN_STATUS_ILLEGAL_INSTRUCTION:
+    case KILN_STATUS_MISALIGNED:
+    case KILN_STATUS_LOCAL_MEM_BOUNDS:
+    case KILN_STATUS_KERNEL_TRAP:
+    case KILN_STATUS_WATCHDOG:
+      return true;
+    default:
+      return false;
   }
 }
 
 const char* access_name(uint32_t a) {
   switch (a) {
-    case 1: return "read";
-    case 2: return "write";
-    case 3: return "read/write";
-    case 4: return "execute";
-    default: return "access";
+    case 1:
+      return "read";
+    case 2:
+      return "write";
+    case 3:
+      return "read/write";
+    case 4:
+      return "execute";
+    default:
+      return "access";
   }
 }
 
@@ -255,8 +266,9 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
   for (const auto& c : rec.cmds) packets += c.kind == Cmd::barrier ? 0 : 1;
   uint64_t cmd_size = packets * KILN_PACKET_SIZE;
   if (dev->info.max_cmd_size && cmd_size > dev->info.max_cmd_size)
-    fail(Errc::invalid_argument, "command list of {} commands needs {} bytes of packets, more than the driver's {} (split it)",
-         rec.cmds.size(), cmd_size, dev->info.max_cmd_size);
+    fail(Errc::invalid_argument,
+         "command list of {} commands needs {} bytes of packets, more than the driver's {} (split it)", rec.cmds.size(),
+         cmd_size, dev->info.max_cmd_size);
   uint64_t ts_off = cmd_size;
   uint64_t off = ts_off + 64;
   std::vector<uint64_t> data_off(rec.cmds.size(), 0);
@@ -366,7 +378,8 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
   std::vector<drm_kiln_bo_ref> bos;
   for (auto [h, f] : bo_flags) bos.push_back({h, f});
   if (dev->info.max_submit_bos && bos.size() > dev->info.max_submit_bos)
-    fail(Errc::invalid_argument, "submission references {} buffers, more than the driver's {}", bos.size(), dev->info.max_submit_bos);
+    fail(Errc::invalid_argument, "submission references {} buffers, more than the driver's {}", bos.size(),
+         dev->info.max_submit_bos);
   std::vector<drm_kiln_sync> syncs;
   auto add_dep = [&](const Event& e) {
     auto& s = e.submission();
@@ -401,7 +414,8 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
     if (e.os_errno() == ECANCELED || e.os_errno() == EIO) {
       lost = true;
       lost_reason = e.what();
-      throw DeviceLost(Errc::device_lost, std::string(e.what()) + " (context banned: create a new Queue)", e.ioctl(), e.os_errno());
+      throw DeviceLost(Errc::device_lost, std::string(e.what()) + " (context banned: create a new Queue)", e.ioctl(),
+                       e.os_errno());
     }
     throw;
   }
@@ -463,7 +477,9 @@ bool Event::wait(std::chrono::nanoseconds timeout) const {
   return true;
 }
 
-bool Event::ready() const { return wait(std::chrono::nanoseconds(0)); }
+bool Event::ready() const {
+  return wait(std::chrono::nanoseconds(0));
+}
 
 Timing Event::timing() const {
   wait();
@@ -477,25 +493,33 @@ uint64_t Event::cycles() const {
 std::chrono::nanoseconds Event::device_time() const {
   wait();
   if (!s_) return {};
-  return std::chrono::nanoseconds(s_->job_elapsed_ns ? s_->job_elapsed_ns : s_->timing.device_end_ns - s_->timing.device_start_ns);
+  return std::chrono::nanoseconds(s_->job_elapsed_ns ? s_->job_elapsed_ns
+                                                     : s_->timing.device_end_ns - s_->timing.device_start_ns);
 }
 std::chrono::nanoseconds Event::elapsed_since(const Event& earlier) const {
   auto a = earlier.timing(), b = timing();
   return std::chrono::nanoseconds(int64_t(b.device_end_ns) - int64_t(a.device_end_ns));
 }
-uint64_t Event::seqno() const noexcept { return s_ ? s_->seqno : 0; }
+uint64_t Event::seqno() const noexcept {
+  return s_ ? s_->seqno : 0;
+}
 
 // ---- CommandList -------------------------------------------------------------
-CommandList::CommandList(const Device& dev) : r_(std::make_unique<detail::Recording>()) { r_->dev = dev.state(); }
+CommandList::CommandList(const Device& dev) : r_(std::make_unique<detail::Recording>()) {
+  r_->dev = dev.state();
+}
 CommandList::CommandList(CommandList&&) noexcept = default;
 CommandList& CommandList::operator=(CommandList&&) noexcept = default;
 CommandList::~CommandList() = default;
-size_t CommandList::size() const noexcept { return r_ ? r_->cmds.size() : 0; }
+size_t CommandList::size() const noexcept {
+  return r_ ? r_->cmds.size() : 0;
+}
 
 CommandList& CommandList::copy(const Buffer& dst, const Buffer& src, size_t size, size_t dst_off, size_t src_off) {
   detail::check_same_device(r_->dev, dst.bo(), "copy destination");
   detail::check_same_device(r_->dev, src.bo(), "copy source");
-  if (size == whole_size) size = std::min(dst.size() - std::min(dst_off, dst.size()), src.size() - std::min(src_off, src.size()));
+  if (size == whole_size)
+    size = std::min(dst.size() - std::min(dst_off, dst.size()), src.size() - std::min(src_off, src.size()));
   if (size == 0) throw Error(Errc::invalid_argument, "copy of 0 bytes");
   detail::check_range(dst.bo(), dst_off, size, "copy destination");
   detail::check_range(src.bo(), src_off, size, "copy source");
@@ -533,7 +557,9 @@ CommandList& CommandList::read(std::span<std::byte> dst, const Buffer& src, size
 CommandList& CommandList::fill(const Buffer& dst, uint32_t pattern, size_t size, size_t off) {
   detail::check_same_device(r_->dev, dst.bo(), "fill destination");
   if (size == whole_size) size = dst.size() - std::min(off, dst.size());
-  if (size == 0 || size % 4 || off % 4) throw Error(Errc::invalid_argument, fmt::format("fill: size {} and offset {} must be non-zero multiples of 4", size, off));
+  if (size == 0 || size % 4 || off % 4)
+    throw Error(Errc::invalid_argument,
+                fmt::format("fill: size {} and offset {} must be non-zero multiples of 4", size, off));
   detail::check_range(dst.bo(), off, size, "fill destination");
   detail::Cmd c{detail::Cmd::fill};
   c.label = fmt::format("fill {} B", size);
@@ -543,22 +569,27 @@ CommandList& CommandList::fill(const Buffer& dst, uint32_t pattern, size_t size,
 }
 
 CommandList& CommandList::launch(const Kernel& k, const Launch& l, const Args& args) {
-  if (k.module()->dev != r_->dev) throw Error(Errc::invalid_argument, fmt::format("kernel '{}' was loaded on another Device", k.name()));
+  if (k.module()->dev != r_->dev)
+    throw Error(Errc::invalid_argument, fmt::format("kernel '{}' was loaded on another Device", k.name()));
   if (args.kernel().module() != k.module() || &args.kernel().info() != &k.info())
-    throw Error(Errc::invalid_argument, fmt::format("Args were built for kernel '{}', not '{}'", args.kernel().name(), k.name()));
+    throw Error(Errc::invalid_argument,
+                fmt::format("Args were built for kernel '{}', not '{}'", args.kernel().name(), k.name()));
   args.validate();
   for (int d = 0; d < 3; d++)
     if (l.grid[d] == 0 || l.grid[d] > KILN_LAUNCH_MAX_GRID)
-      throw Error(Errc::invalid_argument,
-                  fmt::format("launch '{}': grid {}x{}x{} (each dimension 1..{})", k.name(), l.grid[0], l.grid[1], l.grid[2], KILN_LAUNCH_MAX_GRID));
+      throw Error(Errc::invalid_argument, fmt::format("launch '{}': grid {}x{}x{} (each dimension 1..{})", k.name(),
+                                                      l.grid[0], l.grid[1], l.grid[2], KILN_LAUNCH_MAX_GRID));
   const auto& info = r_->dev->info;
   uint32_t lm = l.local_mem ? l.local_mem : k.info().local_mem;
   if (info.local_mem_size && lm > info.local_mem_size)
-    throw Error(Errc::invalid_argument, fmt::format("launch '{}': needs {} bytes of local memory, a PE has {}", k.name(), lm, info.local_mem_size));
+    throw Error(Errc::invalid_argument, fmt::format("launch '{}': needs {} bytes of local memory, a PE has {}",
+                                                    k.name(), lm, info.local_mem_size));
   bool coop = l.cooperative || k.info().cooperative;
   uint64_t groups = uint64_t(l.grid[0]) * l.grid[1] * l.grid[2];
   if (coop && info.pe_count() && groups > info.pe_count())
-    throw Error(Errc::invalid_argument, fmt::format("launch '{}': a cooperative launch of {} workgroups exceeds the {} PEs", k.name(), groups, info.pe_count()));
+    throw Error(Errc::invalid_argument,
+                fmt::format("launch '{}': a cooperative launch of {} workgroups exceeds the {} PEs", k.name(), groups,
+                            info.pe_count()));
   detail::Cmd c{detail::Cmd::launch};
   c.label = fmt::format("launch {} [{}x{}x{}]", k.name(), l.grid[0], l.grid[1], l.grid[2]);
   c.module = k.module();
@@ -584,8 +615,12 @@ CommandList& CommandList::barrier() {
 
 // ---- Queue -------------------------------------------------------------------
 Queue::~Queue() = default;
-uint32_t Queue::context_id() const noexcept { return s_->ctx; }
-const Device& Queue::device() const noexcept { return s_->device; }
+uint32_t Queue::context_id() const noexcept {
+  return s_->ctx;
+}
+const Device& Queue::device() const noexcept {
+  return s_->device;
+}
 
 Event Queue::copy(const Buffer& dst, std::span<const std::byte> src, size_t dst_off, Deps deps) {
   CommandList cl(s_->device);
@@ -613,7 +648,8 @@ Event Queue::launch(const Kernel& k, const Launch& l, const Args& args, Deps dep
   return s_->submit(*cl.recording(), deps);
 }
 Event Queue::submit(const CommandList& cl, Deps deps) {
-  if (!cl.recording() || cl.recording()->dev != s_->dev) throw Error(Errc::invalid_argument, "CommandList belongs to another Device");
+  if (!cl.recording() || cl.recording()->dev != s_->dev)
+    throw Error(Errc::invalid_argument, "CommandList belongs to another Device");
   return s_->submit(*cl.recording(), deps);
 }
 Event Queue::barrier(Deps deps) {
