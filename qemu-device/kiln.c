@@ -965,6 +965,8 @@ static void kiln_realize(PCIDevice *pdev, Error **errp)
         error_setg(errp, "kiln: failed to add the PCIe capability");
         return;
     }
+    /* The K1 host link is PCIe Gen5 x8 (DESIGN.md, MTIA 2i). */
+    pcie_cap_fill_link_ep_usp(pdev, QEMU_PCI_EXP_LNK_X8, QEMU_PCI_EXP_LNK_32GT);
     pcie_cap_deverr_init(pdev);
     pcie_cap_flr_init(pdev);
     if (pcie_aer_init(pdev, PCI_ERR_VER, 0x100, PCI_ERR_SIZEOF, errp) < 0) {
