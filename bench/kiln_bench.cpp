@@ -155,30 +155,23 @@ float from_bf16(uint16_t h) {
   return f;
 }
 
-// The op library's GEMM (gemm.kbin, docs/pe-isa.md §7) on one workgroup per PE.
-// This is the kernel kiln::ops::gemm launches; the SDK's C++ wrapper had not
-// landed when this benchmark was written, so the launch is spelled out here.
+// C = A * B through the SDK's op-library wrapper, kiln::ops::Library::gemm
+// (gemm.kbin, docs/pe-isa.md §7): what an application calls. Library::run
+// launches it with one workgroup per PE.
 int cmd_gemm(const Opts& o) {
   const std::string dt = o.get("dtype", "f32");
   const std::string name = "gemm_" + dt;
   const double min_time = o.real("min-time", 1.0);
   kiln::Device dev = open_dev(o);
-  kiln::Module mod = [&] {
-    try {
-      return dev.load_ops("gemm");
-    } catch (const kiln::Error& e) {
-      skipped(name, std::string("op library gemm.kbin not loadable: ") + e.what());
-      std::exit(0);
-    }
-  }();
-  const std::string kname = dt == "bf16" ? "kiln_gemm_bf16" : "kiln_gemm_f32";
-  if (!mod.has_kernel(kname)) {
-    skipped(name, "gemm.kbin has no " + kname);
+  kiln::ops::Library lib(dev);
+  try {
+    lib.kernel("gemm", dt == "bf16" ? "kiln_gemm_bf16" : "kiln_gemm_f32");  // load gemm.kbin now
+  } catch (const kiln::Error& e) {
+    skipped(name, std::string("op library gemm.kbin not usable: ") + e.what());
     return 0;
   }
-  kiln::Kernel k = mod.kernel(kname);
   kiln::Queue q = dev.queue();
-  const uint32_t grid = dev.info().pe_count() ? dev.info().pe_count() : 64;
+  const uint32_t grid = lib.grid().grid[0];
   const size_t es = dt == "bf16" ? 2 : 4;
   for (uint32_t n : o.list("sizes", "256,512,1024,2048")) {
     try {
@@ -204,13 +197,10 @@ int cmd_gemm(const Opts& o) {
       q.fill(bias, 0);
       q.fill(C, 0);
       q.finish();
-      kiln::Args args(k);
-      args.set(0, A).set(1, B).set(2, C).set(3, bias);
-      uint32_t flags = 0;
-      args.set(4, n).set(5, n).set(6, n).set(7, n).set(8, n).set(9, n).set(10, flags);
-      kiln::Launch l;
-      l.grid = {grid, 1, 1};
-      q.launch(k, l, args).wait();  // warm-up (decode, page tables)
+      // A zero bias, as before the switch to kiln::ops, so the figures stay comparable.
+      const kiln::Args args = lib.gemm(
+          A, B, C, {.m = n, .n = n, .k = n, .dtype = es == 2 ? kiln::ops::DType::bf16 : kiln::ops::DType::f32}, &bias);
+      lib.run(q, args).wait();  // warm-up (decode, page tables)
       // Check 64 entries against a double-precision CPU reference.
       std::vector<float> c(nn);
       q.download(c, C).wait();
@@ -230,7 +220,7 @@ int cmd_gemm(const Opts& o) {
       double total = 0;
       while (total < min_time || ts.size() < 3) {
         double t0 = now();
-        kiln::Event e = q.launch(k, l, args);
+        kiln::Event e = lib.run(q, args);
         e.wait();
         double t = now() - t0;
         ts.push_back(t), total += t;
