@@ -65,6 +65,9 @@ typedef enum KilnPeState {
 
 typedef struct KilnLaunch KilnLaunch;
 
+/* Shared fabrics the cost model tracks: DRAM, on-chip SRAM, the host link */
+#define KILN_PE_FABRICS 3
+
 typedef struct KilnPe {
     uint64_t x[33];
     uint64_t f[32];
@@ -102,6 +105,12 @@ typedef struct KilnPe {
     uint64_t dbg_dropped;
 
     uint64_t progress_reported;
+    /*
+     * Cycles this PE's transfers occupy each shared fabric (DRAM, SRAM,
+     * host link) chip-wide; a wave cannot end before the busiest fabric
+     * has carried every PE's traffic.
+     */
+    uint64_t fabric_cycles[KILN_PE_FABRICS];
 } KilnPe;
 
 struct KilnLaunch {
@@ -112,7 +121,7 @@ struct KilnLaunch {
     uint64_t *progress;
     uint64_t watchdog;
     uint32_t num_pes;
-    uint32_t wave_pes;          /* PEs active in the current wave */
+    uint32_t wave_pes;          /* workgroups in the current wave */
     uint64_t dbg_limit;         /* bytes of debug text per workgroup */
     bool cooperative;
     _Atomic(KilnCodePage *) code[KILN_PE_CODE_HASH];

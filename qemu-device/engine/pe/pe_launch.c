@@ -79,6 +79,23 @@ static void fail(KilnLaunchResult *r, uint32_t status, uint64_t addr)
     r->addr = addr;
 }
 
+/* Cycles the busiest shared fabric needs for all traffic of a wave */
+static uint64_t busiest_fabric(const KilnPe *pes, uint32_t n)
+{
+    uint64_t busiest = 0;
+
+    for (int fabric = 0; fabric < KILN_PE_FABRICS; fabric++) {
+        uint64_t sum = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            sum += pes[i].fabric_cycles[fabric];
+        }
+        if (sum > busiest) {
+            busiest = sum;
+        }
+    }
+    return busiest;
+}
+
 void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
                     const struct kiln_pkt_launch *pkt,
                     const KilnParallel *par, const volatile int *cancel,
@@ -176,7 +193,7 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
     for (start = 0; start < total; start += l->wave_pes) {
         uint32_t n = total - start < l->wave_pes ? (uint32_t)(total - start)
                                                  : l->wave_pes;
-        uint64_t wave_cycles = 0;
+        uint64_t wave_cycles = 0, fabric;
         KilnPe *bad = NULL;
         bool stopped = false;
 
@@ -205,6 +222,7 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
             memset(pe->tag_done, 0, sizeof(pe->tag_done));
             pe->dbg_len = 0;
             pe->dbg_dropped = 0;
+            memset(pe->fabric_cycles, 0, sizeof(pe->fabric_cycles));
         }
         for (;;) {
             uint32_t at_barrier = 0, running = 0;
@@ -265,7 +283,8 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
                 dh.dropped += pe->dbg_dropped;
             }
         }
-        result->cycles += wave_cycles;
+        fabric = busiest_fabric(l->pes, n);
+        result->cycles += wave_cycles > fabric ? wave_cycles : fabric;
         if (bad) {
             result->status = bad->fault_status;
             result->pe = bad->slot;

@@ -147,39 +147,45 @@ void kiln_pe_debug_append(KilnPe *pe, const char *s, uint64_t n)
 
 /* ---- memory transfers ----------------------------------------------------- */
 
-/* Bandwidth class of an address, for the cost model */
-static uint64_t region_bps(KilnPe *pe, uint64_t addr)
+/*
+ * Bandwidth of an address for the cost model, and the shared fabric it
+ * uses (-1: the PE's own local memory).
+ */
+static uint64_t region_bps(KilnPe *pe, uint64_t addr, int *fabric)
 {
     KilnXlate x;
     KilnFault f;
 
     if (is_local(addr)) {
+        *fabric = -1;
         return KILN_COST_LOCAL_BPS;
     }
     if (!kiln_as_xlate(pe->launch->as, addr, 1, KILN_ACCESS_READ, &x, &f)) {
+        *fabric = 0;
         return KILN_COST_DRAM_BPS;
     }
     if (x.pa >= KILN_PA_HOST_BASE) {
+        *fabric = 2;
         return KILN_COST_HOST_BPS;
     }
     if (x.pa >= KILN_PA_SRAM_BASE) {
+        *fabric = 1;
         return KILN_COST_SRAM_BPS;
     }
+    *fabric = 0;
     return KILN_COST_DRAM_BPS;
 }
 
-static uint64_t xfer_cycles(KilnPe *pe, uint64_t bytes, uint64_t bps_chip,
-                            bool shared)
+/*
+ * One PE may use a whole fabric's bandwidth, up to what its local memory
+ * takes; contention between PEs is charged per wave from fabric_cycles.
+ */
+static uint64_t xfer_cycles(uint64_t bytes, uint64_t bps)
 {
-    double per_pe = (double)bps_chip;
-
-    if (shared && pe->launch->wave_pes > 1) {
-        per_pe /= pe->launch->wave_pes;
+    if (bps > KILN_COST_LOCAL_BPS) {
+        bps = KILN_COST_LOCAL_BPS;
     }
-    if (per_pe > (double)KILN_COST_LOCAL_BPS) {
-        per_pe = (double)KILN_COST_LOCAL_BPS;
-    }
-    return (uint64_t)ceil((double)bytes * (double)KILN_PE_CLOCK_HZ / per_pe);
+    return (uint64_t)ceil((double)bytes * (double)KILN_PE_CLOCK_HZ / (double)bps);
 }
 
 /* Copy @len bytes between any two addresses (local or VA) */
@@ -249,13 +255,18 @@ static bool copy_any(KilnPe *pe, uint64_t dst, uint64_t src, uint64_t len)
 static void dma_account(KilnPe *pe, uint32_t tag, uint64_t bytes,
                         uint64_t dst, uint64_t src)
 {
-    uint64_t bs = region_bps(pe, src), bd = region_bps(pe, dst);
+    int fs, fd;
+    uint64_t bs = region_bps(pe, src, &fs), bd = region_bps(pe, dst, &fd);
     uint64_t bps = bs < bd ? bs : bd;
-    bool shared = bps != KILN_COST_LOCAL_BPS;
+    int fabric = bs < bd ? fs : fd;
     uint64_t now = kiln_pe_cycles(pe);
     uint64_t start = pe->dma_busy_until > now ? pe->dma_busy_until : now;
+    uint64_t cycles = xfer_cycles(bytes, bps);
 
-    pe->dma_busy_until = start + xfer_cycles(pe, bytes, bps, shared);
+    pe->dma_busy_until = start + cycles;
+    if (fabric >= 0) {
+        pe->fabric_cycles[fabric] += cycles;
+    }
     if (pe->dma_busy_until + COST_DMA_LATENCY > pe->tag_done[tag]) {
         pe->tag_done[tag] = pe->dma_busy_until + COST_DMA_LATENCY;
     }

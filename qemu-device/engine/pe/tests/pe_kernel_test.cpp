@@ -368,6 +368,29 @@ TEST(PeKernel, DmaStridedAndGather)
     EXPECT_GT(r.cycles, 300u);   // DMA latency is charged
 }
 
+// DRAM bandwidth is shared by the PEs that use it: idle workgroups cost
+// nothing, and four PEs streaming at once need four times the fabric time.
+TEST(PeKernel, CostModelChargesFabricContention)
+{
+    Env e(1, 8, 8);
+    const uint32_t bytes = 256 * 1024;
+    uint64_t src = e.m.alloc(bytes);
+    auto cycles = [&](uint32_t grid, uint32_t active) {
+        auto a = e.args("dma_stream");
+        a << src << bytes << active;
+        auto r = e.run("dma_stream", a, grid);
+        EXPECT_EQ(r.status, KILN_STATUS_OK);
+        return r.cycles;
+    };
+    const uint64_t one = cycles(1, 1);
+    const uint64_t dram_cycles = (uint64_t)bytes * 1350000000ull / KILN_COST_DRAM_BPS;
+    EXPECT_GE(one, dram_cycles);
+    EXPECT_EQ(cycles(64, 1), one);                  // 63 idle workgroups are free
+    const uint64_t four = cycles(4, 4);
+    EXPECT_GE(four, 4 * dram_cycles);               // bounded by the shared DRAM
+    EXPECT_LT(four, 4 * one + 1000);
+}
+
 TEST(PeKernel, CooperativeBarrierIndependentOfWorkers)
 {
     for (uint32_t workers : {1u, 2u, 4u}) {

@@ -199,3 +199,13 @@ KILN_KERNEL void bench_se(uint32_t n, uint32_t iters)
     for (uint32_t i = 0; i < iters; i++)
         kiln_se_add(KILN_LM(float, 0), KILN_LM(float, n), KILN_LM(float, 2 * n), n);
 }
+
+/* Cost model: the first @active workgroups stream @bytes from @src into local memory */
+KILN_KERNEL void dma_stream(const uint8_t *src, uint32_t bytes, uint32_t active)
+{
+    if (kiln_wg_id() >= active) {
+        return;
+    }
+    kiln_dma_copy(KILN_LM(uint8_t, 0), src, bytes, 1);
+    kiln_dma_wait_all();
+}
