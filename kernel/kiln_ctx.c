@@ -109,6 +109,31 @@ void kiln_ctx_destroy_all(struct kiln_file *kfile)
 	xa_destroy(&kfile->ctxs);
 }
 
+/*
+ * The file's last holder was killed (SIGKILL) and is exiting: kill the
+ * entities it was the last to submit to, so their queued jobs are dropped
+ * (finished fences signal -ESRCH) instead of being run one by one while
+ * the GEM close hooks wait for them. Returns true if any entity was
+ * killed. Nobody else can reach the file any more, so the contexts stay
+ * put until postclose.
+ */
+bool kiln_ctx_kill_all(struct kiln_file *kfile)
+{
+	struct task_struct *me = current->group_leader;
+	struct kiln_ctx *ctx;
+	unsigned long id;
+	bool killed = false;
+
+	xa_for_each(&kfile->ctxs, id, ctx) {
+		if (!ctx->entity_live || READ_ONCE(ctx->entity.last_user) != me)
+			continue;
+		/* PF_EXITING and exit_code SIGKILL: no wait, then kill. */
+		drm_sched_entity_flush(&ctx->entity, 0);
+		killed = true;
+	}
+	return killed;
+}
+
 int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
 			  struct drm_file *file)
 {

@@ -69,6 +69,7 @@ struct kiln_ctx *kiln_ctx_lookup(struct kiln_file *kfile, u32 id);
 struct kiln_ctx *kiln_ctx_get(struct kiln_ctx *ctx);
 void kiln_ctx_put(struct kiln_ctx *ctx);
 void kiln_ctx_destroy_all(struct kiln_file *kfile);
+bool kiln_ctx_kill_all(struct kiln_file *kfile);
 void kiln_ctx_job_queued(struct kiln_ctx *ctx, u64 seqno);
 void kiln_ctx_job_done(struct kiln_ctx *ctx, u64 seqno,
 		       const struct kiln_job_status *hw, int error);

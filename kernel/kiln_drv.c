@@ -5,8 +5,11 @@
  */
 
 #include <linux/dma-mapping.h>
+#include <linux/fs.h>
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/sched.h>
+#include <linux/signal.h>
 #include <linux/sizes.h>
 #include <linux/uaccess.h>
 
@@ -293,7 +296,33 @@ static const struct drm_ioctl_desc kiln_ioctls[] = {
 #undef KILN_IOCTL
 };
 
-DEFINE_DRM_ACCEL_FOPS(kiln_fops);
+/*
+ * Every close() of a descriptor, before the last one releases the file.
+ * The GEM close hooks run before postclose and wait for the jobs using
+ * each BO, so a process killed with thousands of jobs queued would run
+ * them all in its exit path. When a killed process drops the file's last
+ * reference, give its work up instead: its entities drop their queued
+ * jobs and the ASID is unbound so the jobs already in the rings fail at
+ * once. An ordinary close still lets the jobs finish.
+ */
+static int kiln_flush(struct file *filp, fl_owner_t id)
+{
+	struct drm_file *file = filp->private_data;
+	struct kiln_file *kfile = file ? file->driver_priv : NULL;
+
+	if (!kfile || !(current->flags & PF_EXITING) ||
+	    current->exit_code != SIGKILL || file_count(filp) != 1)
+		return 0;
+	if (kiln_ctx_kill_all(kfile))
+		kiln_vm_abandon(kfile->vm);
+	return 0;
+}
+
+static const struct file_operations kiln_fops = {
+	.owner = THIS_MODULE,
+	DRM_ACCEL_FOPS,
+	.flush = kiln_flush,
+};
 
 static const struct drm_driver kiln_drm_driver = {
 	.driver_features = DRIVER_COMPUTE_ACCEL | DRIVER_GEM |

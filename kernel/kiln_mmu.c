@@ -326,10 +326,33 @@ void kiln_vm_rebind_all(struct kiln_device *kdev)
 
 	guard(mutex)(&kdev->vm_lock);
 	list_for_each_entry(vm, &kdev->vm_list, link) {
+		/* The reset unbound every ASID; leave abandoned ones so. */
+		if (vm->abandoned) {
+			vm->bound = false;
+			continue;
+		}
 		if (kiln_vm_bind_hw(vm))
 			drm_err(&kdev->drm, "rebinding ASID %u failed\n",
 				vm->asid);
 	}
+}
+
+/*
+ * The work of this address space was abandoned (its file's last holder
+ * was killed): unbind the ASID, so that its jobs still in the rings fail
+ * at once with BAD_CONTEXT instead of running to completion, and keep it
+ * unbound across resets. The page tables stay until the VM is released.
+ * If the unbind is skipped because a reset is under way, the reset
+ * unbinds it.
+ */
+void kiln_vm_abandon(struct kiln_vm *vm)
+{
+	struct kiln_device *kdev = vm->kdev;
+
+	guard(mutex)(&kdev->vm_lock);
+	vm->abandoned = true;
+	if (vm->bound && !kiln_mgmt_ctx_setup(kdev, vm->asid, false, 0))
+		vm->bound = false;
 }
 
 void kiln_vm_print(struct kiln_vm *vm, struct drm_printer *p)

@@ -29,6 +29,7 @@ struct kiln_vm {
 	struct list_head link;		/* kdev->vm_list */
 	u32 asid;
 	bool bound;			/* CTX_SETUP issued */
+	bool abandoned;			/* unbound for good (kdev->vm_lock) */
 
 	struct mutex lock;		/* page tables and the VA allocator */
 	struct kiln_pt root;
@@ -60,6 +61,7 @@ int kiln_vm_map_sgt(struct kiln_vm *vm, u64 va, struct sg_table *sgt,
 int kiln_vm_map_range(struct kiln_vm *vm, u64 va, u64 pa, u64 size, u64 prot);
 void kiln_vm_unmap(struct kiln_vm *vm, u64 va, u64 size);
 void kiln_vm_rebind_all(struct kiln_device *kdev);
+void kiln_vm_abandon(struct kiln_vm *vm);
 void kiln_vm_print(struct kiln_vm *vm, struct drm_printer *p);
 
 #endif /* KILN_MMU_H */

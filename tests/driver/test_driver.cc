@@ -973,6 +973,60 @@ TEST_F(Kiln, CloseWithJobsInFlight) {
   }  // closed without waiting: the driver drains
 }
 
+// A process killed with a long backlog gives its work up: its queued jobs are
+// dropped and those in the ring fail, instead of all of them running in its
+// exit path (GEM close waits for the BOs' fences before postclose).
+TEST_F(Kiln, KilledProcessDoesNotRunItsBacklog) {
+  auto packets = [&]() -> uint64_t {
+    drm_kiln_telemetry t{};
+    drm_kiln_query_info q{};
+    q.type = DRM_KILN_QUERY_TELEMETRY;
+    q.ptr = reinterpret_cast<uintptr_t>(&t);
+    q.size = sizeof(t);
+    return xioctl(probe_->fd(), DRM_IOCTL_KILN_QUERY_INFO, &q) ? ~0ull : t.packets;
+  };
+  if (packets() == ~0ull) GTEST_SKIP() << "no telemetry";
+  constexpr int kJobs = 2000, kFills = 8;
+  int pfd[2];
+  ASSERT_EQ(pipe(pfd), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    Dev d;
+    uint32_t ctx = 0;
+    if (!d.ok() || d.ctx_create(&ctx)) _exit(10);
+    Bo buf, cb;
+    if (d.bo_create(4 << 20, 0, &buf) || d.bo_create(4096, 0, &cb)) _exit(11);
+    Cmd c;
+    for (int i = 0; i < kFills; i++) c.fill(buf.va, 4 << 20, uint32_t(i));
+    auto *p = d.map(cb.handle, cb.size);
+    if (!p) _exit(12);
+    memcpy(p, c.data(), c.size());
+    munmap(p, cb.size);
+    for (int i = 0; i < kJobs; i++)
+      if (d.submit(ctx, cb.va, c.size(), {ref(cb, false), ref(buf)})) _exit(13);
+    char x = 1;
+    if (write(pfd[1], &x, 1) != 1) _exit(14);
+    for (;;) pause();
+  }
+  close(pfd[1]);
+  char x = 0;
+  ASSERT_EQ(read(pfd[0], &x, 1), 1) << "child failed to queue its jobs";
+  close(pfd[0]);
+  uint64_t before = packets();
+  uint64_t t0 = now_ns();
+  kill(pid, SIGKILL);
+  int ws = 0;
+  ASSERT_EQ(waitpid(pid, &ws, 0), pid);
+  double secs = double(now_ns() - t0) / 1e9;
+  uint64_t ran = packets() - before;
+  printf("killed with %d jobs queued: exit took %.2f s, %llu packets ran afterwards\n", kJobs, secs,
+         (unsigned long long)ran);
+  EXPECT_TRUE(WIFSIGNALED(ws));
+  // Running the backlog would be kJobs * (kFills + 2) packets.
+  EXPECT_LT(ran, uint64_t(kJobs) * (kFills + 2) / 4);
+}
+
 // ---------------------------------------------------------------- privileges
 
 TEST(KilnUnprivileged, OpenThroughRenderGroup) {
