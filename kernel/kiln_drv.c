@@ -347,6 +347,7 @@ static void kiln_drm_release(struct drm_device *drm, void *arg)
 	struct kiln_device *kdev = to_kiln_device(drm);
 	u32 i;
 
+	kiln_stale_fini(kdev);
 	for (i = 0; i < KILN_NUM_QUEUES; i++)
 		kiln_sched_fini(&kdev->queues[i]);
 	for (i = 0; i < KILN_NUM_QUEUES; i++)
@@ -409,6 +410,7 @@ static int kiln_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	INIT_LIST_HEAD(&kdev->ctx_list);
 	mutex_init(&kdev->bo_lock);
 	INIT_LIST_HEAD(&kdev->bo_list);
+	kiln_stale_init(kdev);
 
 	ret = pcim_enable_device(pdev);
 	if (ret)
@@ -508,6 +510,8 @@ static void kiln_remove(struct pci_dev *pdev)
 		if (kdev->queues[i].sched_ready)
 			drm_sched_wqueue_stop(&kdev->queues[i].sched);
 	kiln_hw_stop(kdev);
+	/* The device reaches no memory any more. */
+	kiln_stale_release_all(kdev);
 
 	/* Nothing will complete any more: fail what the hardware held. */
 	for (i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++) {

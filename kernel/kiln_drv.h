@@ -119,6 +119,18 @@ struct kiln_device {
 	u32 fault_queue;
 
 	bool irqs_requested;
+
+	/*
+	 * Page tables, VAs and memory that the device may still reach through
+	 * stale TLB entries, because a TLB_INVAL or an unbind failed. They
+	 * are released once a device reset has finished (tlb_gen moved on,
+	 * under mgmt_lock) or the hardware is stopped for good (stale_all).
+	 */
+	spinlock_t stale_lock;
+	struct list_head stale_list;
+	struct work_struct stale_work;
+	u32 tlb_gen;
+	bool stale_all;
 };
 
 /* Per open file: the address space and the contexts created in it. */

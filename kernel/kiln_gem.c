@@ -69,6 +69,47 @@ static int kiln_bo_map_blocks(struct kiln_bo *bo, struct kiln_vm *vm, u64 va)
 	return 0;
 }
 
+/* A reset has flushed the TLB since the unmap: the VA and BO may go. */
+static void kiln_bo_map_stale_release(struct kiln_stale *s)
+{
+	struct kiln_bo_map *map = container_of(s, struct kiln_bo_map, stale);
+	struct kiln_vm *vm = map->vm;
+
+	mutex_lock(&vm->lock);
+	kiln_vm_free_va(vm, &map->node);
+	mutex_unlock(&vm->lock);
+	drm_gem_object_put(map->obj);
+	kiln_vm_put(vm);
+	kfree(map);
+}
+
+/*
+ * Unmap @map of @obj and free it, with vm->lock held on entry; drops
+ * the lock. If the TLB invalidation failed, the device may still reach
+ * the BO's memory through the VA until the next reset: the VA and a
+ * reference to the BO are kept until then.
+ */
+static void kiln_bo_unmap_locked(struct drm_gem_object *obj,
+				 struct kiln_bo_map *map)
+	__releases(&map->vm->lock)
+{
+	struct kiln_vm *vm = map->vm;
+	u32 gen;
+
+	if (kiln_vm_unmap(vm, map->node.start, obj->size, &gen)) {
+		mutex_unlock(&vm->lock);
+		drm_gem_object_get(obj);
+		map->obj = obj;
+		kiln_stale_defer(vm->kdev, &map->stale, gen,
+				 kiln_bo_map_stale_release);
+		return;
+	}
+	kiln_vm_free_va(vm, &map->node);
+	mutex_unlock(&vm->lock);
+	kiln_vm_put(vm);
+	kfree(map);
+}
+
 static int kiln_bo_map_vm(struct kiln_bo *bo, struct kiln_vm *vm)
 {
 	struct drm_gem_object *obj = &bo->shmem.base;
@@ -97,9 +138,8 @@ static int kiln_bo_map_vm(struct kiln_bo *bo, struct kiln_vm *vm)
 	else
 		ret = kiln_bo_map_blocks(bo, vm, map->node.start);
 	if (ret) {
-		kiln_vm_unmap(vm, map->node.start, obj->size);
-		kiln_vm_free_va(vm, &map->node);
-		goto err_unlock;
+		kiln_bo_unmap_locked(obj, map);
+		return ret;
 	}
 	mutex_unlock(&vm->lock);
 
@@ -145,11 +185,7 @@ static void kiln_bo_close(struct drm_gem_object *obj, struct drm_file *file)
 		return;
 
 	mutex_lock(&vm->lock);
-	kiln_vm_unmap(vm, map->node.start, obj->size);
-	kiln_vm_free_va(vm, &map->node);
-	mutex_unlock(&vm->lock);
-	kiln_vm_put(map->vm);
-	kfree(map);
+	kiln_bo_unmap_locked(obj, map);
 }
 
 /* VA and size of @bo in @vm; false if it is not mapped there. */

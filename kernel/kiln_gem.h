@@ -12,6 +12,8 @@
 #include <drm/drm_gem_shmem_helper.h>
 #include <drm/drm_mm.h>
 
+#include "kiln_mmu.h"
+
 struct drm_printer;
 struct kiln_device;
 struct kiln_vm;
@@ -27,6 +29,9 @@ struct kiln_bo_map {
 	struct list_head link;		/* bo->maps */
 	struct kiln_vm *vm;
 	struct drm_mm_node node;	/* VA range incl. the guard page */
+	/* After a failed TLB_INVAL: the BO, kept until a reset */
+	struct drm_gem_object *obj;
+	struct kiln_stale stale;
 };
 
 struct kiln_bo {

@@ -8,6 +8,10 @@
  * interrupt, then wait for the fence value. While the device is being
  * reset the commands are skipped: the reset rebinds every live ASID,
  * which flushes its TLB as well.
+ *
+ * A failed command reports the TLB generation it failed in (@fail_gen):
+ * the command's effect is only certain once a reset that started after
+ * the failure has finished, i.e. once kdev->tlb_gen differs from it.
  */
 
 #include <linux/cleanup.h>
@@ -17,6 +21,7 @@
 
 #include "kiln_drv.h"
 #include "kiln_mgmt.h"
+#include "kiln_mmu.h"
 #include "kiln_reset.h"
 
 #define KILN_MGMT_TIMEOUT_MS	2000
@@ -26,7 +31,8 @@ static bool kiln_mgmt_done(struct kiln_queue *q, u64 seqno)
 	return READ_ONCE(q->shared->fence) >= seqno || READ_ONCE(q->stopped);
 }
 
-static int kiln_mgmt_run(struct kiln_device *kdev, const void *pkt)
+static int kiln_mgmt_run(struct kiln_device *kdev, const void *pkt,
+			 u32 *fail_gen)
 {
 	struct kiln_queue *q = &kdev->queues[KILN_MGMT_QUEUE];
 	unsigned long flags;
@@ -34,10 +40,15 @@ static int kiln_mgmt_run(struct kiln_device *kdev, const void *pkt)
 	u64 seqno;
 	int idx;
 
+	if (fail_gen)
+		*fail_gen = READ_ONCE(kdev->tlb_gen);
 	if (!drm_dev_enter(&kdev->drm, &idx))
 		return -ENODEV;
 
 	guard(mutex)(&kdev->mgmt_lock);
+	/* A reset in progress ends with tlb_gen + 1; a later one too. */
+	if (fail_gen)
+		*fail_gen = kdev->tlb_gen;
 	if (kdev->in_reset) {
 		drm_dev_exit(idx);
 		return -EIO;
@@ -76,7 +87,7 @@ static int kiln_mgmt_run(struct kiln_device *kdev, const void *pkt)
 }
 
 int kiln_mgmt_ctx_setup(struct kiln_device *kdev, u32 asid, bool valid,
-			u64 root_pa)
+			u64 root_pa, u32 *fail_gen)
 {
 	struct kiln_pkt_ctx_setup pkt = {
 		.header = KILN_PKT_HEADER(KILN_OP_CTX_SETUP,
@@ -85,10 +96,11 @@ int kiln_mgmt_ctx_setup(struct kiln_device *kdev, u32 asid, bool valid,
 		.pt_root_pa = valid ? root_pa : 0,
 	};
 
-	return kiln_mgmt_run(kdev, &pkt);
+	return kiln_mgmt_run(kdev, &pkt, fail_gen);
 }
 
-int kiln_mgmt_tlb_inval(struct kiln_device *kdev, u32 asid, u64 va, u64 size)
+int kiln_mgmt_tlb_inval(struct kiln_device *kdev, u32 asid, u64 va, u64 size,
+			u32 *fail_gen)
 {
 	struct kiln_pkt_tlb_inval pkt = {
 		.header = KILN_PKT_HEADER(KILN_OP_TLB_INVAL, 0),
@@ -97,7 +109,7 @@ int kiln_mgmt_tlb_inval(struct kiln_device *kdev, u32 asid, u64 va, u64 size)
 		.size = size,
 	};
 
-	return kiln_mgmt_run(kdev, &pkt);
+	return kiln_mgmt_run(kdev, &pkt, fail_gen);
 }
 
 /* Queue 0's vector: wake whoever waits for a management fence. */
@@ -108,18 +120,24 @@ void kiln_mgmt_irq(struct kiln_device *kdev)
 
 /*
  * Taking mgmt_lock waits for a command in flight; afterwards commands
- * are skipped until the reset is over.
+ * are skipped until the reset is over. Ending a reset (the hardware was
+ * reset in between, which emptied the TLB and unbound every ASID, and
+ * nothing was bound since) starts a new TLB generation: what waited for
+ * a failed command can be released.
  */
 void kiln_mgmt_set_reset(struct kiln_device *kdev, bool in_reset)
 {
 	struct kiln_queue *q = &kdev->queues[KILN_MGMT_QUEUE];
 
-	guard(mutex)(&kdev->mgmt_lock);
-	kdev->in_reset = in_reset;
-	if (!in_reset) {
+	scoped_guard(mutex, &kdev->mgmt_lock) {
+		kdev->in_reset = in_reset;
+		if (in_reset)
+			return;
 		/* The ring restarted empty: forget what was in it. */
 		q->shared->fence = q->emitted;
 		q->completed = q->emitted;
 		WRITE_ONCE(q->stopped, false);
+		WRITE_ONCE(kdev->tlb_gen, kdev->tlb_gen + 1);
 	}
+	kiln_stale_kick(kdev);
 }

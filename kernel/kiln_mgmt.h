@@ -10,8 +10,9 @@
 struct kiln_device;
 
 int kiln_mgmt_ctx_setup(struct kiln_device *kdev, u32 asid, bool valid,
-			u64 root_pa);
-int kiln_mgmt_tlb_inval(struct kiln_device *kdev, u32 asid, u64 va, u64 size);
+			u64 root_pa, u32 *fail_gen);
+int kiln_mgmt_tlb_inval(struct kiln_device *kdev, u32 asid, u64 va, u64 size,
+			u32 *fail_gen);
 void kiln_mgmt_irq(struct kiln_device *kdev);
 void kiln_mgmt_set_reset(struct kiln_device *kdev, bool in_reset);
 

@@ -182,10 +182,15 @@ int kiln_vm_map_sgt(struct kiln_vm *vm, u64 va, struct sg_table *sgt,
 }
 
 /*
- * Remove the mappings of [va, va + size) and make sure the device no
- * longer uses them before the caller frees the memory behind them.
+ * Remove the mappings of [va, va + size) and invalidate the device TLB
+ * for them. On failure (device gone, being reset, or the management
+ * queue stuck) the device may still translate the range through stale
+ * TLB entries: the caller must keep the VA and the memory behind it
+ * until the TLB generation moved past *@fail_gen (kiln_stale_defer()),
+ * and must not wait for that while holding vm->lock (the reset takes
+ * the VM locks).
  */
-void kiln_vm_unmap(struct kiln_vm *vm, u64 va, u64 size)
+int kiln_vm_unmap(struct kiln_vm *vm, u64 va, u64 size, u32 *fail_gen)
 {
 	u64 off = 0;
 
@@ -199,11 +204,7 @@ void kiln_vm_unmap(struct kiln_vm *vm, u64 va, u64 size)
 		off += step;
 	}
 	vm->mapped_bytes -= min(vm->mapped_bytes, size);
-	/*
-	 * Failure means the device is gone or being reset; a reset rebinds
-	 * every ASID, which flushes its TLB entries as well.
-	 */
-	kiln_mgmt_tlb_inval(vm->kdev, vm->asid, va, size);
+	return kiln_mgmt_tlb_inval(vm->kdev, vm->asid, va, size, fail_gen);
 }
 
 int kiln_vm_alloc_va(struct kiln_vm *vm, struct drm_mm_node *node, u64 size,
@@ -235,7 +236,7 @@ int kiln_vm_bind_hw(struct kiln_vm *vm)
 	int ret;
 
 	ret = kiln_mgmt_ctx_setup(vm->kdev, vm->asid, true,
-				  kiln_host_pa(vm->root.dma));
+				  kiln_host_pa(vm->root.dma), NULL);
 	vm->bound = !ret;
 	return ret;
 }
@@ -292,18 +293,10 @@ struct kiln_vm *kiln_vm_get(struct kiln_vm *vm)
 	return vm;
 }
 
-static void kiln_vm_release(struct kref *ref)
+static void kiln_vm_free(struct kiln_stale *s)
 {
-	struct kiln_vm *vm = container_of(ref, struct kiln_vm, ref);
+	struct kiln_vm *vm = container_of(s, struct kiln_vm, stale);
 	struct kiln_device *kdev = vm->kdev;
-
-	mutex_lock(&kdev->vm_lock);
-	list_del(&vm->link);
-	mutex_unlock(&kdev->vm_lock);
-
-	/* Unbind before the tables go, so the device cannot walk freed memory. */
-	if (vm->bound)
-		kiln_mgmt_ctx_setup(kdev, vm->asid, false, 0);
 
 	drm_WARN_ON(&kdev->drm, !drm_mm_clean(&vm->mm));
 	drm_mm_takedown(&vm->mm);
@@ -311,6 +304,30 @@ static void kiln_vm_release(struct kref *ref)
 	ida_free(&kdev->asid_ida, vm->asid);
 	mutex_destroy(&vm->lock);
 	kfree(vm);
+}
+
+static void kiln_vm_release(struct kref *ref)
+{
+	struct kiln_vm *vm = container_of(ref, struct kiln_vm, ref);
+	struct kiln_device *kdev = vm->kdev;
+	u32 gen;
+
+	/* Off the list first: a reset does not bind the ASID again. */
+	mutex_lock(&kdev->vm_lock);
+	list_del(&vm->link);
+	mutex_unlock(&kdev->vm_lock);
+
+	/*
+	 * Unbind before the tables go, so the device cannot walk freed
+	 * memory. If that fails, the ASID may still be bound: keep the
+	 * tables and the ASID until a reset has unbound it.
+	 */
+	if (vm->bound &&
+	    kiln_mgmt_ctx_setup(kdev, vm->asid, false, 0, &gen)) {
+		kiln_stale_defer(kdev, &vm->stale, gen, kiln_vm_free);
+		return;
+	}
+	kiln_vm_free(&vm->stale);
 }
 
 void kiln_vm_put(struct kiln_vm *vm)
@@ -351,7 +368,7 @@ void kiln_vm_abandon(struct kiln_vm *vm)
 
 	guard(mutex)(&kdev->vm_lock);
 	vm->abandoned = true;
-	if (vm->bound && !kiln_mgmt_ctx_setup(kdev, vm->asid, false, 0))
+	if (vm->bound && !kiln_mgmt_ctx_setup(kdev, vm->asid, false, 0, NULL))
 		vm->bound = false;
 }
 
@@ -361,4 +378,87 @@ void kiln_vm_print(struct kiln_vm *vm, struct drm_printer *p)
 	drm_printf(p, "asid %u root 0x%llx mapped %llu pt_pages %u faults %u last_fault 0x%llx\n",
 		   vm->asid, kiln_host_pa(vm->root.dma), vm->mapped_bytes,
 		   vm->pt_pages, vm->fault_count, vm->fault_addr);
+}
+
+/* Deferred releases ------------------------------------------------------ */
+
+static bool kiln_stale_due(struct kiln_device *kdev, struct kiln_stale *s)
+{
+	return READ_ONCE(kdev->stale_all) || s->gen != READ_ONCE(kdev->tlb_gen);
+}
+
+static void kiln_stale_run(struct kiln_device *kdev)
+{
+	struct kiln_stale *s, *tmp;
+	LIST_HEAD(due);
+
+	spin_lock(&kdev->stale_lock);
+	list_for_each_entry_safe(s, tmp, &kdev->stale_list, link)
+		if (kiln_stale_due(kdev, s))
+			list_move_tail(&s->link, &due);
+	spin_unlock(&kdev->stale_lock);
+
+	/* A release may defer something again (a VM whose unbind failed). */
+	list_for_each_entry_safe(s, tmp, &due, link) {
+		list_del(&s->link);
+		s->release(s);
+	}
+}
+
+static void kiln_stale_work_fn(struct work_struct *work)
+{
+	kiln_stale_run(container_of(work, struct kiln_device, stale_work));
+}
+
+void kiln_stale_init(struct kiln_device *kdev)
+{
+	spin_lock_init(&kdev->stale_lock);
+	INIT_LIST_HEAD(&kdev->stale_list);
+	INIT_WORK(&kdev->stale_work, kiln_stale_work_fn);
+}
+
+/*
+ * Keep @s until the device can no longer reach it through its TLB: a
+ * reset has finished after the failure in TLB generation @gen, or the
+ * hardware is stopped for good. Called without any VM lock held.
+ */
+void kiln_stale_defer(struct kiln_device *kdev, struct kiln_stale *s, u32 gen,
+		      void (*release)(struct kiln_stale *s))
+{
+	s->gen = gen;
+	s->release = release;
+	spin_lock(&kdev->stale_lock);
+	list_add_tail(&s->link, &kdev->stale_list);
+	spin_unlock(&kdev->stale_lock);
+	drm_err_ratelimited(&kdev->drm,
+			    "TLB not invalidated; memory kept until the device is reset\n");
+	if (kiln_stale_due(kdev, s))
+		kiln_stale_kick(kdev);
+}
+
+void kiln_stale_kick(struct kiln_device *kdev)
+{
+	if (!list_empty_careful(&kdev->stale_list))
+		queue_work(system_wq, &kdev->stale_work);
+}
+
+/* The hardware is stopped for good (remove): release everything. */
+void kiln_stale_release_all(struct kiln_device *kdev)
+{
+	WRITE_ONCE(kdev->stale_all, true);
+	queue_work(system_wq, &kdev->stale_work);
+	flush_work(&kdev->stale_work);
+}
+
+/*
+ * The drm_device goes. Deferred BO mappings hold device references, so
+ * only VMs whose unbind failed after removal can be left. The last
+ * reference may have been dropped by the work itself.
+ */
+void kiln_stale_fini(struct kiln_device *kdev)
+{
+	if (current_work() != &kdev->stale_work)
+		cancel_work_sync(&kdev->stale_work);
+	WRITE_ONCE(kdev->stale_all, true);
+	kiln_stale_run(kdev);
 }

@@ -16,6 +16,16 @@ struct kiln_device;
 struct sg_table;
 struct drm_printer;
 
+/*
+ * Something the device may still reach through stale TLB entries,
+ * released by @release once the TLB generation moved past @gen.
+ */
+struct kiln_stale {
+	struct list_head link;		/* kdev->stale_list */
+	u32 gen;
+	void (*release)(struct kiln_stale *s);
+};
+
 /* One 4 KiB page table and, above level 0, its children. */
 struct kiln_pt {
 	u64 *entries;
@@ -30,6 +40,7 @@ struct kiln_vm {
 	u32 asid;
 	bool bound;			/* CTX_SETUP issued */
 	bool abandoned;			/* unbound for good (kdev->vm_lock) */
+	struct kiln_stale stale;	/* release deferred: unbind failed */
 
 	struct mutex lock;		/* page tables and the VA allocator */
 	struct kiln_pt root;
@@ -59,9 +70,16 @@ void kiln_vm_free_va(struct kiln_vm *vm, struct drm_mm_node *node);
 int kiln_vm_map_sgt(struct kiln_vm *vm, u64 va, struct sg_table *sgt,
 		    u64 size, u64 prot);
 int kiln_vm_map_range(struct kiln_vm *vm, u64 va, u64 pa, u64 size, u64 prot);
-void kiln_vm_unmap(struct kiln_vm *vm, u64 va, u64 size);
+int kiln_vm_unmap(struct kiln_vm *vm, u64 va, u64 size, u32 *fail_gen);
 void kiln_vm_rebind_all(struct kiln_device *kdev);
 void kiln_vm_abandon(struct kiln_vm *vm);
 void kiln_vm_print(struct kiln_vm *vm, struct drm_printer *p);
+
+void kiln_stale_init(struct kiln_device *kdev);
+void kiln_stale_defer(struct kiln_device *kdev, struct kiln_stale *s, u32 gen,
+		      void (*release)(struct kiln_stale *s));
+void kiln_stale_kick(struct kiln_device *kdev);
+void kiln_stale_release_all(struct kiln_device *kdev);
+void kiln_stale_fini(struct kiln_device *kdev);
 
 #endif /* KILN_MMU_H */
