@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Helpers for the in-VM driver tests: raw ioctls on /dev/accel/accelN and
-// command packets built from include/kiln/hw.
+// Helpers for the in-VM driver and stress tests: raw ioctls on
+// /dev/accel/accelN and command packets built from include/kiln/hw.
 #pragma once
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -33,9 +34,16 @@ inline int xioctl(int fd, unsigned long req, void *arg) {
   return r == 0 ? 0 : -errno;
 }
 
-inline std::string accel_node(int n = 0) { return "/dev/accel/accel" + std::to_string(n); }
+// Device under test: /dev/accel/accel$KILN_TEST_DEVICE unless one is named (default 0).
+inline std::string accel_node(int n = -1) {
+  if (n < 0) {
+    const char *e = getenv("KILN_TEST_DEVICE");
+    n = e && *e ? atoi(e) : 0;
+  }
+  return "/dev/accel/accel" + std::to_string(n);
+}
 
-inline int open_dev(int n = 0) { return open(accel_node(n).c_str(), O_RDWR | O_CLOEXEC); }
+inline int open_dev(int n = -1) { return open(accel_node(n).c_str(), O_RDWR | O_CLOEXEC); }
 
 inline uint64_t now_ns() {
   timespec ts;
@@ -59,6 +67,7 @@ class Dev {
   Dev &operator=(const Dev &) = delete;
 
   int fd() const { return fd_; }
+  int release() { int f = fd_; fd_ = -1; return f; }
   bool ok() const { return fd_ >= 0; }
 
   int get_param(uint32_t param, uint64_t *value, uint32_t index = 0) {
