@@ -624,7 +624,12 @@ static void kiln_queue_write32(KilnState *s, hwaddr addr, uint32_t val)
                 return;
             }
         }
-        QEMU_LOCK_GUARD(&s->lock);
+        /*
+         * No QEMU_LOCK_GUARD here: its cleanup would also run when the
+         * switch jumps to a later case label, unlocking a lock this
+         * thread does not hold (GCC accepts that jump silently).
+         */
+        qemu_mutex_lock(&s->lock);
         if (off == KILN_QREG_BASE) {
             q->base = deposit64(q->base, 0, 32, val);
         } else if (off == KILN_QREG_BASE + 4) {
@@ -633,6 +638,7 @@ static void kiln_queue_write32(KilnState *s, hwaddr addr, uint32_t val)
             q->size = val;
             q->head = q->tail = 0;
         }
+        qemu_mutex_unlock(&s->lock);
         return;
     case KILN_QREG_CONTROL:
         kiln_qctrl_write(s, qid, addr, val);
