@@ -279,9 +279,12 @@ bool kiln_mmu_translate(KilnMmu *mmu, uint32_t asid, uint64_t va,
         KilnTlbEntry *e = &mmu->tlb4k[tlb4k_index(asid, vpn)];
 
         if (e->asid == asid && e->vpn == vpn && (e->perms & access) == access) {
+            /* Another thread may refill the entry once the lock is gone. */
+            uint64_t pa = e->pa;
+
             mmu->hits++;
             pthread_mutex_unlock(&mmu->lock);
-            if (fill_out(mmu->phys, e->pa, KILN_PAGE_SIZE, va, out)) {
+            if (fill_out(mmu->phys, pa, KILN_PAGE_SIZE, va, out)) {
                 return true;
             }
             goto walk_unlocked;
@@ -289,9 +292,12 @@ bool kiln_mmu_translate(KilnMmu *mmu, uint32_t asid, uint64_t va,
         vpn = va >> KILN_LARGE_PAGE_SHIFT;
         e = &mmu->tlb2m[tlb2m_index(asid, vpn)];
         if (e->asid == asid && e->vpn == vpn && (e->perms & access) == access) {
+            /* Another thread may refill the entry once the lock is gone. */
+            uint64_t pa = e->pa;
+
             mmu->hits++;
             pthread_mutex_unlock(&mmu->lock);
-            if (fill_out(mmu->phys, e->pa, KILN_LARGE_PAGE_SIZE, va, out)) {
+            if (fill_out(mmu->phys, pa, KILN_LARGE_PAGE_SIZE, va, out)) {
                 return true;
             }
             goto walk_unlocked;
