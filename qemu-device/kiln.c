@@ -1069,7 +1069,7 @@ static const Property kiln_properties[] = {
                      KILN_DEFAULT_DRAM_SIZE),
     DEFINE_PROP_STRING("pe-grid", KilnState, pe_grid),
     DEFINE_PROP_UINT32("local-mem-size", KilnState, local_mem_size,
-                       KILN_DEFAULT_LOCAL_MEM),
+                       KILN_LOCAL_MEM_DEFAULT_SIZE),
     DEFINE_PROP_UINT32("workers", KilnState, workers, 0),
 };
 

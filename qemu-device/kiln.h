@@ -21,6 +21,7 @@
 
 #include "engine/kiln_engine.h"
 #include "engine/kiln_packet.h"
+#include "kiln/hw/kiln_isa.h"
 #include "kiln/hw/kiln_regs.h"
 
 /*
@@ -38,8 +39,6 @@ OBJECT_DECLARE_SIMPLE_TYPE(KilnState, KILN)
 
 #define KILN_DEFAULT_DRAM_SIZE      (1ull << 30)
 #define KILN_MAX_DRAM_SIZE          KILN_PA_DRAM_MAX
-#define KILN_DEFAULT_LOCAL_MEM      (384 * 1024)
-#define KILN_PE_CLOCK_MHZ           1350
 #define KILN_MEM_CLOCK_MHZ          3200
 #define KILN_DEFAULT_WATCHDOG       (1000ull * 1000 * 1000)     /* cycles */
 #define KILN_DMA_CHUNK              (1u << 20)

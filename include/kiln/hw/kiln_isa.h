@@ -266,7 +266,8 @@ KILN_HW_ASSERT_SIZE(struct kiln_debug_header, 16);
 
 /* ---- cost model (emulated cycles at 1.35 GHz) ---------------------------- */
 
-#define KILN_PE_CLOCK_HZ		1350000000ull
+#define KILN_PE_CLOCK_MHZ		1350
+#define KILN_PE_CLOCK_HZ		(KILN_PE_CLOCK_MHZ * 1000000ull)
 #define KILN_COST_DPE_MACS_BF16		1024	/* per cycle per PE */
 #define KILN_COST_DPE_MACS_FP16		1024
 #define KILN_COST_DPE_MACS_INT8		2048

@@ -11,6 +11,7 @@ extern "C" {
 #include <fmt/format.h>
 #include <grp.h>
 #include <kiln/hw/kiln_kbin.h>
+#include <kiln/hw/kiln_regs.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -110,7 +111,7 @@ PciInfo pci_details(const std::string& address) {
   if (p.vendor_name.empty()) p.vendor_name = fmt::format("{:04x}", p.vendor_id);
   if (p.device_name.empty())
     p.device_name =
-        (p.vendor_id == 0x1234 && p.device_id == 0x4b31) ? "Kiln K1 accelerator" : fmt::format("{:04x}", p.device_id);
+        (p.vendor_id == KILN_PCI_VENDOR_ID && p.device_id == KILN_PCI_DEVICE_ID) ? "Kiln K1 accelerator" : fmt::format("{:04x}", p.device_id);
   return p;
 }
 
@@ -392,7 +393,8 @@ std::string diagnose() {
   // 1. hardware present?
   std::vector<std::string> pci;
   for (const auto& e : fs::directory_iterator("/sys/bus/pci/devices", ec))
-    if (detail::read_hex(e.path() / "vendor") == 0x1234 && detail::read_hex(e.path() / "device") == 0x4b31)
+    if (detail::read_hex(e.path() / "vendor") == KILN_PCI_VENDOR_ID &&
+        detail::read_hex(e.path() / "device") == KILN_PCI_DEVICE_ID)
       pci.push_back(e.path().filename().string());
   if (pci.empty())
     s += "\n  - no Kiln PCI device (1234:4b31) is present (in QEMU: -device kiln,bus=<pcie-root-port>)";

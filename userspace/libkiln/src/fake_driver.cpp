@@ -2,6 +2,10 @@
 // libkiln: fake driver for unit tests (see fake_driver.hpp).
 #include "fake_driver.hpp"
 
+#include <kiln/hw/kiln_isa.h>
+#include <kiln/hw/kiln_mmu.h>
+#include <kiln/hw/kiln_regs.h>
+
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -119,7 +123,7 @@ uint64_t FakeDriver::get_param(uint32_t p) {
   check_inject("DRM_IOCTL_KILN_GET_PARAM");
   switch (p) {
     case DRM_KILN_PARAM_DEVICE_ID:
-      return 0x4b31;
+      return KILN_PCI_DEVICE_ID;
     case DRM_KILN_PARAM_NUM_QUEUES:
       return 4;
     case DRM_KILN_PARAM_PE_GRID:
@@ -139,7 +143,7 @@ uint64_t FakeDriver::get_param(uint32_t p) {
     case DRM_KILN_PARAM_UAPI_VERSION:
       return uint64_t(o_.major) << 16 | uint64_t(o_.minor);
     case DRM_KILN_PARAM_CLOCK_MHZ:
-      return 1350;
+      return KILN_PE_CLOCK_MHZ;
     case DRM_KILN_PARAM_MAX_CONTEXTS:
       return 63;
     case DRM_KILN_PARAM_CONTEXTS_IN_USE:
@@ -155,20 +159,20 @@ uint32_t FakeDriver::query_info(uint32_t type, std::span<std::byte> out) {
   check_inject("DRM_IOCTL_KILN_QUERY_INFO");
   if (type == DRM_KILN_QUERY_DEVICE) {
     drm_kiln_device_info d{};
-    d.device_id = 0x4b31;
+    d.device_id = KILN_PCI_DEVICE_ID;
     d.num_queues = 4;
     d.pe_grid_width = o_.grid_w, d.pe_grid_height = o_.grid_h, d.local_mem_size = o_.local_mem;
     d.dram_size = o_.dram_size, d.dram_free = o_.dram_size - dram_used_;
-    d.sram_size = 256 << 20, d.sram_free = 256 << 20;
+    d.sram_size = KILN_SRAM_SIZE, d.sram_free = KILN_SRAM_SIZE;
     d.va_start = 0x100000000ull, d.va_end = 0x10000000000ull;
     d.max_contexts = 63, d.contexts_in_use = uint32_t(ctxs_.size());
-    d.job_timeout_ms = 5000, d.clock_mhz = 1350;
+    d.job_timeout_ms = 5000, d.clock_mhz = KILN_PE_CLOCK_MHZ;
     std::memcpy(out.data(), &d, std::min(out.size(), sizeof d));
     return sizeof d;
   }
   if (type == DRM_KILN_QUERY_TELEMETRY) {
     drm_kiln_telemetry t{};
-    t.temperature_mc = 45000, t.power_mw = 25000, t.pe_clock_mhz = 1350, t.mem_clock_mhz = 3200;
+    t.temperature_mc = 45000, t.power_mw = 25000, t.pe_clock_mhz = KILN_PE_CLOCK_MHZ, t.mem_clock_mhz = 3200;
     t.packets = submits_, t.device_time_ns = device_ns_, t.total_cycles = cycles_;
     std::memcpy(out.data(), &t, std::min(out.size(), sizeof t));
     return sizeof t;

@@ -383,7 +383,7 @@ TEST(PeKernel, CostModelChargesFabricContention)
         return r.cycles;
     };
     const uint64_t one = cycles(1, 1);
-    const uint64_t dram_cycles = (uint64_t)bytes * 1350000000ull / KILN_COST_DRAM_BPS;
+    const uint64_t dram_cycles = (uint64_t)bytes * KILN_PE_CLOCK_HZ / KILN_COST_DRAM_BPS;
     EXPECT_GE(one, dram_cycles);
     EXPECT_EQ(cycles(64, 1), one);                  // 63 idle workgroups are free
     const uint64_t four = cycles(4, 4);
