@@ -25,6 +25,12 @@ struct kiln_queue;
 struct kiln_vm;
 
 #define KILN_JOB_HISTORY	256	/* job outcomes kept per context */
+/*
+ * Jobs a context may have submitted and not yet completed. Bounds the
+ * kernel memory one process can queue (jobs, BO arrays, fences) and,
+ * being no more than the history, keeps every pending job's record.
+ */
+#define KILN_MAX_QUEUED_JOBS	KILN_JOB_HISTORY
 
 struct kiln_job_record {
 	u64 seqno;

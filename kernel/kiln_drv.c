@@ -42,6 +42,11 @@ module_param_named(ring_entries, kiln_ring_entries, uint, 0444);
 MODULE_PARM_DESC(ring_entries,
 		 "Packets per job ring, power of two (default 512: 255 jobs in flight per queue)");
 
+unsigned int kiln_host_mem_percent = 50;
+module_param_named(host_mem_percent, kiln_host_mem_percent, uint, 0644);
+MODULE_PARM_DESC(host_mem_percent,
+		 "Share of RAM the host-memory BOs of one device may pin (%, default 50)");
+
 bool kiln_disable_recovery;
 module_param_named(disable_recovery, kiln_disable_recovery, bool, 0644);
 MODULE_PARM_DESC(disable_recovery, "Leave hung queues alone (debugging)");
@@ -174,6 +179,12 @@ static int kiln_ioctl_get_param(struct drm_device *drm, void *data,
 		break;
 	case DRM_KILN_PARAM_HOST_BO_BYTES:
 		args->value = atomic64_read(&kdev->host_bytes);
+		break;
+	case DRM_KILN_PARAM_MAX_QUEUED_JOBS:
+		args->value = KILN_MAX_QUEUED_JOBS;
+		break;
+	case DRM_KILN_PARAM_HOST_MEM_LIMIT:
+		args->value = kiln_host_mem_limit();
 		break;
 	case DRM_KILN_PARAM_MAX_FILES:
 		args->value = kdev->max_asids - 1;

@@ -206,21 +206,14 @@ bool kiln_bo_va_range(struct kiln_bo *bo, struct kiln_vm *vm, u64 *va,
 static void kiln_bo_account(struct kiln_bo *bo, bool add)
 {
 	struct kiln_device *kdev = to_kiln_device(bo->shmem.base.dev);
-	bool host = bo->placement == KILN_BO_HOST &&
-		    !bo->shmem.base.import_attach;
-	s64 size = bo->shmem.base.size;
 
 	mutex_lock(&kdev->bo_lock);
 	if (add) {
 		list_add_tail(&bo->dev_link, &kdev->bo_list);
 		atomic_inc(&kdev->bo_count);
-		if (host)
-			atomic64_add(size, &kdev->host_bytes);
 	} else {
 		list_del(&bo->dev_link);
 		atomic_dec(&kdev->bo_count);
-		if (host)
-			atomic64_sub(size, &kdev->host_bytes);
 	}
 	mutex_unlock(&kdev->bo_lock);
 }
@@ -249,6 +242,9 @@ static void kiln_host_bo_free(struct drm_gem_object *obj)
 {
 	struct kiln_bo *bo = to_kiln_bo(obj);
 
+	if (bo->host_charged)
+		atomic64_sub(obj->size,
+			     &to_kiln_device(obj->dev)->host_bytes);
 	kiln_bo_fini_common(bo);
 	/* Unmaps and unpins the pages; frees bo, which embeds shmem first. */
 	drm_gem_shmem_free(&bo->shmem);
@@ -305,20 +301,43 @@ kiln_gem_prime_import_sg_table(struct drm_device *drm,
 	return obj;
 }
 
+/*
+ * Bytes of host BOs a device may have pinned: a share of RAM, as TTM
+ * limits the system pages of GPU drivers. The pages are pinned at
+ * creation, so neither reclaim nor the OOM killer (which does not see
+ * GEM pages as the owner's memory) could get them back: without a bound
+ * one unprivileged process could pin all of RAM. The pages are also
+ * charged to the creator's memory cgroup.
+ */
+u64 kiln_host_mem_limit(void)
+{
+	return ((u64)totalram_pages() << PAGE_SHIFT) / 100 *
+	       min(READ_ONCE(kiln_host_mem_percent), 100U);
+}
+
 static struct kiln_bo *kiln_host_bo_create(struct kiln_device *kdev, u64 size,
 					   u32 flags)
 {
 	struct drm_gem_shmem_object *shmem;
+	u64 limit = kiln_host_mem_limit();
 	struct sg_table *sgt;
 	struct kiln_bo *bo;
 
-	if (size > (u64)totalram_pages() << PAGE_SHIFT)
+	if (size > limit)
 		return ERR_PTR(-E2BIG);
+	/* Charged before pinning so that concurrent creators cannot overshoot. */
+	if (atomic64_add_return(size, &kdev->host_bytes) > limit) {
+		atomic64_sub(size, &kdev->host_bytes);
+		return ERR_PTR(-ENOSPC);
+	}
 
 	shmem = drm_gem_shmem_create(&kdev->drm, size);
-	if (IS_ERR(shmem))
+	if (IS_ERR(shmem)) {
+		atomic64_sub(size, &kdev->host_bytes);
 		return ERR_CAST(shmem);
+	}
 	bo = to_kiln_bo(&shmem->base);
+	bo->host_charged = true;
 	shmem->map_wc = !!(flags & DRM_KILN_BO_WC);
 
 	/* Pins the pages and maps them for the device. */

@@ -47,6 +47,7 @@ struct kiln_bo {
 	struct list_head maps;
 	struct list_head dev_link;	/* kdev->bo_list */
 	pid_t pid;
+	bool host_charged;		/* counted in kdev->host_bytes */
 };
 
 static inline struct kiln_bo *to_kiln_bo(struct drm_gem_object *obj)
@@ -54,6 +55,7 @@ static inline struct kiln_bo *to_kiln_bo(struct drm_gem_object *obj)
 	return container_of(obj, struct kiln_bo, shmem.base);
 }
 
+u64 kiln_host_mem_limit(void);
 struct drm_gem_object *kiln_gem_create_object(struct drm_device *drm,
 					      size_t size);
 struct drm_gem_object *

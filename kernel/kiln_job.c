@@ -320,6 +320,11 @@ static int kiln_submit_push(struct kiln_job *job, struct kiln_submit *s,
 		ret = -EIO;
 		goto out;
 	}
+	if (ctx->submitted - READ_ONCE(ctx->completed) >= KILN_MAX_QUEUED_JOBS) {
+		mutex_unlock(&ctx->submit_lock);
+		ret = -EBUSY;
+		goto out;
+	}
 	seqno = ctx->submitted + 1;
 	job->seqno = seqno;
 	kiln_ctx_job_queued(ctx, seqno);

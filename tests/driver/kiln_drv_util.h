@@ -173,6 +173,16 @@ class Dev {
     if (!r && seqno) *seqno = s.seqno;
     return r;
   }
+  // SUBMIT that waits (up to a minute) while the context has its maximum
+  // of jobs queued (-EBUSY), as a real submitter would.
+  int submit_wait(uint32_t ctx, uint64_t cmd_va, uint32_t cmd_size, const std::vector<drm_kiln_bo_ref> &bos,
+                  const std::vector<drm_kiln_sync> &syncs = {}, uint64_t *seqno = nullptr) {
+    for (int i = 0;; i++) {
+      int r = submit(ctx, cmd_va, cmd_size, bos, syncs, seqno);
+      if (r != -EBUSY || i >= 60000) return r;
+      usleep(1000);
+    }
+  }
 
   // syncobjs
   uint32_t syncobj(bool signaled = false) {

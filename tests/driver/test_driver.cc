@@ -403,6 +403,113 @@ TEST_F(Kiln, SubmitSramRoundTrip) {
   d.gem_close(dst.handle);
 }
 
+// A context may have MAX_QUEUED_JOBS jobs submitted and not completed; the
+// next SUBMIT is -EBUSY (an unprivileged process cannot queue unbounded
+// kernel memory). Other contexts are not affected, and the context takes
+// jobs again once its oldest ones completed.
+TEST_F(Kiln, SubmitLimitsQueuedJobsPerContext) {
+  Dev &d = *dev_;
+  const uint64_t max = d.param(DRM_KILN_PARAM_MAX_QUEUED_JOBS);
+  ASSERT_GE(max, 16u);
+  ASSERT_LT(max, 1u << 20);
+  // Different priorities: other's jobs must not queue behind ctx's WAIT.
+  uint32_t ctx = d.ctx(DRM_KILN_PRIORITY_LOW, 60000), other = d.ctx(DRM_KILN_PRIORITY_HIGH);
+  Bo sem = d.bo(4096), cb = d.bo(4096);
+  auto *p = static_cast<uint8_t *>(d.map(cb.handle, cb.size));
+  Cmd blocker, nop;
+  blocker.wait(sem.va, 1, KILN_WAIT_GEQUAL);
+  nop.nop();
+  memcpy(p, blocker.data(), 64);
+  memcpy(p + 64, nop.data(), 64);
+  munmap(p, cb.size);
+  std::vector<drm_kiln_bo_ref> refs{ref(cb, false), ref(sem, false)};
+  uint32_t so = d.syncobj();
+  ASSERT_EQ(d.submit(ctx, cb.va, 64, refs), 0);
+  for (uint64_t i = 1; i < max; i++) ASSERT_EQ(d.submit(ctx, cb.va + 64, 64, refs, {sig(so)}), 0) << i;
+  EXPECT_EQ(d.submit(ctx, cb.va + 64, 64, refs), -EBUSY);
+  EXPECT_EQ(d.submit(ctx, cb.va + 64, 64, refs), -EBUSY) << "still full";
+  drm_kiln_ctx_status st{};
+  ASSERT_EQ(d.ctx_status(ctx, &st), 0);
+  EXPECT_EQ(st.submitted, max) << "a refused SUBMIT uses no seqno";
+  EXPECT_FALSE(st.flags & DRM_KILN_CTX_BANNED);
+  drm_kiln_job_status js{};
+  ASSERT_EQ(d.job_status(ctx, 1, &js), 0);
+  EXPECT_EQ(js.state, uint32_t(DRM_KILN_JOB_PENDING)) << "the oldest pending record is kept";
+  uint32_t oso = d.syncobj();
+  ASSERT_EQ(d.submit(other, cb.va + 64, 64, refs, {sig(oso)}), 0) << "another context is not limited";
+  EXPECT_EQ(d.syncobj_wait(oso, 20 * kSec), 0);
+  // Release the blocker: everything drains and the context takes jobs again.
+  auto *s = static_cast<uint64_t *>(d.map(sem.handle, sem.size));
+  ASSERT_NE(s, nullptr);
+  s[0] = 1;
+  munmap(s, sem.size);
+  ASSERT_EQ(d.syncobj_wait(so, 60 * kSec), 0);
+  ASSERT_EQ(d.submit(ctx, cb.va + 64, 64, refs, {sig(so)}), 0);
+  EXPECT_EQ(d.syncobj_wait(so, 20 * kSec), 0);
+  ASSERT_EQ(d.ctx_status(ctx, &st), 0);
+  EXPECT_EQ(st.submitted, max + 1);
+  EXPECT_EQ(st.error_seqno, 0u);
+  for (uint32_t h : {so, oso}) d.syncobj_destroy(h);
+  for (auto x : {sem, cb}) d.gem_close(x.handle);
+}
+
+// First line of a sysfs file, "" if unreadable; and writing one.
+static std::string slurp_line(const char *path) {
+  std::ifstream f(path);
+  std::string s;
+  std::getline(f, s);
+  return s;
+}
+static bool write_line(const char *path, const std::string &v) {
+  std::ofstream f(path);
+  f << v << "\n";
+  f.flush();
+  return bool(f);
+}
+
+// Host BOs are pinned at creation: a device lets them take at most
+// HOST_MEM_LIMIT bytes (module parameter host_mem_percent of RAM). Beyond
+// that BO_CREATE is -ENOSPC, a single BO larger than the limit -E2BIG, and
+// freeing BOs makes room again. The test lowers the share to 5 % so that it
+// pins ~100 MB of the guest rather than half of it.
+TEST_F(Kiln, HostBoMemoryIsBounded) {
+  Dev &d = *dev_;
+  const char *knob = "/sys/module/kiln/parameters/host_mem_percent";
+  const uint64_t ram = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
+  const uint64_t def = d.param(DRM_KILN_PARAM_HOST_MEM_LIMIT);
+  EXPECT_NEAR(double(def) / double(ram), 0.5, 0.05) << "default: half of RAM";
+  std::string old = slurp_line(knob);
+  if (old.empty() || !write_line(knob, "5")) GTEST_SKIP() << "needs root to lower host_mem_percent";
+  struct Restore {
+    const char *knob;
+    std::string v;
+    ~Restore() { write_line(knob, v); }
+  } restore{knob, old};
+  const uint64_t limit = d.param(DRM_KILN_PARAM_HOST_MEM_LIMIT);
+  ASSERT_NEAR(double(limit) / double(ram), 0.05, 0.01);
+  Bo b;
+  EXPECT_EQ(d.bo_create(limit + 4096, 0, &b), -E2BIG) << "never fits";
+  // Fill up to the limit with 64 MiB BOs; the one that does not fit fails.
+  const uint64_t used = d.param(DRM_KILN_PARAM_HOST_BO_BYTES), chunk = 16ull << 20;
+  ASSERT_LT(used + chunk, limit) << "other host BOs use most of the limit";
+  std::vector<Bo> held;
+  int r = 0;
+  while ((r = d.bo_create(chunk, 0, &b)) == 0) held.push_back(b);
+  EXPECT_EQ(r, -ENOSPC);
+  EXPECT_GT(held.size(), 0u);
+  EXPECT_GT(d.param(DRM_KILN_PARAM_HOST_BO_BYTES) + chunk, limit);
+  EXPECT_LE(d.param(DRM_KILN_PARAM_HOST_BO_BYTES), limit);
+  Bo dram;
+  EXPECT_EQ(d.bo_create(4096, DRM_KILN_BO_DRAM, &dram), 0) << "device memory is not host memory";
+  d.gem_close(dram.handle);
+  d.gem_close(held.back().handle);
+  held.pop_back();
+  EXPECT_EQ(d.bo_create(chunk, 0, &b), 0) << "freed memory can be used again";
+  held.push_back(b);
+  for (auto &x : held) d.gem_close(x.handle);
+  EXPECT_EQ(d.param(DRM_KILN_PARAM_HOST_BO_BYTES), used);
+}
+
 TEST_F(Kiln, SubmitInvalid) {
   Dev &d = *dev_;
   uint32_t ctx = d.ctx();
@@ -495,7 +602,7 @@ TEST_F(Kiln, JobHistoryExpires) {
   memcpy(p, c.data(), 64);
   munmap(p, cb.size);
   uint64_t s = 0;
-  for (int i = 0; i < 300; i++) ASSERT_EQ(d.submit(ctx, cb.va, 64, {ref(cb, false)}, {}, &s), 0);
+  for (int i = 0; i < 300; i++) ASSERT_EQ(d.submit_wait(ctx, cb.va, 64, {ref(cb, false)}, {}, &s), 0);
   EXPECT_EQ(s, 300u);
   ASSERT_EQ(d.bo_wait(cb.handle, 30 * kSec), 0);
   drm_kiln_job_status st;
@@ -507,7 +614,8 @@ TEST_F(Kiln, JobHistoryExpires) {
 }
 
 TEST_F(Kiln, OrderingOnOneContext) {
-  // Later jobs observe earlier jobs' writes; a full ring blocks, never EBUSY.
+  // Later jobs observe earlier jobs' writes; a full ring blocks, never EBUSY
+  // (the per-context limit of queued jobs does: submit_wait() waits it out).
   Dev &d = *dev_;
   uint32_t ctx = d.ctx();
   Bo buf = d.bo(4096);
@@ -521,7 +629,7 @@ TEST_F(Kiln, OrderingOnOneContext) {
   }
   munmap(p, cb.size);
   for (int i = 0; i < n; i++)
-    ASSERT_EQ(d.submit(ctx, cb.va + i * 128, 128, {ref(cb, false), ref(buf)}), 0) << i;
+    ASSERT_EQ(d.submit_wait(ctx, cb.va + i * 128, 128, {ref(cb, false), ref(buf)}), 0) << i;
   ASSERT_EQ(d.bo_wait(buf.handle, 60 * kSec), 0);
   auto *v = static_cast<uint64_t *>(d.map(buf.handle, buf.size));
   EXPECT_EQ(v[0], uint64_t(n));
@@ -986,15 +1094,18 @@ TEST_F(Kiln, KilledProcessDoesNotRunItsBacklog) {
     return xioctl(probe_->fd(), DRM_IOCTL_KILN_QUERY_INFO, &q) ? ~0ull : t.packets;
   };
   if (packets() == ~0ull) GTEST_SKIP() << "no telemetry";
-  constexpr int kJobs = 2000, kFills = 8;
+  // Spread over contexts: one context may queue only MAX_QUEUED_JOBS.
+  constexpr int kJobs = 2000, kFills = 8, kCtxs = 10;
+  static_assert(kJobs / kCtxs <= 256);
   int pfd[2];
   ASSERT_EQ(pipe(pfd), 0);
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     Dev d;
-    uint32_t ctx = 0;
-    if (!d.ok() || d.ctx_create(&ctx)) _exit(10);
+    uint32_t ctx[kCtxs] = {};
+    for (auto &c : ctx)
+      if (!d.ok() || d.ctx_create(&c)) _exit(10);
     Bo buf, cb;
     if (d.bo_create(4 << 20, 0, &buf) || d.bo_create(4096, 0, &cb)) _exit(11);
     Cmd c;
@@ -1004,7 +1115,7 @@ TEST_F(Kiln, KilledProcessDoesNotRunItsBacklog) {
     memcpy(p, c.data(), c.size());
     munmap(p, cb.size);
     for (int i = 0; i < kJobs; i++)
-      if (d.submit(ctx, cb.va, c.size(), {ref(cb, false), ref(buf)})) _exit(13);
+      if (d.submit(ctx[i % kCtxs], cb.va, c.size(), {ref(cb, false), ref(buf)})) _exit(13);
     char x = 1;
     if (write(pfd[1], &x, 1) != 1) _exit(14);
     for (;;) pause();

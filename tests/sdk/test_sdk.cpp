@@ -743,6 +743,32 @@ TEST_F(Fx, SubmitIoctlErrorsMapped) {
   EXPECT_THROW(q.fill(A, 0), DeviceLost);
 }
 
+// kiln.ko answers -EBUSY when a context has its maximum of jobs queued: the
+// queue waits for its oldest job and submits again.
+TEST_F(Fx, SubmitWaitsWhenTheContextHasTooManyJobsQueued) {
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  drv->hold();
+  auto first = q.fill(A, 1);
+  drv->inject_error("DRM_IOCTL_KILN_SUBMIT", EBUSY);
+  std::thread t([&] {
+    std::this_thread::sleep_for(50ms);
+    drv->release();
+  });
+  auto second = q.fill(A, 2);  // blocks until `first` completed
+  EXPECT_TRUE(first.ready());
+  EXPECT_TRUE(second.wait());
+  t.join();
+  // With nothing of its own in flight, waiting cannot help: the error surfaces.
+  drv->inject_error("DRM_IOCTL_KILN_SUBMIT", EBUSY);
+  try {
+    q.fill(A, 3);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.os_errno(), EBUSY);
+  }
+}
+
 TEST_F(Fx, WaitIoctlFailureThrows) {
   auto q = dev.queue();
   auto A = dev.alloc(4096);

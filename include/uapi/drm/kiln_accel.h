@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 #define KILN_UAPI_VERSION_MAJOR		1
-#define KILN_UAPI_VERSION_MINOR		0
+#define KILN_UAPI_VERSION_MINOR		1
 
 enum drm_kiln_ioctl {
 	DRM_KILN_GET_PARAM	= 0x00,
@@ -63,6 +63,10 @@ enum drm_kiln_param {
 	DRM_KILN_PARAM_HOST_BO_BYTES	= 24,	/* bytes of host-memory BOs created */
 	DRM_KILN_PARAM_MAX_FILES	= 25,	/* open files (address spaces) per device */
 	DRM_KILN_PARAM_FILES_IN_USE	= 26,
+	/* jobs per context submitted and not completed; SUBMIT: -EBUSY */
+	DRM_KILN_PARAM_MAX_QUEUED_JOBS	= 27,
+	/* bytes of host BOs the device may pin; BO_CREATE: -ENOSPC */
+	DRM_KILN_PARAM_HOST_MEM_LIMIT	= 28,
 	DRM_KILN_PARAM_NUM_PARAMS
 };
 
@@ -209,7 +213,10 @@ struct drm_kiln_bo_ref {
 /*
  * Runs the command buffer at cmd_va (cmd_size bytes of packets, see
  * docs/hardware.md) on the context's queue. Every BO the command buffer
- * touches must be listed in bos. A full queue blocks; it does not fail.
+ * touches must be listed in bos. A full hardware queue does not fail the
+ * call (the job waits in the scheduler), but a context with
+ * DRM_KILN_PARAM_MAX_QUEUED_JOBS jobs submitted and not yet completed
+ * gets -EBUSY: wait for its oldest job, then submit again.
  */
 struct drm_kiln_submit {
 	__u32 ctx_id;

@@ -401,7 +401,19 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
   a.syncs = {reinterpret_cast<uintptr_t>(syncs.data()), uint32_t(syncs.size()), sizeof(drm_kiln_sync)};
   sub->timing.host_submit = std::chrono::steady_clock::now();
   try {
-    dev->drv->submit(a);
+    // The driver bounds the jobs a context has queued (-EBUSY): wait for our
+    // oldest one, as for a full ring, rather than failing the caller.
+    for (;;) {
+      try {
+        dev->drv->submit(a);
+        break;
+      } catch (const Error& e) {
+        if (e.os_errno() != EBUSY || inflight.empty()) throw;
+        const uint64_t oldest = inflight.front()->point;
+        dev->drv->syncobj_wait(std::span(&syncobj, 1), std::span(&oldest, 1), INT64_MAX);
+        retire_completed(false);
+      }
+    }
   } catch (const Error& e) {
     sub->residency.clear();
     dev->give_back(std::move(sub->cmd));
