@@ -52,12 +52,15 @@ const char *const kOpNames[OP_COUNT] = {
     "syncobj_timeline_signal", "syncobj_query", "syncobj_transfer", "syncobj_handle_to_fd",
     "syncobj_fd_to_handle", "syncobj_eventfd", "core_drm", "random_nr", "mmap"};
 
+constexpr int kErrnos = 140;
+
 // Shared with the parent: progress and per-op counters.
 struct Shared {
   std::atomic<uint64_t> calls;
   std::atomic<uint64_t> ok;
   std::atomic<uint64_t> per_op[OP_COUNT];
   std::atomic<uint64_t> submits_ok;
+  std::atomic<uint64_t> submit_errno[kErrnos];  // [0]: accepted
   std::atomic<uint64_t> heartbeat;
 };
 
@@ -75,7 +78,7 @@ class Fuzzer {
                                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0));
   }
   ~Fuzzer() {
-    for (int fd : fds_) close(fd);
+    for (auto &x : fds_) close(x.fd);
     for (int f : files_) close(f);
     close(efd_);
   }
@@ -96,6 +99,13 @@ class Fuzzer {
   struct Pool {
     std::vector<uint64_t> live, dead;
   };
+  // Host memory a worker may keep pinned through its live BO handles: the
+  // driver pins host BOs at creation, so without a budget the workers
+  // once held ~1.9 GB and ran the 2 GiB guest out of memory (seed 202).
+  static constexpr uint64_t kLiveBytes = 64ull << 20;
+  // Bigger sizes are still probed, but only where they must fail (> the
+  // VA space), so that one call cannot take a large part of guest RAM.
+  static constexpr uint64_t kMaxBo = 8ull << 20;
 
   uint64_t pick(Pool &p) {
     uint64_t k = r_.below(100);
@@ -105,6 +115,15 @@ class Fuzzer {
     if (k < 94) return r_.below(64);
     return r_.next() & 0xffffffff;
   }
+  // A handle enters a pool once: PRIME import and GEM_OPEN of a BO the file
+  // already has return the handle it has. Duplicates used to pile up until
+  // trim() looped forever looking for a closable one (seed 101, 200k calls).
+  static void adopt(Pool &p, uint64_t v) {
+    if (std::find(p.live.begin(), p.live.end(), v) != p.live.end()) return;
+    p.live.push_back(v);
+    auto d = std::find(p.dead.begin(), p.dead.end(), v);
+    if (d != p.dead.end()) p.dead.erase(d);
+  }
   static void forget(Pool &p, uint64_t v) {
     for (size_t i = 0; i < p.live.size(); i++)
       if (p.live[i] == v) {
@@ -113,6 +132,52 @@ class Fuzzer {
         if (p.dead.size() < 64) p.dead.push_back(v);
         return;
       }
+  }
+  int any_fd() { return fds_.empty() || r_.chance(6) ? int(r_.below(64)) - 1 : fds_[r_.below(fds_.size())].fd; }
+  // A BO handle of file f went away (GEM_CLOSE or trim).
+  void closed(int f, uint64_t h) {
+    forget(bos_[f], h);
+    host_[f].erase(uint32_t(h));
+    // Closing the submit BOs is a fine probe, but submits then need new ones.
+    if (h == cmd_[f].handle || h == data_[f].handle) {
+      if (cmd_map_[f]) munmap(cmd_map_[f], cmd_[f].size);
+      cmd_map_[f] = nullptr;
+      Dev d(files_[f]);
+      d.gem_close(h == cmd_[f].handle ? data_[f].handle : cmd_[f].handle);
+      d.release();
+      forget(bos_[f], cmd_[f].handle);
+      forget(bos_[f], data_[f].handle);
+      host_[f].erase(cmd_[f].handle);
+      host_[f].erase(data_[f].handle);
+      cmd_[f] = Bo{};
+      data_[f] = Bo{};
+    }
+  }
+  uint64_t held() const {
+    uint64_t n = 0;
+    for (auto &m : host_)
+      for (auto &[h, sz] : m) n += sz;
+    for (auto &x : fds_) n += x.bytes;
+    return n;
+  }
+  // Close exported fds and BOs (never the submit BOs) until `need` more fits.
+  void make_room(uint64_t need) {
+    while (held() + need > kLiveBytes) {
+      if (!fds_.empty()) {
+        close(fds_.front().fd);
+        fds_.erase(fds_.begin());
+        continue;
+      }
+      int f = host_[0].size() > 2 ? 0 : 1;
+      uint32_t victim = 0;
+      for (auto &[h, sz] : host_[f])
+        if (h != cmd_[f].handle && h != data_[f].handle) victim = h;
+      if (!victim) return;
+      Dev d(files_[f]);
+      d.gem_close(victim);
+      d.release();
+      closed(f, victim);
+    }
   }
   uint64_t interesting() {
     static const uint64_t v[] = {0, 1, 2, 3, 4, 7, 8, 63, 64, 65, 4095, 4096, 4097, 0x7fffffff, 0x80000000,
@@ -208,8 +273,14 @@ class Fuzzer {
         a.size = sizes[r_.below(7)];
         a.flags = uint32_t(r_.below(64)) & DRM_KILN_BO_FLAGS;
         if (mutating()) mutate(&a, sizeof(a));
+        bool host = !(a.flags & (DRM_KILN_BO_DRAM | DRM_KILN_BO_SRAM));
+        if (host && a.size > kMaxBo && a.size <= (1ull << 48)) a.size |= 1ull << 62;
+        if (host && a.size <= kMaxBo) make_room((a.size + 4095) & ~4095ull);
         int ret = io(f, DRM_IOCTL_KILN_BO_CREATE, &a);
-        if (!ret) bos.live.push_back(a.handle);
+        if (!ret) {
+          adopt(bos, a.handle);
+          if (host) host_[f][a.handle] = a.size;
+        }
         return ret;
       }
       case OP_BO_INFO: {
@@ -234,7 +305,7 @@ class Fuzzer {
           if (!r_.chance(20)) a.timeout_ms = uint32_t(50 + r_.below(200));
         }
         int ret = io(f, DRM_IOCTL_KILN_CTX_CREATE, &a);
-        if (!ret) ctxs.live.push_back(a.ctx_id);
+        if (!ret) adopt(ctxs, a.ctx_id);
         return ret;
       }
       case OP_CTX_DESTROY: {
@@ -271,7 +342,7 @@ class Fuzzer {
         a.handle = uint32_t(pick(bos));
         if (mutating()) mutate(&a, sizeof(a));
         int ret = io(f, DRM_IOCTL_GEM_CLOSE, &a);
-        if (!ret) forget(bos, a.handle);
+        if (!ret) closed(f, a.handle);
         return ret;
       }
       case OP_PRIME_EXPORT: {
@@ -280,15 +351,18 @@ class Fuzzer {
         a.flags = DRM_CLOEXEC | (r_.chance(2) ? DRM_RDWR : 0);
         if (mutating()) mutate(&a, sizeof(a));
         int ret = io(f, DRM_IOCTL_PRIME_HANDLE_TO_FD, &a);
-        if (!ret) fds_.push_back(a.fd);
+        if (!ret) {
+          auto it = host_[f].find(a.handle);
+          fds_.push_back({a.fd, it == host_[f].end() ? 0 : it->second});
+        }
         return ret;
       }
       case OP_PRIME_IMPORT: {
         drm_prime_handle a{};
-        a.fd = fds_.empty() || r_.chance(6) ? int(r_.below(64)) - 1 : fds_[r_.below(fds_.size())];
+        a.fd = any_fd();
         if (mutating()) mutate(&a, sizeof(a));
         int ret = io(f, DRM_IOCTL_PRIME_FD_TO_HANDLE, &a);
-        if (!ret) bos.live.push_back(a.handle);
+        if (!ret) adopt(bos, a.handle);
         return ret;
       }
       case OP_SYNC_CREATE: {
@@ -296,7 +370,10 @@ class Fuzzer {
         a.flags = r_.chance(2) ? DRM_SYNCOBJ_CREATE_SIGNALED : 0;
         if (mutating()) mutate(&a, sizeof(a));
         int ret = io(f, DRM_IOCTL_SYNCOBJ_CREATE, &a);
-        if (!ret) syncs.live.push_back(a.handle);
+        if (!ret) {
+          adopt(syncs, a.handle);
+          if (a.flags & DRM_SYNCOBJ_CREATE_SIGNALED) adopt(fenced_[f], a.handle);
+        }
         return ret;
       }
       case OP_SYNC_DESTROY: {
@@ -304,7 +381,10 @@ class Fuzzer {
         a.handle = uint32_t(pick(syncs));
         if (mutating()) mutate(&a, sizeof(a));
         int ret = io(f, DRM_IOCTL_SYNCOBJ_DESTROY, &a);
-        if (!ret) forget(syncs, a.handle);
+        if (!ret) {
+          forget(syncs, a.handle);
+          forget(fenced_[f], a.handle);
+        }
         return ret;
       }
       case OP_SYNC_WAIT:
@@ -381,17 +461,17 @@ class Fuzzer {
         a.flags = r_.chance(2) ? DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE : 0;
         if (mutating()) mutate(&a, sizeof(a));
         int ret = io(f, DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &a);
-        if (!ret) fds_.push_back(a.fd);
+        if (!ret) fds_.push_back({a.fd, 0});
         return ret;
       }
       case OP_SYNC_FROM_FD: {
         drm_syncobj_handle a{};
-        a.fd = fds_.empty() || r_.chance(6) ? int(r_.below(64)) - 1 : fds_[r_.below(fds_.size())];
+        a.fd = any_fd();
         a.flags = r_.chance(2) ? DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE : 0;
         a.handle = a.flags ? uint32_t(pick(syncs)) : 0;
         if (mutating()) mutate(&a, sizeof(a));
         int ret = io(f, DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE, &a);
-        if (!ret && !(a.flags & DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE)) syncs.live.push_back(a.handle);
+        if (!ret && !(a.flags & DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE)) adopt(syncs, a.handle);
         return ret;
       }
       case OP_SYNC_EVENTFD: {
@@ -438,7 +518,7 @@ class Fuzzer {
             auto *o = reinterpret_cast<drm_gem_open *>(arg);
             o->name = uint32_t(r_.below(16));
             int ret = io(f, DRM_IOCTL_GEM_OPEN, o);
-            if (!ret) bos.live.push_back(o->handle);
+            if (!ret) adopt(bos, o->handle);
             return ret;
           }
         }
@@ -495,17 +575,26 @@ class Fuzzer {
   int submit(int f, Dev &d) {
     Pool &ctxs = ctxs_[f], &syncs = syncs_[f];
     if (!cmd_[f].handle) {
-      if (d.bo_create(8192, 0, &cmd_[f]) || d.bo_create(65536, 0, &data_[f])) return -ENOMEM;
-      bos_[f].live.push_back(cmd_[f].handle);
-      bos_[f].live.push_back(data_[f].handle);
+      make_room(8192 + 65536);
+      if (d.bo_create(8192, 0, &cmd_[f])) return -ENOMEM;
+      adopt(bos_[f], cmd_[f].handle);
+      host_[f][cmd_[f].handle] = cmd_[f].size;
+      if (d.bo_create(65536, 0, &data_[f])) return -ENOMEM;
+      adopt(bos_[f], data_[f].handle);
+      host_[f][data_[f].handle] = data_[f].size;
       void *p = d.map(cmd_[f].handle, cmd_[f].size);
       if (!p) return -ENOMEM;
       cmd_map_[f] = static_cast<uint8_t *>(p);
     }
+    if (!cmd_map_[f]) return -ENOMEM;
     if (ctxs.live.empty()) {
       uint32_t id = 0;
-      if (d.ctx_create(&id, DRM_KILN_PRIORITY_NORMAL, 100) == 0) ctxs.live.push_back(id);
+      if (d.ctx_create(&id, DRM_KILN_PRIORITY_NORMAL, 100) == 0) adopt(ctxs, id);
     }
+    // Most submits are built to pass the argument checks, so that the
+    // scheduler, the rings and the device see them (an earlier version got
+    // 42 of ~700 through); the rest probe the checks with mutated arguments.
+    const bool valid = r_.below(100) < 70;
     // Refresh the command buffer: valid packets, sometimes mutated ones.
     Cmd c;
     c.fill(data_[f].va + 64 * r_.below(16), 64 * (1 + r_.below(16)), uint32_t(r_.next()));
@@ -517,35 +606,53 @@ class Fuzzer {
       // Keep WAIT out: a WAIT that never completes only costs the context's timeout.
       for (int i = 0; i < 1 + int(r_.below(3)); i++) pk[r_.below(64)] ^= uint8_t(1u << r_.below(8));
     }
-    uint32_t so = uint32_t(pick(syncs));
+    auto live_or_pick = [&](Pool &p) {
+      return valid && !p.live.empty() ? p.live[r_.below(p.live.size())] : pick(p);
+    };
     std::vector<drm_kiln_bo_ref> refs{ref(cmd_[f], false), ref(data_[f])};
     if (r_.chance(4)) {
       drm_kiln_bo_ref x{};
-      x.handle = uint32_t(pick(bos_[f]));
-      refs.push_back(x);
+      x.handle = uint32_t(live_or_pick(bos_[f]));
+      if (!valid || (x.handle != cmd_[f].handle && x.handle != data_[f].handle)) refs.push_back(x);
     }
     std::vector<drm_kiln_sync> sy;
-    if (r_.chance(2)) sy.push_back(sig(so, r_.chance(3) ? 1 + r_.below(8) : 0));
-    if (r_.chance(4)) sy.push_back(waitfor(uint32_t(pick(syncs)), r_.below(3)));
+    uint32_t so = 0;
+    bool binary = false;
+    if (r_.chance(2) && (!valid || !syncs.live.empty())) {
+      so = uint32_t(live_or_pick(syncs));
+      binary = valid ? !r_.chance(3) : r_.chance(2);
+      sy.push_back(sig(so, binary ? 0 : 1 + r_.below(8)));
+    }
+    if (r_.chance(4)) {
+      if (valid && !fenced_[f].live.empty())
+        sy.push_back(waitfor(uint32_t(fenced_[f].live[r_.below(fenced_[f].live.size())]), 0));
+      else if (!valid)
+        sy.push_back(waitfor(uint32_t(pick(syncs)), r_.below(3)));
+    }
     drm_kiln_submit s{};
-    s.ctx_id = uint32_t(pick(ctxs));
+    s.ctx_id = uint32_t(live_or_pick(ctxs));
     s.cmd_va = cmd_[f].va;
     s.cmd_size = c.size();
-    s.bos.ptr = ptr_for(refs.data());
+    s.bos.ptr = valid ? reinterpret_cast<uintptr_t>(refs.data()) : ptr_for(refs.data());
     s.bos.count = uint32_t(refs.size());
     s.bos.stride = sizeof(drm_kiln_bo_ref);
-    s.syncs.ptr = sy.empty() ? 0 : ptr_for(sy.data());
+    s.syncs.ptr = sy.empty() ? 0 : valid ? reinterpret_cast<uintptr_t>(sy.data()) : ptr_for(sy.data());
     s.syncs.count = uint32_t(sy.size());
     s.syncs.stride = sizeof(drm_kiln_sync);
-    if (mutating()) {
-      mutate(&s, sizeof(s));
-      // A huge count with a valid pointer is still a legitimate probe of the limits.
-    }
+    // A huge count with a valid pointer is still a legitimate probe of the limits.
+    if (!valid && mutating()) mutate(&s, sizeof(s));
     int ret = io(f, DRM_IOCTL_KILN_SUBMIT, &s);
+    sh_->submit_errno[std::min<int>(-ret, kErrnos - 1)]++;
     if (!ret) {
       sh_->submits_ok++;
       jobs_[f].push_back({s.ctx_id, s.seqno});
       if (jobs_[f].size() > 64) jobs_[f].erase(jobs_[f].begin());
+      if (so && binary) adopt(fenced_[f], so);
+    } else if (ret == -EIO) {
+      // Banned (one of its jobs hung): a new context serves the next submits.
+      drm_kiln_ctx_destroy a{};
+      a.ctx_id = s.ctx_id;
+      if (io(f, DRM_IOCTL_KILN_CTX_DESTROY, &a) == 0) forget(ctxs, s.ctx_id);
     }
     return ret;
   }
@@ -557,7 +664,7 @@ class Fuzzer {
       uint32_t h = uint32_t(bos_[f].live[r_.below(bos_[f].live.size())]);
       if (h == cmd_[f].handle || h == data_[f].handle) continue;
       d.gem_close(h);
-      forget(bos_[f], h);
+      closed(f, h);
     }
     while (ctxs_[f].live.size() > 8) {
       uint32_t c = uint32_t(ctxs_[f].live[0]);
@@ -568,9 +675,10 @@ class Fuzzer {
       uint32_t s = uint32_t(syncs_[f].live[0]);
       d.syncobj_destroy(s);
       forget(syncs_[f], s);
+      forget(fenced_[f], s);
     }
     while (fds_.size() > 24) {
-      close(fds_.front());
+      close(fds_.front().fd);
       fds_.erase(fds_.begin());
     }
     d.release();
@@ -582,7 +690,13 @@ class Fuzzer {
   int efd_ = -1;
   uint8_t *scratch_ = nullptr;
   Pool bos_[2], ctxs_[2], syncs_[2];
-  std::vector<int> fds_;
+  struct Fd {
+    int fd;
+    uint64_t bytes;  // host memory the fd keeps alive (a dma-buf)
+  };
+  std::vector<Fd> fds_;
+  std::map<uint32_t, uint64_t> host_[2];  // live host BO handle -> bytes
+  Pool fenced_[2];                        // syncobjs known to have a fence
   std::vector<std::pair<uint32_t, uint64_t>> jobs_[2];
   Bo cmd_[2], data_[2];
   uint8_t *cmd_map_[2] = {nullptr, nullptr};
@@ -668,6 +782,10 @@ TEST(StressIoctl, FuzzAsUnprivilegedUserAccountingBackToBaseline) {
          (unsigned long long)calls, (unsigned long long)sh->ok.load(), (unsigned long long)sh->submits_ok.load(),
          secs, (unsigned long long)spawned, (unsigned long long)self_crashes);
   for (int i = 0; i < OP_COUNT; i++) printf("  %-24s %llu\n", kOpNames[i], (unsigned long long)sh->per_op[i].load());
+  printf("  submit outcomes:");
+  for (int e = 0; e < kErrnos; e++)
+    if (uint64_t n = sh->submit_errno[e].load()) printf(" %s %llu", e ? strerrorname_np(e) : "accepted", (unsigned long long)n);
+  printf("\n");
 
   std::string leak = wait_back_to(probe, base, 20000);
   EXPECT_EQ(leak, "") << "accounting not back to baseline after the fuzzer";
@@ -679,6 +797,7 @@ TEST(StressIoctl, FuzzAsUnprivilegedUserAccountingBackToBaseline) {
   std::map<std::string, double> fig{{"calls", double(calls)},
                                     {"succeeded", double(sh->ok.load())},
                                     {"jobs_submitted", double(sh->submits_ok.load())},
+                                    {"submit_calls", double(sh->per_op[OP_SUBMIT].load())},
                                     {"seconds", secs},
                                     {"calls_per_s", calls / std::max(secs, 1e-9)},
                                     {"worker_processes", double(spawned)},
