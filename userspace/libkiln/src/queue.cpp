@@ -436,8 +436,11 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
   sub->seqno = a.seqno;
   pending_waits.clear();
   log(Level::trace, "submit ctx {} seqno {} point {}: {}", ctx, a.seqno, point, sub->summary);
+  // Reap what finished earlier, so fire-and-forget submissions do not pile
+  // up. With nothing older in flight there is nothing to reap: skip the
+  // SYNCOBJ_QUERY, it would only lengthen every submit-and-wait round trip.
+  if (!inflight.empty()) retire_completed(false);
   inflight.push_back(sub);
-  retire_completed(false);
   return Event(sub);
 }
 
