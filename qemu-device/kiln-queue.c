@@ -731,18 +731,41 @@ static KilnQueue *kiln_pick_locked(KilnState *s, int64_t now,
     return NULL;
 }
 
-/* Re-poll queues blocked in WAIT soon. Caller holds s->lock. */
-void kiln_queue_kick_locked(KilnState *s)
+/* Make queues blocked in WAIT poll again now; false if there are none. */
+static bool kiln_queue_repoll_locked(KilnState *s)
 {
+    bool any = false;
     int i;
 
     for (i = 0; i < KILN_NUM_QUEUES; i++) {
         if (s->q[i].waiting) {
             s->q[i].next_poll_ms = 0;
             s->q[i].backoff_ms = 0;
+            any = true;
         }
     }
+    return any;
+}
+
+/* Re-poll queues blocked in WAIT and wake every worker. Caller holds lock. */
+void kiln_queue_kick_locked(KilnState *s)
+{
+    kiln_queue_repoll_locked(s);
     qemu_cond_broadcast(&s->work_cond);
+}
+
+/*
+ * A doorbell made one queue runnable: one idle worker is enough, unless
+ * queues blocked in WAIT must be re-polled too. Waking every worker for
+ * each doorbell only adds host context switches to the job round trip.
+ */
+void kiln_queue_doorbell_locked(KilnState *s)
+{
+    if (kiln_queue_repoll_locked(s)) {
+        qemu_cond_broadcast(&s->work_cond);
+    } else {
+        qemu_cond_signal(&s->work_cond);
+    }
 }
 
 static void kiln_commit_locked(KilnState *s, KilnQueue *q, const KilnStep *st,
@@ -827,8 +850,12 @@ static void kiln_commit_locked(KilnState *s, KilnQueue *q, const KilnStep *st,
             kiln_raise_vec(s, KILN_VEC_QUEUE(qid));
         }
     }
-    if (st->wrote) {
-        kiln_queue_kick_locked(s);
+    /*
+     * Memory written may satisfy a WAIT. The calling worker picks again
+     * itself, so the others are woken only when there is a WAIT to re-poll.
+     */
+    if (st->wrote && kiln_queue_repoll_locked(s)) {
+        qemu_cond_broadcast(&s->work_cond);
     }
 }
 

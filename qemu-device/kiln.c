@@ -39,6 +39,7 @@
 /* Any thread. Queue vector @vec for delivery by the bottom half. */
 void kiln_raise_vec(KilnState *s, unsigned vec)
 {
+    trace_kiln_irq_raise(vec);
     qatomic_or(&s->pending_vecs, 1ull << vec);
     qemu_bh_schedule(s->irq_bh);
 }
@@ -530,7 +531,7 @@ static void kiln_doorbell(KilnState *s, hwaddr addr, uint32_t val)
         return;
     }
     q->tail = val;
-    kiln_queue_kick_locked(s);
+    kiln_queue_doorbell_locked(s);
 }
 
 static void kiln_qctrl_write(KilnState *s, int qid, hwaddr addr, uint32_t val)

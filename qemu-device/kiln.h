@@ -181,5 +181,6 @@ void kiln_queue_start(KilnState *s);
 void kiln_queue_stop(KilnState *s);
 void kiln_queue_reset_locked(KilnState *s);
 void kiln_queue_kick_locked(KilnState *s);
+void kiln_queue_doorbell_locked(KilnState *s);
 
 #endif /* HW_MISC_KILN_H */
