@@ -55,11 +55,13 @@ struct kiln_ctx *kiln_ctx_lookup(struct kiln_file *kfile, u32 id)
 
 /*
  * Spread contexts over the job queues whose hardware priority is closest
- * to the requested one, least loaded first.
+ * to the requested one, least loaded first; among equally loaded queues,
+ * prefer one whose interrupt is steered to the creating CPU (kiln_irq.c).
  */
 static struct kiln_queue *kiln_ctx_pick_queue(struct kiln_device *kdev,
 					      u32 priority)
 {
+	unsigned int cpu = raw_smp_processor_id();
 	struct kiln_queue *best = NULL;
 	unsigned int best_score = UINT_MAX;
 	u32 i;
@@ -71,7 +73,7 @@ static struct kiln_queue *kiln_ctx_pick_queue(struct kiln_device *kdev,
 		if (!q->sched_ready)
 			continue;
 		score = abs((int)q->priority - (int)priority) * 65536 +
-			atomic_read(&q->nr_ctx);
+			atomic_read(&q->nr_ctx) * 2 + (q->irq_cpu != cpu);
 		if (score < best_score) {
 			best = q;
 			best_score = score;

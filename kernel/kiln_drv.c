@@ -361,6 +361,8 @@ static void kiln_drm_release(struct drm_device *drm, void *arg)
 	kiln_stale_fini(kdev);
 	for (i = 0; i < KILN_NUM_QUEUES; i++)
 		kiln_sched_fini(&kdev->queues[i]);
+	if (kdev->sched_wq)
+		destroy_workqueue(kdev->sched_wq);
 	for (i = 0; i < KILN_NUM_QUEUES; i++)
 		kiln_queue_free(&kdev->queues[i]);
 	kiln_vram_fini(&kdev->sram);
@@ -382,6 +384,10 @@ static int kiln_init_queues(struct kiln_device *kdev)
 	if (ret)
 		return ret;
 	kdev->queues[KILN_MGMT_QUEUE].priority = KILN_NUM_PRIORITIES - 1;
+
+	kdev->sched_wq = kiln_sched_wq_alloc(kdev);
+	if (!kdev->sched_wq)
+		return -ENOMEM;
 
 	for (i = 1; i < kdev->num_queues; i++) {
 		struct kiln_queue *q = &kdev->queues[i];

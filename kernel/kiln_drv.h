@@ -97,6 +97,9 @@ struct kiln_device {
 	atomic_t bo_count;
 	atomic64_t host_bytes;
 
+	/* run_job and free_job of every queue's scheduler; see kiln_job.c */
+	struct workqueue_struct *sched_wq;
+
 	/* Recovery: an ordered workqueue runs the watchdog and resets. */
 	struct workqueue_struct *reset_wq;
 	struct delayed_work watchdog;

@@ -130,6 +130,37 @@ static irqreturn_t kiln_irq_mmu_fault(int irq, void *arg)
 	return IRQ_HANDLED;
 }
 
+/*
+ * Point each job queue's vector at one CPU, spreading the queues of each
+ * priority over the CPUs, and remember it for context placement
+ * (kiln_ctx.c): a context created on a CPU gets a queue whose interrupt
+ * arrives there, so a submit-and-wait round trip stays on one CPU instead
+ * of paying a cross-CPU wake-up for every completion, as blk-mq does with
+ * per-CPU queues. Only a hint: the IRQ stays movable.
+ */
+static void kiln_irq_spread(struct kiln_device *kdev, struct kiln_queue *q)
+{
+	int node = dev_to_node(kdev->drm.dev);
+	unsigned int idx = 0;
+	u32 i;
+
+	for (i = KILN_MGMT_QUEUE + 1; i < q->id; i++)
+		if (kdev->queues[i].priority == q->priority)
+			idx++;
+	q->irq_cpu = cpumask_local_spread(idx, node);
+	irq_set_affinity_and_hint(pci_irq_vector(kdev->pdev,
+						 KILN_VEC_QUEUE(q->id)),
+				  cpumask_of(q->irq_cpu));
+}
+
+static void kiln_irq_free_queue(struct kiln_device *kdev, struct kiln_queue *q)
+{
+	unsigned int irq = pci_irq_vector(kdev->pdev, KILN_VEC_QUEUE(q->id));
+
+	irq_update_affinity_hint(irq, NULL);
+	free_irq(irq, q);
+}
+
 int kiln_irq_init(struct kiln_device *kdev)
 {
 	struct pci_dev *pdev = kdev->pdev;
@@ -153,6 +184,8 @@ int kiln_irq_init(struct kiln_device *kdev)
 				  kiln_irq_queue, 0, q->irq_name, q);
 		if (ret)
 			goto err_free;
+		if (i != KILN_MGMT_QUEUE)
+			kiln_irq_spread(kdev, q);
 	}
 	ret = request_threaded_irq(pci_irq_vector(pdev, KILN_VEC_ERROR), NULL,
 				   kiln_irq_error, IRQF_ONESHOT, "kiln-error",
@@ -172,8 +205,7 @@ int kiln_irq_init(struct kiln_device *kdev)
 err_free:
 	while (i--)
 		if (kdev->queues[i].used)
-			free_irq(pci_irq_vector(pdev, KILN_VEC_QUEUE(i)),
-				 &kdev->queues[i]);
+			kiln_irq_free_queue(kdev, &kdev->queues[i]);
 	pci_free_irq_vectors(pdev);
 	return ret;
 }
@@ -189,8 +221,7 @@ void kiln_irq_fini(struct kiln_device *kdev)
 	free_irq(pci_irq_vector(pdev, KILN_VEC_ERROR), kdev);
 	for (i = 0; i < kdev->num_queues; i++)
 		if (kdev->queues[i].used)
-			free_irq(pci_irq_vector(pdev, KILN_VEC_QUEUE(i)),
-				 &kdev->queues[i]);
+			kiln_irq_free_queue(kdev, &kdev->queues[i]);
 	pci_free_irq_vectors(pdev);
 	kdev->irqs_requested = false;
 }

@@ -18,6 +18,7 @@
 #include <linux/dma-resv.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/workqueue.h>
 
 #include <drm/drm_drv.h>
 #include <drm/drm_exec.h>
@@ -112,10 +113,29 @@ static const struct drm_sched_backend_ops kiln_sched_ops = {
 	.free_job = kiln_sched_free_job,
 };
 
+/*
+ * The schedulers' work items run on one per-CPU, high-priority workqueue
+ * instead of drm_sched's default ordered, unbound one per scheduler. With
+ * the unbound queue, run_job often ran on another, idle CPU, which had to
+ * be woken first (an IPI, a halted vCPU to wake under emulation) and then
+ * raced the submitter for the rest of the round trip; at normal priority
+ * on the submitting CPU it waits until the submitter sleeps. Here it runs
+ * on the submitting CPU as soon as SUBMIT returns, overlapping the
+ * device's work with the rest of the submitter's. drm_sched does not need
+ * an ordered queue: run_job and free_job are distinct work items, and a
+ * work item never runs concurrently with itself.
+ */
+struct workqueue_struct *kiln_sched_wq_alloc(struct kiln_device *kdev)
+{
+	return alloc_workqueue("kiln-sched-%s", WQ_HIGHPRI | WQ_MEM_RECLAIM, 0,
+			       pci_name(kdev->pdev));
+}
+
 int kiln_sched_init(struct kiln_queue *q)
 {
 	const struct drm_sched_init_args args = {
 		.ops = &kiln_sched_ops,
+		.submit_wq = q->kdev->sched_wq,
 		.num_rqs = DRM_SCHED_PRIORITY_COUNT,
 		/* A job uses two ring slots and one status record. */
 		.credit_limit = q->job_slots - 1,

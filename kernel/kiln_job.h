@@ -12,6 +12,7 @@
 
 struct drm_device;
 struct drm_file;
+struct kiln_device;
 struct drm_gem_object;
 struct kiln_ctx;
 struct kiln_fence;
@@ -43,6 +44,7 @@ static inline struct kiln_job *to_kiln_job(struct drm_sched_job *job)
 	return container_of(job, struct kiln_job, base);
 }
 
+struct workqueue_struct *kiln_sched_wq_alloc(struct kiln_device *kdev);
 int kiln_sched_init(struct kiln_queue *q);
 void kiln_sched_fini(struct kiln_queue *q);
 
