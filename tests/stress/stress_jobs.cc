@@ -909,6 +909,50 @@ TEST_F(Stress, SoakFaultsWhileVictimsRunNoInnocentLost) {
   EXPECT_EQ(lost, 0u) << "innocent jobs lost";
 }
 
+// The management queue (queue 0, the driver's TLB invalidations) hangs
+// while a BO is closed: the invalidation times out, so the device may still
+// reach the BO through a stale TLB entry. The driver must keep the BO's
+// memory and VA until a device reset has flushed the TLB (the deferred-free
+// path, kiln_stale_defer), reset the device, then free them: accounting back
+// to baseline, one more reset, and the device works. Needs QMP (make stress).
+TEST_F(Stress, SoakManagementQueueHangDefersFreeUntilReset) {
+  HostChannel host;
+  if (!host.ok()) GTEST_SKIP() << "needs the host channel (make stress)";
+  Dev &d = *dev_;
+  const uint64_t resets0 = d.param(DRM_KILN_PARAM_RESET_COUNT);
+  const uint64_t bos0 = d.param(DRM_KILN_PARAM_BO_COUNT), host0 = d.param(DRM_KILN_PARAM_HOST_BO_BYTES);
+  Bo b = d.bo(1 << 20);
+  ASSERT_EQ(host.call("qom-set kiln0 fault-hang-queue 0"), "ok");
+  uint64_t t0 = now_ns();
+  ASSERT_EQ(d.gem_close(b.handle), 0) << "close never fails";
+  double close_ms = double(now_ns() - t0) / 1e6;
+  // The unmap waited for the invalidation's 2 s timeout, then gave up.
+  EXPECT_GT(close_ms, 1500.0);
+  uint64_t resets = resets0;
+  for (int i = 0; i < 200 && resets == resets0; i++, usleep(50000)) resets = d.param(DRM_KILN_PARAM_RESET_COUNT);
+  EXPECT_EQ(resets, resets0 + 1) << "a stuck management queue resets the device";
+  uint64_t bos = 0, hostb = 0;
+  for (int i = 0; i < 200; i++, usleep(50000)) {
+    bos = d.param(DRM_KILN_PARAM_BO_COUNT), hostb = d.param(DRM_KILN_PARAM_HOST_BO_BYTES);
+    if (bos == bos0 && hostb == host0) break;
+  }
+  EXPECT_EQ(bos, bos0) << "the BO is freed after the reset";
+  EXPECT_EQ(hostb, host0);
+  uint32_t ctx = fresh_ctx(2000);
+  Bo buf = d.bo(65536);
+  Cmd c;
+  c.fill(buf.va, 65536, 0x600dcafe);
+  Outcome o = run_job(d, ctx, c.data(), c.size(), {buf}, 60 * kSec);
+  EXPECT_EQ(o.submit_err, 0);
+  EXPECT_EQ(o.st.status, uint32_t(KILN_STATUS_OK));
+  auto *m = static_cast<uint32_t *>(d.map(buf.handle, buf.size));
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m[16383], 0x600dcafeu);
+  munmap(m, buf.size);
+  d.gem_close(buf.handle);
+  figure("mgmt_hang", {{"close_ms", close_ms}, {"resets", double(resets - resets0)}, {"freed", bos == bos0 ? 1.0 : 0.0}});
+}
+
 // ------------------------------------------------------------------ part 5
 
 TEST_F(Stress, LifecycleKilledMidSubmitAndClosedWithJobsInFlight) {
