@@ -425,15 +425,22 @@ void kiln_stale_init(struct kiln_device *kdev)
 void kiln_stale_defer(struct kiln_device *kdev, struct kiln_stale *s, u32 gen,
 		      void (*release)(struct kiln_stale *s))
 {
+	bool due;
+
 	s->gen = gen;
 	s->release = release;
 	spin_lock(&kdev->stale_lock);
 	list_add_tail(&s->link, &kdev->stale_list);
+	/* Under the lock: once it is dropped, the work may free @s. */
+	due = kiln_stale_due(kdev, s);
 	spin_unlock(&kdev->stale_lock);
-	drm_err_ratelimited(&kdev->drm,
-			    "TLB not invalidated; memory kept until the device is reset\n");
-	if (kiln_stale_due(kdev, s))
+	/* Removed, or reset since: nothing is kept, nothing to report. */
+	if (due) {
 		kiln_stale_kick(kdev);
+		return;
+	}
+	drm_err_ratelimited(&kdev->drm,
+			    "TLB not invalidated; memory kept until the device is reset or removed\n");
 }
 
 void kiln_stale_kick(struct kiln_device *kdev)

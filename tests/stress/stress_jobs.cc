@@ -47,8 +47,8 @@ Outcome run_job(Dev &d, uint32_t ctx, const void *cmd, uint32_t size, const std:
                 uint64_t wait_ns = 60 * kSec, uint32_t size_override = 0) {
   Outcome o;
   Bo cb;
-  if (d.bo_create(std::max<uint64_t>(4096, (size + 4095) & ~4095ull), 0, &cb)) {
-    o.submit_err = -ENOMEM;
+  if (int err = d.bo_create(std::max<uint64_t>(4096, (size + 4095) & ~4095ull), 0, &cb)) {
+    o.submit_err = err;
     return o;
   }
   if (void *p = d.map(cb.handle, cb.size)) {
@@ -61,7 +61,8 @@ Outcome run_job(Dev &d, uint32_t ctx, const void *cmd, uint32_t size, const std:
   o.submit_err = d.submit(ctx, cb.va, size_override ? size_override : size, refs, {sig(so)}, &o.seqno);
   if (!o.submit_err) {
     o.finished = d.syncobj_wait(so, wait_ns) == 0;
-    d.job_status(ctx, o.seqno, &o.st);
+    // No status (the device was removed): the outcome is unknown, not OK.
+    if (d.job_status(ctx, o.seqno, &o.st)) o.finished = false;
   }
   d.syncobj_destroy(so);
   d.gem_close(cb.handle);
@@ -206,6 +207,10 @@ bool sram_has_secret(Dev &d, uint32_t ctx, const Bo &sram, const Bo &readback, u
     c.raw(&l);
     Outcome o = run_job(d, ctx, c.data(), c.size(), {in, mid, out, args, k.code}, 120 * kSec);
     v->jobs++;
+    if (o.submit_err == -ENODEV) {  // hot-unplugged: nothing more to run
+      v->lost++;
+      break;
+    }
     if (o.submit_err == -EIO) {
       // Banned (a reset named us guilty): that is a lost innocent job too.
       v->lost++;
@@ -390,6 +395,10 @@ TEST_F(Stress, JobsMutatedCommandBuffersFailCleanlyVictimIntact) {
     if (r.chance(12)) size_override = uint32_t(r.chance(2) ? buf.size() + 64 : r.below(buf.size() + 1));
     Outcome o = run_job(d, ctx, buf.data(), uint32_t(buf.size()), {data, dram, sram, args, k_.code}, 60 * kSec,
                         size_override);
+    if (o.submit_err == -ENODEV) {  // hot-unplugged (the hotplug part): stop here
+      printf("command fuzzer: device removed after %llu jobs\n", (unsigned long long)j);
+      break;
+    }
     std::string why;
     if (!clear_outcome(o, &why)) {
       unclear++;
