@@ -110,8 +110,9 @@ PciInfo pci_details(const std::string& address) {
   pci_cleanup(pa);
   if (p.vendor_name.empty()) p.vendor_name = fmt::format("{:04x}", p.vendor_id);
   if (p.device_name.empty())
-    p.device_name =
-        (p.vendor_id == KILN_PCI_VENDOR_ID && p.device_id == KILN_PCI_DEVICE_ID) ? "Kiln K1 accelerator" : fmt::format("{:04x}", p.device_id);
+    p.device_name = (p.vendor_id == KILN_PCI_VENDOR_ID && p.device_id == KILN_PCI_DEVICE_ID)
+                        ? "Kiln K1 accelerator"
+                        : fmt::format("{:04x}", p.device_id);
   return p;
 }
 
@@ -308,6 +309,7 @@ std::shared_ptr<Bo> DeviceState::take_host_bo(uint64_t size) {
       bo->handle = best->handle, bo->va = best->va, bo->size = best->size;
       bo->mmap_offset = best->mmap_offset, bo->map = best->map;
       bo->memory = Memory::host;
+      cmd_pool_bytes -= best->size;
       cmd_pool.erase(best);
       live[bo->handle] = bo;
       return bo;
@@ -322,8 +324,9 @@ std::shared_ptr<Bo> DeviceState::take_host_bo(uint64_t size) {
 void DeviceState::give_back(std::shared_ptr<Bo>&& bo) {
   if (!bo || bo.use_count() != 1 || !bo->map) return;
   std::lock_guard g(mu);
-  if (cmd_pool.size() >= 16 || bo->size > (16u << 20)) return;
+  if (bo->size > cmd_pool_max_bo || cmd_pool_bytes + bo->size > cmd_pool_max_bytes) return;
   cmd_pool.push_back({bo->handle, bo->va, bo->size, bo->mmap_offset, bo->map});
+  cmd_pool_bytes += bo->size;
   bo->handle = 0;
   bo->map = nullptr;
   bo.reset();

@@ -70,6 +70,13 @@ struct DeviceState : std::enable_shared_from_this<DeviceState> {
     std::byte* map;
   };
   std::vector<PoolEntry> cmd_pool;
+  uint64_t cmd_pool_bytes = 0;
+  // The pool is bounded by bytes, not by count: with a count limit (it was
+  // 16), every submission beyond that many in flight (64 queues each with
+  // one job, in the Scale benchmark) created and destroyed a BO, i.e. a VA
+  // map and an unmap with a synchronous TLB invalidation: ~3 ms per job.
+  static constexpr uint64_t cmd_pool_max_bytes = 64u << 20;
+  static constexpr uint64_t cmd_pool_max_bo = 16u << 20;
   // Live BOs by GEM handle: a PRIME import of a BO this file already has
   // returns the same handle, which must not be closed twice.
   std::map<uint32_t, std::weak_ptr<Bo>> live;
