@@ -55,6 +55,7 @@ struct kiln_queue {
 	struct drm_gpu_scheduler sched;
 	atomic_t nr_ctx;		/* contexts bound, for placement */
 	unsigned int irq_cpu;		/* where the interrupt is steered */
+	unsigned long irq_moved;	/* jiffies of the last steering */
 	atomic64_t jobs_done;
 	atomic64_t jobs_failed;
 
