@@ -18,7 +18,7 @@
 #include "kiln_mmu.h"
 #include "kiln_reset.h"
 
-#define KILN_IRQ_FOLLOW_INTERVAL	(HZ / 10)
+#define KILN_IRQ_FOLLOW_INTERVAL	msecs_to_jiffies(4)
 
 static irqreturn_t kiln_irq_queue(int irq, void *arg)
 {
