@@ -6,6 +6,7 @@
 #ifndef KILN_PE_INTERNAL_H
 #define KILN_PE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 #include "../kiln_engine.h"
 #include "kiln/hw/kiln_isa.h"
+#include "pe_simd.h"
 
 #define KILN_PE_TLB_SIZE        64
 #define KILN_PE_CODE_HASH       256
@@ -79,6 +81,12 @@ typedef struct KilnPe {
 
     uint8_t *lm;
     uint64_t lm_size;
+    /*
+     * [lm_clean_lo, lm_clean_hi): bytes of the local-memory buffer known to
+     * be zero; the next launch using the buffer zeroes only the rest.
+     */
+    uint64_t lm_clean_lo, lm_clean_hi;
+    struct KilnLmBuf *lm_buf;
 
     KilnPeTlb rtlb[KILN_PE_TLB_SIZE];
     KilnPeTlb wtlb[KILN_PE_TLB_SIZE];
@@ -130,8 +138,18 @@ struct KilnLaunch {
     KilnPe *pes;
 };
 
+/* A PE local memory, kept by the engine between launches */
+typedef struct KilnLmBuf {
+    struct KilnLmBuf *next;
+    uint64_t clean_lo, clean_hi;    /* as KilnPe's */
+    uint8_t *mem;                   /* cfg.local_mem_size bytes */
+} KilnLmBuf;
+
 struct KilnPeEngine {
     KilnPeConfig cfg;
+    pthread_mutex_t lm_lock;
+    KilnLmBuf *lm_free;
+    uint32_t lm_free_count;
 };
 
 /* pe_interp.c */
@@ -141,6 +159,7 @@ void kiln_pe_fault(KilnPe *pe, uint32_t status, uint64_t addr,
 void kiln_pe_mmu_fault(KilnPe *pe, const KilnFault *f, uint64_t addr,
                        uint32_t access);
 void kiln_pe_tlb_flush(KilnPe *pe);
+void kiln_pe_lm_dirty(KilnPe *pe, uint64_t off, uint64_t len);
 uint32_t kiln_pe_host_fflags(void);
 void kiln_pe_clear_host_fflags(void);
 
@@ -149,13 +168,6 @@ bool kiln_pe_custom(KilnPe *pe, uint32_t raw, uint64_t a, uint64_t b,
                     uint64_t *rd);
 void kiln_pe_debug_append(KilnPe *pe, const char *s, uint64_t n);
 
-/* pe_math.c: element conversions shared with tests */
-uint16_t kiln_f32_to_bf16(float f);
-float kiln_bf16_to_f32(uint16_t h);
-uint16_t kiln_f32_to_f16(float f);
-float kiln_f16_to_f32(uint16_t h);
-int8_t kiln_f32_to_i8(float f);
-int32_t kiln_f32_to_i32(float f);
 
 static inline uint64_t kiln_pe_cycles(const KilnPe *pe)
 {

@@ -82,6 +82,31 @@ void kiln_pe_tlb_flush(KilnPe *pe)
     }
 }
 
+/*
+ * Bytes [off, off + len) of local memory are about to be written: shrink
+ * the known-zero window, keeping its larger side (the stack grows down from
+ * the top, data usually up from the bottom).
+ */
+void kiln_pe_lm_dirty(KilnPe *pe, uint64_t off, uint64_t len)
+{
+    uint64_t lo = pe->lm_clean_lo, hi = pe->lm_clean_hi, end = off + len;
+
+    if (end <= lo || off >= hi) {
+        return;
+    }
+    if (off <= lo) {
+        lo = end < hi ? end : hi;
+    } else if (end >= hi) {
+        hi = off;
+    } else if (off - lo >= hi - end) {
+        hi = off;
+    } else {
+        lo = end;
+    }
+    pe->lm_clean_lo = lo;
+    pe->lm_clean_hi = hi;
+}
+
 /* ---- host FP environment ------------------------------------------------ */
 
 uint32_t kiln_pe_host_fflags(void)
@@ -412,6 +437,7 @@ static bool mem_slow(KilnPe *pe, uint64_t addr, unsigned size, bool write,
     if (addr >= KILN_LOCAL_MEM_BASE) {
         if (off < pe->lm_size) {
             if (write) {
+                kiln_pe_lm_dirty(pe, off, size);
                 memcpy(pe->lm + off, val, size);
             } else {
                 memcpy(val, pe->lm + off, size);
@@ -1475,6 +1501,10 @@ void kiln_pe_run(KilnPe *pe)
         }                                                                 \
         off = addr - KILN_LOCAL_MEM_BASE;                                 \
         if (likely(off < lm_size)) {                                      \
+            if (unlikely(off + sizeof(T) > pe->lm_clean_lo &&             \
+                         off < pe->lm_clean_hi)) {                        \
+                kiln_pe_lm_dirty(pe, off, sizeof(T));                     \
+            }                                                             \
             memcpy(lm + off, &v_, sizeof(T));                             \
         } else {                                                          \
             KilnPeTlb *t_ = &pe->wtlb[(addr >> 12) % KILN_PE_TLB_SIZE];   \

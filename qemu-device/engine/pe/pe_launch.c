@@ -36,12 +36,95 @@ KilnPeEngine *kiln_pe_engine_new(const KilnPeConfig *cfg)
     if (!eng->cfg.default_watchdog_cycles) {
         eng->cfg.default_watchdog_cycles = DEFAULT_WATCHDOG_CYCLES;
     }
+    pthread_mutex_init(&eng->lm_lock, NULL);
     return eng;
+}
+
+static void lm_buf_free(KilnLmBuf *b)
+{
+    if (b) {
+        free(b->mem);
+        free(b);
+    }
 }
 
 void kiln_pe_engine_free(KilnPeEngine *eng)
 {
+    while (eng->lm_free) {
+        KilnLmBuf *b = eng->lm_free;
+        eng->lm_free = b->next;
+        lm_buf_free(b);
+    }
+    pthread_mutex_destroy(&eng->lm_lock);
     free(eng);
+}
+
+/*
+ * Local memories are kept between launches: allocating (and the kernel
+ * zero-filling) 64 x 384 KiB for every launch cost milliseconds. A new
+ * buffer is calloc'ed, so the pages a launch never touches stay unmapped.
+ */
+static KilnLmBuf *lm_buf_get(KilnPeEngine *eng)
+{
+    KilnLmBuf *b;
+
+    pthread_mutex_lock(&eng->lm_lock);
+    b = eng->lm_free;
+    if (b) {
+        eng->lm_free = b->next;
+        eng->lm_free_count--;
+    }
+    pthread_mutex_unlock(&eng->lm_lock);
+    if (b) {
+        return b;
+    }
+    b = calloc(1, sizeof(*b));
+    if (!b) {
+        return NULL;
+    }
+    b->mem = calloc(1, eng->cfg.local_mem_size);
+    if (!b->mem) {
+        free(b);
+        return NULL;
+    }
+    b->clean_hi = eng->cfg.local_mem_size;
+    return b;
+}
+
+/* Keep at most one launch's worth (a PE grid) of idle local memories */
+static void lm_buf_put(KilnPeEngine *eng, KilnLmBuf *b)
+{
+    uint32_t keep = eng->cfg.grid_width * eng->cfg.grid_height;
+
+    pthread_mutex_lock(&eng->lm_lock);
+    if (eng->lm_free_count < keep) {
+        b->next = eng->lm_free;
+        eng->lm_free = b;
+        eng->lm_free_count++;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&eng->lm_lock);
+    lm_buf_free(b);
+}
+
+/*
+ * Local memory is zero at the start of a launch: clear what earlier
+ * launches wrote, on the worker that runs the PE's first workgroup.
+ */
+static void lm_prepare(KilnPe *pe, uint64_t alloc)
+{
+    KilnLmBuf *b = pe->lm_buf;
+
+    if (b->clean_lo) {
+        memset(pe->lm, 0, b->clean_lo);
+    }
+    if (b->clean_hi < alloc) {
+        memset(pe->lm + b->clean_hi, 0, alloc - b->clean_hi);
+    }
+    b->clean_lo = 0;
+    b->clean_hi = alloc;
+    pe->lm_clean_lo = 0;
+    pe->lm_clean_hi = alloc;
 }
 
 static void run_one(void *arg, uint32_t i)
@@ -51,6 +134,9 @@ static void run_one(void *arg, uint32_t i)
 
     if (pe->state != KILN_PE_RUNNING) {
         return;
+    }
+    if (pe->lm_clean_hi == UINT64_MAX) {
+        lm_prepare(pe, l->eng->cfg.local_mem_size);
     }
     kiln_pe_run(pe);
     if (pe->state == KILN_PE_FAULT) {
@@ -179,11 +265,13 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
     }
     for (uint32_t i = 0; i < l->wave_pes; i++) {
         KilnPe *pe = &l->pes[i];
-        pe->lm = calloc(1, lm_size);
-        if (!pe->lm) {
+        pe->lm_buf = lm_buf_get(eng);
+        if (!pe->lm_buf) {
             fail(result, KILN_STATUS_FATAL, 0);
             goto out;
         }
+        pe->lm = pe->lm_buf->mem;
+        pe->lm_clean_hi = UINT64_MAX;   /* lm_prepare() before it runs */
         pe->lm_size = lm_size;
         pe->launch = l;
         pe->slot = i;
@@ -304,12 +392,17 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
     }
 
 out:
-    for (uint32_t i = 0; i < (l->pes ? l->num_pes : 0) && i < l->num_pes; i++) {
-        if (i >= (total < num_pes ? total : num_pes)) {
-            break;
+    for (uint32_t i = 0; i < (total < num_pes ? total : num_pes); i++) {
+        KilnPe *pe = &l->pes[i];
+
+        if (pe->lm_buf) {
+            if (pe->lm_clean_hi != UINT64_MAX) {
+                pe->lm_buf->clean_lo = pe->lm_clean_lo;
+                pe->lm_buf->clean_hi = pe->lm_clean_hi;
+            }
+            lm_buf_put(eng, pe->lm_buf);
         }
-        free(l->pes[i].lm);
-        free(l->pes[i].dbg);
+        free(pe->dbg);
     }
     for (uint32_t h = 0; h < KILN_PE_CODE_HASH; h++) {
         KilnCodePage *p = atomic_load(&l->code[h]);

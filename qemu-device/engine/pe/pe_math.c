@@ -88,7 +88,8 @@ float kiln_f16_to_f32(uint16_t h)
     uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ffu;
 
     if (e == 0x1f) {
-        return u2f(sign | 0x7f800000u | (m << 13));
+        /* a NaN comes out quiet, payload kept (as the host's vcvtph2ps) */
+        return u2f(sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0));
     }
     if (e == 0) {
         float v = (float)m * (1.0f / 16777216.0f);  /* m * 2^-24, exact */
@@ -129,4 +130,29 @@ int32_t kiln_f32_to_i32(float f)
         return INT32_MAX;
     }
     return (int32_t)r;
+}
+
+/* RISC-V fmin.s / fmax.s: -0 < +0, a single NaN operand yields the other */
+static float minmax_rv(float a, float b, bool max)
+{
+    if (isnan(a)) {
+        return isnan(b) ? NAN : b;
+    }
+    if (isnan(b)) {
+        return a;
+    }
+    if (a == b) {
+        return (signbit(a) != 0) == max ? b : a;
+    }
+    return (a < b) != max ? a : b;
+}
+
+float kiln_fminf_rv(float a, float b)
+{
+    return minmax_rv(a, b, false);
+}
+
+float kiln_fmaxf_rv(float a, float b)
+{
+    return minmax_rv(a, b, true);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "pe_internal.h"
+#include "pe_simd.h"
 
 #define COST_DMA_LATENCY    300
 
@@ -46,6 +47,9 @@ static uint8_t *lm_span(KilnPe *pe, uint64_t addr, int64_t lo, int64_t hi,
         kiln_pe_fault(pe, KILN_STATUS_LOCAL_MEM_BOUNDS,
                       addr + (uint64_t)(hi > 0 ? hi - 1 : lo), access, 0);
         return NULL;
+    }
+    if (access == KILN_ACCESS_WRITE) {
+        kiln_pe_lm_dirty(pe, (uint64_t)((int64_t)off + lo), (uint64_t)(hi - lo));
     }
     return pe->lm + off;
 }
@@ -445,146 +449,18 @@ static void pack_f32(float *dst, const uint8_t *src, uint32_t rows,
     }
 }
 
-/* Pack int8 into sign-extended uint32 (modular int32 arithmetic) */
-static void pack_i8(uint32_t *dst, const uint8_t *src, uint32_t rows,
+/* Pack int8 into sign-extended int32 (modular int32 arithmetic) */
+static void pack_i8(int32_t *dst, const uint8_t *src, uint32_t rows,
                     uint32_t cols, uint32_t ld, bool trans)
 {
     uint64_t rs = trans ? 1 : ld, cs = trans ? ld : 1;
 
     for (uint32_t r = 0; r < rows; r++) {
-        uint32_t *o = dst + (uint64_t)r * cols;
+        int32_t *o = dst + (uint64_t)r * cols;
         for (uint32_t c = 0; c < cols; c++) {
-            o[c] = (uint32_t)(int32_t)(int8_t)src[r * rs + c * cs];
+            o[c] = (int8_t)src[r * rs + c * cs];
         }
     }
-}
-
-/*
- * C[m x n] += A[m x k] * B[k x n], all dense row-major fp32 (C with ldc).
- * A 4 x 16 register-blocked micro-kernel in GCC vector extensions (AVX2+FMA
- * when the host has it, SSE otherwise), scalar loops for the edges.
- */
-typedef float KilnV8 __attribute__((vector_size(32)));
-typedef uint32_t KilnV8u __attribute__((vector_size(32)));
-
-#define KILN_GEMM_BODY(T, V)                                                     \
-    uint32_t m4 = m & ~3u, n16 = n & ~15u;                                  \
-    for (uint32_t i = 0; i < m4; i += 4) {                                  \
-        const T *a0 = a + (uint64_t)i * k, *a1 = a0 + k;                \
-        const T *a2 = a1 + k, *a3 = a2 + k;                                 \
-        for (uint32_t j = 0; j < n16; j += 16) {                            \
-            V c00 = { 0 }, c01 = { 0 }, c10 = { 0 }, c11 = { 0 };      \
-            V c20 = { 0 }, c21 = { 0 }, c30 = { 0 }, c31 = { 0 };      \
-            const T *bp = b + j;                                        \
-            for (uint32_t p = 0; p < k; p++, bp += n) {                     \
-                V b0, b1;                                              \
-                memcpy(&b0, bp, 32);                                        \
-                memcpy(&b1, bp + 8, 32);                                    \
-                c00 += a0[p] * b0; c01 += a0[p] * b1;                       \
-                c10 += a1[p] * b0; c11 += a1[p] * b1;                       \
-                c20 += a2[p] * b0; c21 += a2[p] * b1;                       \
-                c30 += a3[p] * b0; c31 += a3[p] * b1;                       \
-            }                                                               \
-            V *acc[8] = { &c00, &c01, &c10, &c11, &c20, &c21, &c30, &c31 }; \
-            for (uint32_t r = 0; r < 4; r++) {                              \
-                for (uint32_t h = 0; h < 2; h++) {                          \
-                    T *cp = c + (uint64_t)(i + r) * ldc + j + h * 8;    \
-                    V old;                                             \
-                    memcpy(&old, cp, 32);                                   \
-                    old += *acc[r * 2 + h];                                 \
-                    memcpy(cp, &old, 32);                                   \
-                }                                                           \
-            }                                                               \
-        }                                                                   \
-        for (uint32_t r = 0; r < 4; r++) {                                  \
-            T *cr = c + (uint64_t)(i + r) * ldc;                        \
-            const T *ar = a0 + (uint64_t)r * k;                         \
-            for (uint32_t j = n16; j < n; j++) {                            \
-                T sum = 0;                                           \
-                for (uint32_t p = 0; p < k; p++) {                          \
-                    sum += ar[p] * b[(uint64_t)p * n + j];                  \
-                }                                                           \
-                cr[j] += sum;                                               \
-            }                                                               \
-        }                                                                   \
-    }                                                                       \
-    for (uint32_t i = m4; i < m; i++) {                                     \
-        T *cr = c + (uint64_t)i * ldc;                                  \
-        const T *ar = a + (uint64_t)i * k;                              \
-        for (uint32_t p = 0; p < k; p++) {                                  \
-            const T av = ar[p];                                         \
-            const T *br = b + (uint64_t)p * n;                          \
-            for (uint32_t j = 0; j < n; j++) {                              \
-                cr[j] += av * br[j];                                        \
-            }                                                               \
-        }                                                                   \
-    }
-
-static void sgemm_generic(uint32_t m, uint32_t n, uint32_t k,
-                          const float *restrict a, const float *restrict b,
-                          float *restrict c, uint32_t ldc)
-{
-    KILN_GEMM_BODY(float, KilnV8)
-}
-
-static void igemm_generic(uint32_t m, uint32_t n, uint32_t k,
-                          const uint32_t *restrict a, const uint32_t *restrict b,
-                          uint32_t *restrict c, uint32_t ldc)
-{
-    KILN_GEMM_BODY(uint32_t, KilnV8u)
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2,fma")))
-static void sgemm_avx2(uint32_t m, uint32_t n, uint32_t k,
-                       const float *restrict a, const float *restrict b,
-                       float *restrict c, uint32_t ldc)
-{
-    KILN_GEMM_BODY(float, KilnV8)
-}
-
-__attribute__((target("avx2")))
-static void igemm_avx2(uint32_t m, uint32_t n, uint32_t k,
-                       const uint32_t *restrict a, const uint32_t *restrict b,
-                       uint32_t *restrict c, uint32_t ldc)
-{
-    KILN_GEMM_BODY(uint32_t, KilnV8u)
-}
-
-static bool have_avx2(void)
-{
-    static int cached = -1;
-
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
-#endif
-
-static void sgemm(uint32_t m, uint32_t n, uint32_t k, const float *a,
-                  const float *b, float *c, uint32_t ldc)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (have_avx2()) {
-        sgemm_avx2(m, n, k, a, b, c, ldc);
-        return;
-    }
-#endif
-    sgemm_generic(m, n, k, a, b, c, ldc);
-}
-
-static void igemm(uint32_t m, uint32_t n, uint32_t k, const uint32_t *a,
-                  const uint32_t *b, uint32_t *c, uint32_t ldc)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (have_avx2()) {
-        igemm_avx2(m, n, k, a, b, c, ldc);
-        return;
-    }
-#endif
-    igemm_generic(m, n, k, a, b, c, ldc);
 }
 
 static bool dpe_matmul(KilnPe *pe, uint64_t da)
@@ -594,6 +470,7 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
     uint8_t *pa, *pb, *pc;
     bool ta, tb;
     uint64_t macs, rate;
+    const KilnSimdOps *simd = kiln_simd_best();
 
     if (!read_desc(pe, da, &d, sizeof(d))) {
         return false;
@@ -634,8 +511,8 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
         }
     }
     if (d.dtype == KILN_DTYPE_INT8) {
-        uint32_t *ap = malloc((uint64_t)d.m * d.k * 4);
-        uint32_t *bp = malloc((uint64_t)d.k * d.n * 4);
+        int32_t *ap = malloc((uint64_t)d.m * d.k * 4);
+        int32_t *bp = malloc((uint64_t)d.k * d.n * 4);
         if (!ap || !bp) {
             free(ap);
             free(bp);
@@ -644,15 +521,17 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
         }
         pack_i8(ap, pa, d.m, d.k, d.lda, ta);
         pack_i8(bp, pb, d.k, d.n, d.ldb, tb);
-        igemm(d.m, d.n, d.k, ap, bp, (uint32_t *)pc, d.ldc);
+        simd->igemm(d.m, d.n, d.k, ap, d.k, bp, d.n, (int32_t *)pc, d.ldc);
         free(ap);
         free(bp);
         rate = KILN_COST_DPE_MACS_INT8;
     } else {
+        /* fp32 operands in row-major order are used in place */
         float *ap = NULL, *bp = NULL;
         const float *a = (const float *)pa, *b = (const float *)pb;
-        bool pack_a = d.dtype != KILN_DTYPE_FP32 || ta || d.lda != d.k;
-        bool pack_b = d.dtype != KILN_DTYPE_FP32 || tb || d.ldb != d.n;
+        uint64_t lda = d.lda, ldb = d.ldb;
+        bool pack_a = d.dtype != KILN_DTYPE_FP32 || ta;
+        bool pack_b = d.dtype != KILN_DTYPE_FP32 || tb;
 
         if (pack_a) {
             ap = malloc((uint64_t)d.m * d.k * 4);
@@ -669,12 +548,14 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
         if (pack_a) {
             pack_f32(ap, pa, d.m, d.k, d.lda, ta, d.dtype);
             a = ap;
+            lda = d.k;
         }
         if (pack_b) {
             pack_f32(bp, pb, d.k, d.n, d.ldb, tb, d.dtype);
             b = bp;
+            ldb = d.n;
         }
-        sgemm(d.m, d.n, d.k, a, b, (float *)pc, d.ldc);
+        simd->sgemm(d.m, d.n, d.k, a, lda, b, ldb, (float *)pc, d.ldc);
         free(ap);
         free(bp);
         rate = d.dtype == KILN_DTYPE_FP32 ? KILN_COST_DPE_MACS_FP32
@@ -687,43 +568,20 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
 
 /* ---- SE --------------------------------------------------------------------- */
 
-static float gelu(float v)
+/*
+ * True if row @d and row @s (n fp32 each) overlap without being the same:
+ * the vector kernels read ahead of where they write, so only in-place rows
+ * give the same result as element order.
+ */
+static bool partial_overlap(const float *d, const float *s, uint32_t n)
 {
-    const float k0 = 0.7978845608028654f, k1 = 0.044715f;
-    return 0.5f * v * (1.0f + tanhf(k0 * (v + k1 * v * v * v)));
-}
-
-static float fmin_rv(float a, float b)
-{
-    if (isnan(a)) {
-        return isnan(b) ? NAN : b;
-    }
-    if (isnan(b)) {
-        return a;
-    }
-    if (a == b) {
-        return signbit(a) ? a : b;
-    }
-    return a < b ? a : b;
-}
-
-static float fmax_rv(float a, float b)
-{
-    if (isnan(a)) {
-        return isnan(b) ? NAN : b;
-    }
-    if (isnan(b)) {
-        return a;
-    }
-    if (a == b) {
-        return signbit(a) ? b : a;
-    }
-    return a > b ? a : b;
+    return d != s && d < s + n && s < d + n;
 }
 
 static bool se_cvt(KilnPe *pe, const struct kiln_se_desc *s, uint64_t da)
 {
     uint32_t ss = dtype_size(s->src_type), ds = dtype_size(s->dst_type);
+    const KilnSimdOps *simd = kiln_simd_best();
     uint8_t *pa, *pd;
 
     if (!ss || !ds) {
@@ -740,6 +598,27 @@ static bool se_cvt(KilnPe *pe, const struct kiln_se_desc *s, uint64_t da)
     for (uint32_t r = 0; r < s->rows; r++) {
         const uint8_t *ar = pa + (int64_t)r * s->a_ld * ss;
         uint8_t *dr = pd + (int64_t)r * s->dst_ld * ds;
+        /* in place only when narrowing: each store lands behind the reads */
+        bool fast = s->a_cs == 1 &&
+            ((dr == ar && ds <= ss) ||
+             dr + (uint64_t)s->cols * ds <= ar ||
+             ar + (uint64_t)s->cols * ss <= dr);
+
+        if (fast && s->src_type == KILN_DTYPE_FP32 &&
+            s->dst_type == KILN_DTYPE_BF16) {
+            simd->f32_to_bf16((uint16_t *)dr, (const float *)ar, s->cols);
+            continue;
+        }
+        if (fast && s->src_type == KILN_DTYPE_FP32 &&
+            s->dst_type == KILN_DTYPE_FP16) {
+            simd->f32_to_f16((uint16_t *)dr, (const float *)ar, s->cols);
+            continue;
+        }
+        if (fast && s->src_type == KILN_DTYPE_FP16 &&
+            s->dst_type == KILN_DTYPE_FP32) {
+            simd->f16_to_f32((float *)dr, (const uint16_t *)ar, s->cols);
+            continue;
+        }
         for (uint32_t c = 0; c < s->cols; c++) {
             const uint8_t *e = ar + (uint64_t)c * s->a_cs * ss;
             float v;
@@ -813,9 +692,8 @@ static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
     bool ternary = base == KILN_SE_FMA;
     uint8_t *pd, *pa = NULL, *pb = NULL, *pc = NULL;
     uint64_t n, cost_rate = KILN_COST_SE_ELEMS;
-    const float sc = 0;
+    const KilnSimdOps *simd = kiln_simd_best();
 
-    (void)sc;
     if (!read_desc(pe, da, &s, sizeof(s))) {
         return false;
     }
@@ -826,8 +704,9 @@ static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
     if (op == KILN_SE_CVT) {
         return se_cvt(pe, &s, da);
     }
-    if (!binary && !(op >= KILN_SE_EXP && op <= KILN_SE_COPY) &&
-        op != KILN_SE_FILL) {
+    if ((binary && base > KILN_SE_FMA) ||
+        (!binary && !(op >= KILN_SE_EXP && op <= KILN_SE_COPY) &&
+         op != KILN_SE_FILL)) {
         kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, da, 0, 2);
         return false;
     }
@@ -881,84 +760,28 @@ static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
         const float *ar = (const float *)(pa + (int64_t)r * s.a_ld * 4);
         const float *br = pb ? (const float *)(pb + (int64_t)r * s.b_ld * 4) : NULL;
         const float *cr = pc ? (const float *)(pc + (int64_t)r * s.c_ld * 4) : NULL;
-        uint32_t cols = s.cols;
-        const float bsc = s.scalar;
+        uint32_t rop = op;
+        float bsc = s.scalar;
 
-        /* contiguous fast paths for the common cases */
-        if (s.a_cs == 1 && (!br || s.b_cs == 1) && !cr) {
-            switch (op) {
-            case KILN_SE_ADD:
-                for (uint32_t c = 0; c < cols; c++) {
-                    dr[c] = ar[c] + br[c];
-                }
-                continue;
-            case KILN_SE_SUB:
-                for (uint32_t c = 0; c < cols; c++) {
-                    dr[c] = ar[c] - br[c];
-                }
-                continue;
-            case KILN_SE_MUL:
-                for (uint32_t c = 0; c < cols; c++) {
-                    dr[c] = ar[c] * br[c];
-                }
-                continue;
-            case KILN_SE_ADD | KILN_SE_SCALAR:
-                for (uint32_t c = 0; c < cols; c++) {
-                    dr[c] = ar[c] + bsc;
-                }
-                continue;
-            case KILN_SE_MUL | KILN_SE_SCALAR:
-                for (uint32_t c = 0; c < cols; c++) {
-                    dr[c] = ar[c] * bsc;
-                }
-                continue;
-            case KILN_SE_RELU:
-                for (uint32_t c = 0; c < cols; c++) {
-                    dr[c] = ar[c] > 0.0f ? ar[c] : 0.0f;
-                }
-                continue;
-            case KILN_SE_COPY:
-                memmove(dr, ar, (uint64_t)cols * 4);
-                continue;
-            default:
-                break;
-            }
+        if (br && !s.b_cs) {
+            /* a per-row scalar b */
+            rop |= KILN_SE_SCALAR;
+            bsc = br[0];
+            br = NULL;
         }
-        for (uint32_t c = 0; c < cols; c++) {
-            float a = ar[(uint64_t)c * s.a_cs];
-            float b = use_scalar ? bsc : br ? br[(uint64_t)c * s.b_cs] : 0.0f;
-            float v;
-            switch (op) {
-            case KILN_SE_ADD: case KILN_SE_ADD | KILN_SE_SCALAR: v = a + b; break;
-            case KILN_SE_SUB: case KILN_SE_SUB | KILN_SE_SCALAR: v = a - b; break;
-            case KILN_SE_MUL: case KILN_SE_MUL | KILN_SE_SCALAR: v = a * b; break;
-            case KILN_SE_DIV: case KILN_SE_DIV | KILN_SE_SCALAR: v = a / b; break;
-            case KILN_SE_MIN: case KILN_SE_MIN | KILN_SE_SCALAR:
-                v = fmin_rv(a, b);
-                break;
-            case KILN_SE_MAX: case KILN_SE_MAX | KILN_SE_SCALAR:
-                v = fmax_rv(a, b);
-                break;
-            case KILN_SE_FMA: case KILN_SE_FMA | KILN_SE_SCALAR:
-                v = fmaf(a, b, cr[(uint64_t)c * s.c_cs]);
-                break;
-            case KILN_SE_EXP: v = expf(a); break;
-            case KILN_SE_LOG: v = logf(a); break;
-            case KILN_SE_SQRT: v = sqrtf(a); break;
-            case KILN_SE_RSQRT: v = 1.0f / sqrtf(a); break;
-            case KILN_SE_RELU: v = a > 0.0f ? a : 0.0f; break;
-            case KILN_SE_GELU: v = gelu(a); break;
-            case KILN_SE_SIGMOID: v = 1.0f / (1.0f + expf(-a)); break;
-            case KILN_SE_TANH: v = tanhf(a); break;
-            case KILN_SE_NEG: v = -a; break;
-            case KILN_SE_ABS: v = fabsf(a); break;
-            case KILN_SE_RECIP: v = 1.0f / a; break;
-            case KILN_SE_COPY: v = a; break;
-            default:
-                kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, da, 0, 2);
-                return false;
-            }
-            dr[c] = v;
+        if (s.a_cs && (!cr || s.c_cs) &&
+            !partial_overlap(dr, ar, s.cols) &&
+            !(br && partial_overlap(dr, br, s.cols)) &&
+            !(cr && partial_overlap(dr, cr, s.cols))) {
+            simd->se_row(rop, dr, ar, br, cr, bsc, s.cols);
+            continue;
+        }
+        /* strided or overlapping operands: element by element, in order */
+        for (uint32_t c = 0; c < s.cols; c++) {
+            float b = br ? br[c] : bsc;
+            float cv = cr ? cr[(uint64_t)c * s.c_cs] : 0.0f;
+
+            dr[c] = kiln_se_elem(rop, ar[(uint64_t)c * s.a_cs], b, cv);
         }
     }
     add_cycles(pe, div_up(n, cost_rate));
@@ -1019,8 +842,8 @@ static bool re_exec(KilnPe *pe, uint32_t op, uint64_t da, uint64_t *rd)
         if (d.flags & KILN_RE_ACCUM) {
             float old = pd[o];
             switch (kind) {
-            case 1: res = fmax_rv(old, res); break;
-            case 2: res = fmin_rv(old, res); break;
+            case 1: res = kiln_fmaxf_rv(old, res); break;
+            case 2: res = kiln_fminf_rv(old, res); break;
             default: res = old + res; break;
             }
         }

@@ -214,7 +214,9 @@ TEST(PeKernel, ConversionsRoundAndSaturate)
     for (uint32_t i = 0; i < n; i++) {
         _Float16 h;
         memcpy(&h, &hf[i], 2);
-        if (!std::isnan(f[i])) EXPECT_EQ(back[i], (float)h);
+        if (!std::isnan(f[i])) {
+            EXPECT_EQ(back[i], (float)h);
+        }
     }
     cvt(vf, KILN_DTYPE_FP32, 4, KILN_DTYPE_INT8, 1);
     auto i8 = e.m.download<int8_t>(vo, n);

@@ -194,10 +194,43 @@ KILN_KERNEL void bench_dpe(uint32_t dim, uint32_t iters, uint32_t dtype)
                     dim, dim, dim, dtype, KILN_DPE_ACCUM);
 }
 
-KILN_KERNEL void bench_se(uint32_t n, uint32_t iters)
+/* Fixed costs of a launch: each workgroup only writes its id */
+KILN_KERNEL void bench_noop(KILN_OUT uint32_t *out)
 {
-    for (uint32_t i = 0; i < iters; i++)
-        kiln_se_add(KILN_LM(float, 0), KILN_LM(float, n), KILN_LM(float, 2 * n), n);
+    out[kiln_wg_id()] = kiln_wg_id();
+}
+
+/* SE over three n-element local-memory rows: op 0 fp32 add, 1 fp32 -> bf16 conversion */
+KILN_KERNEL void bench_se(uint32_t n, uint32_t iters, uint32_t op)
+{
+    float *d = KILN_LM(float, 0), *a = KILN_LM(float, 4 * n), *b = KILN_LM(float, 8 * n);
+    kiln_se_fill(a, 1.5f, n);
+    kiln_se_fill(b, 0.25f, n);
+    for (uint32_t i = 0; i < iters; i++) {
+        if (op == 0)
+            kiln_se_add(d, a, b, n);
+        else
+            kiln_se_cvt(d, KILN_DTYPE_BF16, a, KILN_DTYPE_FP32, n);
+    }
+}
+
+/* C = A B, all n x n fp32 in device memory, as 128 x 128 tiles through local memory */
+KILN_KERNEL void bench_gemm_tiled(const float *a, const float *b, KILN_OUT float *c, uint32_t n)
+{
+    const uint32_t t = 128;
+    float *la = KILN_LM(float, 0), *lb = KILN_LM(float, 65536), *lc = KILN_LM(float, 131072);
+    for (uint32_t i0 = 0; i0 < n; i0 += t) {
+        for (uint32_t j0 = 0; j0 < n; j0 += t) {
+            for (uint32_t p0 = 0; p0 < n; p0 += t) {
+                kiln_dma_copy2d(la, a + (uint64_t)i0 * n + p0, t * 4, t, t * 4, n * 4, 0);
+                kiln_dma_copy2d(lb, b + (uint64_t)p0 * n + j0, t * 4, t, t * 4, n * 4, 1);
+                kiln_dma_wait(3);
+                kiln_matmul(lc, la, lb, t, t, t, t, t, t, KILN_DTYPE_FP32, p0 ? KILN_DPE_ACCUM : 0);
+            }
+            kiln_dma_copy2d(c + (uint64_t)i0 * n + j0, lc, t * 4, t, n * 4, t * 4, 2);
+            kiln_dma_wait(4);
+        }
+    }
 }
 
 /* Cost model: the first @active workgroups stream @bytes from @src into local memory */
