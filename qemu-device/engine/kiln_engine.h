@@ -93,6 +93,14 @@ void kiln_mmu_inject_faults(KilnMmu *mmu, uint32_t count);
 uint32_t kiln_mmu_injected_faults(KilnMmu *mmu);
 /* Whether @asid is bound to a page table. */
 bool kiln_mmu_context_valid(KilnMmu *mmu, uint32_t asid);
+/*
+ * A counter that grows whenever translations of @asid may have changed (any
+ * invalidation, context change or reset touching it). Read it with
+ * __atomic_load_n(p, __ATOMIC_ACQUIRE) before translating; a translation
+ * cached outside the MMU is stale once the counter moved. Constant for
+ * ASID 0 and out-of-range ASIDs.
+ */
+const uint64_t *kiln_mmu_flush_gen(KilnMmu *mmu, uint32_t asid);
 /* TLB statistics (hits, misses) since the MMU was created or reset. */
 void kiln_mmu_stats(KilnMmu *mmu, uint64_t *hits, uint64_t *misses);
 

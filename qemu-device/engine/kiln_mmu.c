@@ -6,7 +6,9 @@
  * an ASID table, and a TLB shared by all threads. The TLB is direct-mapped
  * (separate arrays for 4 KiB and 2 MiB pages) and protected by one mutex;
  * a generation counter keeps a walk that raced with an invalidation from
- * inserting a stale entry.
+ * inserting a stale entry. A second counter per ASID, read without the
+ * lock, tells the PEs' private micro-TLBs that a running launch must drop
+ * its cached translations (kiln_mmu_flush_gen).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -37,6 +39,7 @@ struct KilnMmu {
     uint32_t inject;
     uint64_t hits, misses;
     KilnCtx *ctx;
+    uint64_t *flush_gen;    /* per ASID, bumped by every flush touching it */
     KilnTlbEntry tlb4k[TLB_4K_ENTRIES];
     KilnTlbEntry tlb2m[TLB_2M_ENTRIES];
 };
@@ -61,7 +64,10 @@ KilnMmu *kiln_mmu_new(const KilnPhys *phys, uint32_t max_contexts)
         return NULL;
     }
     mmu->ctx = calloc(max_contexts ? max_contexts : 1, sizeof(KilnCtx));
-    if (!mmu->ctx) {
+    mmu->flush_gen = calloc(max_contexts ? max_contexts : 1, sizeof(uint64_t));
+    if (!mmu->ctx || !mmu->flush_gen) {
+        free(mmu->ctx);
+        free(mmu->flush_gen);
         free(mmu);
         return NULL;
     }
@@ -78,6 +84,7 @@ void kiln_mmu_free(KilnMmu *mmu)
     }
     pthread_mutex_destroy(&mmu->lock);
     free(mmu->ctx);
+    free(mmu->flush_gen);
     free(mmu);
 }
 
@@ -93,6 +100,24 @@ static inline uint32_t tlb2m_index(uint32_t asid, uint64_t vpn)
                       (TLB_2M_ENTRIES - 1));
 }
 
+/* Caller holds mmu->lock. Every ASID if @asid is 0. */
+static void bump_flush_gen(KilnMmu *mmu, uint32_t asid)
+{
+    for (uint32_t i = 0; i < mmu->max_contexts; i++) {
+        if (asid == 0 || i == asid) {
+            __atomic_store_n(&mmu->flush_gen[i], mmu->flush_gen[i] + 1,
+                             __ATOMIC_RELEASE);
+        }
+    }
+}
+
+const uint64_t *kiln_mmu_flush_gen(KilnMmu *mmu, uint32_t asid)
+{
+    static const uint64_t never;
+
+    return asid && asid < mmu->max_contexts ? &mmu->flush_gen[asid] : &never;
+}
+
 /* Caller holds mmu->lock. */
 static void tlb_flush_locked(KilnMmu *mmu, uint32_t asid, uint64_t va,
                              uint64_t size, bool all)
@@ -104,6 +129,7 @@ static void tlb_flush_locked(KilnMmu *mmu, uint32_t asid, uint64_t va,
         end = UINT64_MAX;
     }
     mmu->gen++;
+    bump_flush_gen(mmu, asid);
     for (i = 0; i < TLB_4K_ENTRIES; i++) {
         KilnTlbEntry *e = &mmu->tlb4k[i];
         uint64_t base = e->vpn << KILN_PAGE_SHIFT;
@@ -190,6 +216,7 @@ void kiln_mmu_reset(KilnMmu *mmu)
     memset(mmu->tlb4k, 0, sizeof(mmu->tlb4k));
     memset(mmu->tlb2m, 0, sizeof(mmu->tlb2m));
     mmu->gen++;
+    bump_flush_gen(mmu, 0);
     mmu->inject = 0;
     mmu->hits = mmu->misses = 0;
     pthread_mutex_unlock(&mmu->lock);

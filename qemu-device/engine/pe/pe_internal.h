@@ -90,6 +90,7 @@ typedef struct KilnPe {
 
     KilnPeTlb rtlb[KILN_PE_TLB_SIZE];
     KilnPeTlb wtlb[KILN_PE_TLB_SIZE];
+    uint64_t tlb_gen;           /* *launch->tlb_gen when rtlb/wtlb were valid */
 
     KilnLaunch *launch;
     uint32_t slot;              /* PE index in the wave (y * width + x) */
@@ -127,6 +128,7 @@ struct KilnLaunch {
     const struct kiln_pkt_launch *pkt;
     const volatile int *cancel;
     uint64_t *progress;
+    const uint64_t *tlb_gen;    /* kiln_mmu_flush_gen() of the context */
     uint64_t watchdog;
     uint32_t num_pes;
     uint32_t wave_pes;          /* workgroups in the current wave */

@@ -433,6 +433,7 @@ static bool mem_slow(KilnPe *pe, uint64_t addr, unsigned size, bool write,
     uint32_t access = write ? KILN_ACCESS_WRITE : KILN_ACCESS_READ;
     KilnXlate x;
     KilnFault f;
+    uint64_t gen;
 
     if (addr >= KILN_LOCAL_MEM_BASE) {
         if (off < pe->lm_size) {
@@ -447,6 +448,12 @@ static bool mem_slow(KilnPe *pe, uint64_t addr, unsigned size, bool write,
         kiln_pe_fault(pe, KILN_STATUS_LOCAL_MEM_BOUNDS, addr, access,
                       write ? CAUSE_STORE_FAULT : CAUSE_LOAD_FAULT);
         return false;
+    }
+    /* read before translating: an invalidation after this is seen next time */
+    gen = __atomic_load_n(l->tlb_gen, __ATOMIC_ACQUIRE);
+    if (gen != pe->tlb_gen) {
+        kiln_pe_tlb_flush(pe);
+        pe->tlb_gen = gen;
     }
     memset(&f, 0, sizeof(f));
     if (!kiln_as_xlate(l->as, addr & ~4095ull, 4096, access, &x, &f)) {
@@ -1430,6 +1437,7 @@ void kiln_pe_run(KilnPe *pe)
     uint64_t *const x = pe->x;
     uint8_t *const lm = pe->lm;
     const uint64_t lm_size = pe->lm_size;
+    const uint64_t *const tlb_gen = pe->launch->tlb_gen;
     const KilnInsn *d, *base;
     uint64_t page_va, icount = pe->instret, check_at;
     KilnCodePage *page;
@@ -1478,7 +1486,9 @@ void kiln_pe_run(KilnPe *pe)
             memcpy(&v_, lm + off, sizeof(T));                             \
         } else {                                                          \
             KilnPeTlb *t_ = &pe->rtlb[(addr >> 12) % KILN_PE_TLB_SIZE];   \
-            if (likely(t_->tag == addr >> 12)) {                          \
+            if (likely(t_->tag == addr >> 12 &&                           \
+                       __atomic_load_n(tlb_gen, __ATOMIC_ACQUIRE) ==      \
+                       pe->tlb_gen)) {                                    \
                 memcpy(&v_, t_->base + addr, sizeof(T));                  \
                 pe->cycles_extra += KILN_COST_GLOBAL_EXTRA;               \
             } else {                                                      \
@@ -1508,7 +1518,9 @@ void kiln_pe_run(KilnPe *pe)
             memcpy(lm + off, &v_, sizeof(T));                             \
         } else {                                                          \
             KilnPeTlb *t_ = &pe->wtlb[(addr >> 12) % KILN_PE_TLB_SIZE];   \
-            if (likely(t_->tag == addr >> 12)) {                          \
+            if (likely(t_->tag == addr >> 12 &&                           \
+                       __atomic_load_n(tlb_gen, __ATOMIC_ACQUIRE) ==      \
+                       pe->tlb_gen)) {                                    \
                 memcpy(t_->base + addr, &v_, sizeof(T));                  \
                 pe->cycles_extra += KILN_COST_GLOBAL_EXTRA;               \
             } else {                                                      \

@@ -14,6 +14,9 @@
 
 #define DEFAULT_WATCHDOG_CYCLES 100000000000ull   /* ~74 s of K1 time */
 
+/* physical addressing: translations never change */
+static const uint64_t no_mmu_flush_gen;
+
 KilnPeEngine *kiln_pe_engine_new(const KilnPeConfig *cfg)
 {
     KilnPeEngine *eng = calloc(1, sizeof(*eng));
@@ -250,6 +253,8 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
     l->pkt = pkt;
     l->cancel = cancel;
     l->progress = progress;
+    l->tlb_gen = as->mmu ? kiln_mmu_flush_gen(as->mmu, as->asid)
+                         : &no_mmu_flush_gen;
     l->num_pes = num_pes;
     l->wave_pes = total < num_pes ? (uint32_t)total : num_pes;
     l->cooperative = KILN_PKT_FLAGS(pkt->header) & KILN_LAUNCH_FLAG_COOPERATIVE;
@@ -276,6 +281,7 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
         pe->launch = l;
         pe->slot = i;
         kiln_pe_tlb_flush(pe);
+        pe->tlb_gen = __atomic_load_n(l->tlb_gen, __ATOMIC_ACQUIRE);
     }
 
     for (start = 0; start < total; start += l->wave_pes) {

@@ -194,6 +194,15 @@ KILN_KERNEL void bench_dpe(uint32_t dim, uint32_t iters, uint32_t dtype)
                     dim, dim, dim, dtype, KILN_DPE_ACCUM);
 }
 
+/* Spins until *flag reads non-zero: a remap while it runs must be seen */
+KILN_KERNEL void wait_flag(const uint32_t *flag, KILN_OUT uint32_t *out)
+{
+    uint32_t v;
+    while ((v = *(const volatile uint32_t *)flag) == 0) {
+    }
+    out[0] = v;
+}
+
 /* Fixed costs of a launch: each workgroup only writes its id */
 KILN_KERNEL void bench_noop(KILN_OUT uint32_t *out)
 {
