@@ -115,7 +115,7 @@ def paths():
     return os.path.realpath(inc), os.path.realpath(rt)
 
 
-TARGET_FLAGS = ["--target=riscv64-unknown-elf", "-march=rv64imfd", "-mabi=lp64d",
+TARGET_FLAGS = ["--target=riscv64-unknown-elf", "-march=rv64imafd", "-mabi=lp64d",
                 "-mcmodel=medany", "-mno-relax", "-fPIE", "-ffreestanding", "-nostdlib",
                 "-fno-builtin", "-fvisibility=hidden", "-fno-exceptions",
                 "-fno-asynchronous-unwind-tables", "-fno-unwind-tables",
@@ -492,7 +492,7 @@ def decode_custom(w):
 
 def cmd_disassemble(path):
     objdump = find_tool(["llvm-objdump-14", "llvm-objdump"])
-    out = run([objdump, "-d", "--mattr=+m,+f,+d", path], "llvm-objdump")
+    out = run([objdump, "-d", "--mattr=+m,+a,+f,+d", path], "llvm-objdump")
     line_re = re.compile(r"^(\s*[0-9a-f]+:\s+)((?:[0-9a-f]{2} ){4})\s*(.*)$")
     for line in out.splitlines():
         m = line_re.match(line)
@@ -586,7 +586,7 @@ def cmd_compile(args):
             raise CompileError("kernel defined twice: %s" % ", ".join(sorted(dup)))
         meta = os.path.join(tmp, "meta.s")
         open(meta, "w").write(gen_meta_asm(all_kernels, uses_barrier))
-        run([clang, "--target=riscv64-unknown-elf", "-march=rv64imfd", "-mabi=lp64d", "-mno-relax",
+        run([clang, "--target=riscv64-unknown-elf", "-march=rv64imafd", "-mabi=lp64d", "-mno-relax",
              "-c", meta, "-o", meta + ".o"], "assembling metadata")
         objs.append(meta + ".o")
         for f in sorted(os.listdir(rtdir)):

@@ -2,7 +2,7 @@
 /*
  * Kiln K1 PE instruction set: the kernel's view of a processing element.
  *
- * Each PE runs one RV64IMFD + Zicsr hart (little-endian, no C, no A).
+ * Each PE runs one RV64IMAFD + Zicsr hart (little-endian, no C).
  * Everything here is documented in docs/pe-isa.md.
  *
  * Address map seen by a kernel:

@@ -92,6 +92,11 @@ typedef struct KilnPe {
     KilnPeTlb wtlb[KILN_PE_TLB_SIZE];
     uint64_t tlb_gen;           /* *launch->tlb_gen when rtlb/wtlb were valid */
 
+    /* LR/SC reservation */
+    bool resv_valid;
+    uint32_t resv_size;
+    uint64_t resv_addr, resv_value;
+
     KilnLaunch *launch;
     uint32_t slot;              /* PE index in the wave (y * width + x) */
     uint32_t wg;                /* linear workgroup id */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Kiln PE hart: an RV64IMFD + Zicsr interpreter.
+ * Kiln PE hart: an RV64IMAFD + Zicsr interpreter.
  *
  * Code is predecoded one 4 KiB page at a time into KilnInsn arrays shared
  * by all PEs of a launch, and executed with threaded (computed-goto)
@@ -37,7 +37,7 @@ enum {
     OP_MULW, OP_DIVW, OP_DIVUW, OP_REMW, OP_REMUW,
     OP_ECALL, OP_EBREAK, OP_CSR,
     OP_FLW, OP_FLD, OP_FSW, OP_FSD, OP_FP,
-    OP_CUSTOM,
+    OP_CUSTOM, OP_AMO,
     OP_COUNT
 };
 
@@ -165,6 +165,38 @@ static int32_t imm_j(uint32_t w)
 {
     return ((int32_t)w >> 31 << 20) | (w & 0xff000) | (((w >> 20) & 1) << 11) |
            (((w >> 21) & 0x3ff) << 1);
+}
+
+/* RV64A funct5 values */
+#define AMO_ADD     0x00
+#define AMO_SWAP    0x01
+#define AMO_LR      0x02
+#define AMO_SC      0x03
+#define AMO_XOR     0x04
+#define AMO_OR      0x08
+#define AMO_AND     0x0c
+#define AMO_MIN     0x10
+#define AMO_MAX     0x14
+#define AMO_MINU    0x18
+#define AMO_MAXU    0x1c
+
+/* .W or .D, a defined funct5, rs2 = 0 for LR; aq/rl are accepted */
+static bool amo_valid(uint32_t w)
+{
+    uint32_t f3 = (w >> 12) & 7, f5 = w >> 27;
+
+    if (f3 != 2 && f3 != 3) {
+        return false;
+    }
+    switch (f5) {
+    case AMO_LR:
+        return ((w >> 20) & 31) == 0;
+    case AMO_ADD: case AMO_SWAP: case AMO_SC: case AMO_XOR: case AMO_OR:
+    case AMO_AND: case AMO_MIN: case AMO_MAX: case AMO_MINU: case AMO_MAXU:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static void decode(uint32_t w, KilnInsn *d)
@@ -340,6 +372,11 @@ static void decode(uint32_t w, KilnInsn *d)
     case KILN_OPC_CUSTOM0:
         op = OP_CUSTOM;
         break;
+    case 0x2f:
+        if (amo_valid(w)) {
+            op = OP_AMO;
+        }
+        break;
     }
     /* Writes to x0 of instructions without side effects are no-ops */
     if (rd == 0 && ((op >= OP_LUI && op <= OP_AUIPC) ||
@@ -479,6 +516,186 @@ static bool mem_slow(KilnPe *pe, uint64_t addr, unsigned size, bool write,
         kiln_pe_mmu_fault(pe, &f, addr, access);
         return false;
     }
+    return true;
+}
+
+/* ---- RV64A ----------------------------------------------------------------- */
+
+/* The new value an AMO stores, from the old one and rs2 (both sign-extended) */
+static uint64_t amo_op(uint32_t f5, uint64_t old, uint64_t v, bool word)
+{
+    int64_t so = word ? (int32_t)old : (int64_t)old;
+    int64_t sv = word ? (int32_t)v : (int64_t)v;
+    uint64_t uo = word ? (uint32_t)old : old, uv = word ? (uint32_t)v : v;
+
+    switch (f5) {
+    case AMO_ADD: return old + v;
+    case AMO_XOR: return old ^ v;
+    case AMO_OR: return old | v;
+    case AMO_AND: return old & v;
+    case AMO_MIN: return so < sv ? old : v;
+    case AMO_MAX: return so > sv ? old : v;
+    case AMO_MINU: return uo < uv ? old : v;
+    case AMO_MAXU: return uo > uv ? old : v;
+    default: return v;      /* SWAP */
+    }
+}
+
+/*
+ * Atomic read-modify-write of host memory @p (4 or 8 bytes): a compare-and-
+ * swap loop, so it is atomic against every other PE's AMOs, whichever worker
+ * thread runs them. Returns the old value (zero-extended).
+ */
+static uint64_t amo_host(uint32_t f5, uint8_t *p, uint64_t v, bool word)
+{
+    if (word) {
+        uint32_t *q = (uint32_t *)p, o = __atomic_load_n(q, __ATOMIC_RELAXED);
+        while (!__atomic_compare_exchange_n(q, &o, (uint32_t)amo_op(f5, o, v, true),
+                                            true, __ATOMIC_SEQ_CST,
+                                            __ATOMIC_RELAXED)) {
+        }
+        return o;
+    } else {
+        uint64_t *q = (uint64_t *)p, o = __atomic_load_n(q, __ATOMIC_RELAXED);
+        while (!__atomic_compare_exchange_n(q, &o, amo_op(f5, o, v, false), true,
+                                            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+        }
+        return o;
+    }
+}
+
+static bool cas_host(uint8_t *p, uint64_t expect, uint64_t v, bool word)
+{
+    if (word) {
+        uint32_t e = (uint32_t)expect;
+        return __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)v, false,
+                                           __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+    }
+    return __atomic_compare_exchange_n((uint64_t *)p, &expect, v, false,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+}
+
+/*
+ * Memory without a host pointer (host memory reached through the PCIe
+ * callbacks): AMOs are serialised by this lock, so they are atomic among
+ * the device's PEs but not against the host CPU.
+ */
+static pthread_mutex_t amo_slow_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool amo_slow(KilnPe *pe, uint32_t f5, uint64_t addr, uint64_t v,
+                     unsigned size, uint64_t *old)
+{
+    const KilnAddrSpace *as = pe->launch->as;
+    uint64_t cur = 0, nv;
+    uint32_t access = KILN_ACCESS_READ;
+    bool ok, word = size == 4;
+    KilnFault f;
+
+    memset(&f, 0, sizeof(f));
+    pthread_mutex_lock(&amo_slow_lock);
+    ok = kiln_as_read(as, addr, &cur, size, &f);
+    if (ok && f5 != AMO_LR) {
+        access = KILN_ACCESS_WRITE;
+        if (f5 == AMO_SC) {
+            nv = v;
+            ok = (word ? (uint32_t)cur == (uint32_t)pe->resv_value
+                       : cur == pe->resv_value);
+            if (!ok) {
+                pthread_mutex_unlock(&amo_slow_lock);
+                *old = 1;
+                return true;
+            }
+        } else {
+            nv = amo_op(f5, cur, v, word);
+        }
+        ok = kiln_as_write(as, addr, &nv, size, &f);
+    }
+    pthread_mutex_unlock(&amo_slow_lock);
+    if (!ok) {
+        kiln_pe_mmu_fault(pe, &f, addr, access);
+        return false;
+    }
+    *old = f5 == AMO_SC ? 0 : cur;
+    return true;
+}
+
+/*
+ * LR/SC/AMO*.W/D. The address must be naturally aligned (else MISALIGNED,
+ * cause 4 for LR, 6 otherwise). Local memory is private to the workgroup;
+ * device memory is updated with host atomics on its translated address.
+ * LR records a reservation (address, size, value read); SC succeeds if the
+ * reservation is for the same address and size and the memory still holds
+ * that value, compared and swapped atomically. Any SC clears it.
+ */
+static bool exec_amo(KilnPe *pe, const KilnInsn *d, uint64_t *rd)
+{
+    uint32_t f5 = d->raw >> 27;
+    unsigned size = ((d->raw >> 12) & 7) == 2 ? 4 : 8;
+    bool word = size == 4, lr = f5 == AMO_LR, sc = f5 == AMO_SC;
+    uint64_t addr = pe->x[d->rs1], v = pe->x[d->rs2], off, old;
+    uint32_t access = lr ? KILN_ACCESS_READ : KILN_ACCESS_WRITE;
+    uint8_t *host = NULL;
+    KilnXlate x;
+    KilnFault f;
+
+    if (addr & (size - 1)) {
+        kiln_pe_fault(pe, KILN_STATUS_MISALIGNED, addr, access,
+                      lr ? CAUSE_LOAD_MISALIGNED : CAUSE_STORE_MISALIGNED);
+        return false;
+    }
+    if (sc) {
+        bool reserved = pe->resv_valid && pe->resv_addr == addr &&
+                        pe->resv_size == size;
+        pe->resv_valid = false;
+        if (!reserved) {
+            *rd = 1;
+            return true;
+        }
+    }
+    off = addr - KILN_LOCAL_MEM_BASE;
+    if (addr >= KILN_LOCAL_MEM_BASE) {
+        if (off >= pe->lm_size) {
+            kiln_pe_fault(pe, KILN_STATUS_LOCAL_MEM_BOUNDS, addr, access,
+                          lr ? CAUSE_LOAD_FAULT : CAUSE_STORE_FAULT);
+            return false;
+        }
+        if (!lr) {
+            kiln_pe_lm_dirty(pe, off, size);
+        }
+        host = pe->lm + off;
+    } else {
+        pe->cycles_extra += KILN_COST_GLOBAL_EXTRA;
+        memset(&f, 0, sizeof(f));
+        /* an AMO needs read and write permission */
+        if (!kiln_as_xlate(pe->launch->as, addr, size, KILN_ACCESS_READ, &x, &f) ||
+            (!lr && !kiln_as_xlate(pe->launch->as, addr, size,
+                                   KILN_ACCESS_WRITE, &x, &f))) {
+            kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : addr, access);
+            return false;
+        }
+        if (x.host && x.len >= size) {
+            host = x.host;
+        }
+    }
+    if (!host) {
+        if (!amo_slow(pe, f5, addr, v, size, &old)) {
+            return false;
+        }
+    } else if (lr) {
+        old = word ? __atomic_load_n((uint32_t *)host, __ATOMIC_SEQ_CST)
+                   : __atomic_load_n((uint64_t *)host, __ATOMIC_SEQ_CST);
+    } else if (sc) {
+        old = cas_host(host, pe->resv_value, v, word) ? 0 : 1;
+    } else {
+        old = amo_host(f5, host, v, word);
+    }
+    if (lr) {
+        pe->resv_valid = true;
+        pe->resv_addr = addr;
+        pe->resv_size = size;
+        pe->resv_value = old;
+    }
+    *rd = word && !sc ? (uint64_t)(int64_t)(int32_t)old : old;
     return true;
 }
 
@@ -1433,6 +1650,7 @@ void kiln_pe_run(KilnPe *pe)
         [OP_ECALL] = &&L_ECALL, [OP_EBREAK] = &&L_EBREAK, [OP_CSR] = &&L_CSR,
         [OP_FLW] = &&L_FLW, [OP_FLD] = &&L_FLD, [OP_FSW] = &&L_FSW,
         [OP_FSD] = &&L_FSD, [OP_FP] = &&L_FP, [OP_CUSTOM] = &&L_CUSTOM,
+        [OP_AMO] = &&L_AMO,
     };
     uint64_t *const x = pe->x;
     uint8_t *const lm = pe->lm;
@@ -1738,6 +1956,14 @@ L_FP:
     if (!exec_fp(pe, d)) {
         FAULT(KILN_STATUS_ILLEGAL_INSTRUCTION, d->raw, 0, CAUSE_ILLEGAL);
     }
+    x[32] = 0;
+    NEXT();
+L_AMO:
+    SYNC();
+    if (!exec_amo(pe, d, &tmp)) {
+        goto out;
+    }
+    x[d->rd] = tmp;
     x[32] = 0;
     NEXT();
 L_CUSTOM:

@@ -312,6 +312,7 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
             pe->wg_y = (uint32_t)((wg / pkt->grid_x) % pkt->grid_y);
             pe->wg_z = (uint32_t)(wg / ((uint64_t)pkt->grid_x * pkt->grid_y));
             pe->state = KILN_PE_RUNNING;
+            pe->resv_valid = false;
             pe->dma_busy_until = 0;
             memset(pe->tag_done, 0, sizeof(pe->tag_done));
             pe->dbg_len = 0;

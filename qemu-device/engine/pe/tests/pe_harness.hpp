@@ -241,6 +241,12 @@ inline uint32_t fop(uint32_t f7, uint32_t rm, uint32_t rd, uint32_t rs1, uint32_
 }
 inline uint32_t csrrw(uint32_t rd, uint32_t csr, uint32_t rs1) { return I((int32_t)csr, rs1, 1, rd, 0x73); }
 inline uint32_t csrrs(uint32_t rd, uint32_t csr, uint32_t rs1) { return I((int32_t)csr, rs1, 2, rd, 0x73); }
+// RV64A: f5 = funct5 (LR 2, SC 3, AMOSWAP 1, AMOADD 0, ...), f3 = 2 (.W) or 3 (.D)
+inline uint32_t amo(uint32_t f5, uint32_t f3, uint32_t rd, uint32_t rs1, uint32_t rs2,
+                    uint32_t aqrl = 0)
+{
+    return R(f5 << 2 | aqrl, rs2, rs1, f3, rd, 0x2f);
+}
 inline uint32_t custom(uint32_t unit, uint32_t opn, uint32_t rd, uint32_t rs1, uint32_t rs2)
 {
     return KILN_INSN(opn, rs2, rs1, unit, rd);

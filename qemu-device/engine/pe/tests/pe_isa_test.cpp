@@ -269,6 +269,129 @@ TEST(PeIsa, FusedMultiplyAdd)
     EXPECT_EQ(o.flags, NV);
 }
 
+// RV64A: t0 = address, t1 = operand; the code runs @insns then stores t2 and t3.
+struct AmoResult {
+    uint64_t t2, t3, mem;
+    KilnLaunchResult r;
+};
+
+AmoResult run_amo(std::vector<uint32_t> insns, uint64_t mem, uint64_t operand,
+                  uint64_t addr = kDataVa + 64)
+{
+    Machine m;
+    std::vector<uint32_t> code = {ld(t0, a0, 0), ld(t1, a0, 8), addi(t2, zero, -7),
+                                  addi(t3, zero, -7)};
+    code.insert(code.end(), insns.begin(), insns.end());
+    code.insert(code.end(), {sd(t2, a0, 16), sd(t3, a0, 24), ret()});
+    m.load_code(code);
+    uint64_t *d = m.at<uint64_t>(kDataVa);
+    d[0] = addr;
+    d[1] = operand;
+    d[8] = mem;
+    AmoResult o;
+    o.r = m.launch(kCodeVa, kDataVa);
+    o.t2 = d[2];
+    o.t3 = d[3];
+    o.mem = d[8];
+    return o;
+}
+
+TEST(PeIsa, AtomicMemoryOperations)
+{
+    const uint64_t mem = 0xaaaaaaaa80000001ull;
+    struct {
+        uint32_t f5, f3;
+        uint64_t operand, want_rd, want_mem;
+    } cases[] = {
+        {0x00, 2, 0xffffffffu, 0xffffffff80000001ull, 0xaaaaaaaa80000000ull},  // amoadd.w
+        {0x00, 3, 1, mem, mem + 1},                                             // amoadd.d
+        {0x01, 2, 5, 0xffffffff80000001ull, 0xaaaaaaaa00000005ull},             // amoswap.w
+        {0x01, 3, 5, mem, 5},                                                   // amoswap.d
+        {0x04, 2, 3, 0xffffffff80000001ull, 0xaaaaaaaa80000002ull},             // amoxor.w
+        {0x0c, 3, 0xff, mem, 1},                                                // amoand.d
+        {0x08, 2, 6, 0xffffffff80000001ull, 0xaaaaaaaa80000007ull},             // amoor.w
+        {0x10, 2, 5, 0xffffffff80000001ull, 0xaaaaaaaa80000001ull},             // amomin.w: signed
+        {0x18, 2, 5, 0xffffffff80000001ull, 0xaaaaaaaa00000005ull},             // amominu.w
+        {0x14, 3, 5, mem, 5},                                                   // amomax.d: signed
+        {0x1c, 3, 5, mem, mem},                                                 // amomaxu.d
+        {0x14, 2, (uint64_t)-1, 0xffffffff80000001ull, 0xaaaaaaaaffffffffull},  // amomax.w
+    };
+    for (auto &c : cases) {
+        for (uint32_t aqrl : {0u, 3u}) {
+            auto o = run_amo({amo(c.f5, c.f3, t2, t0, t1, aqrl)}, mem, c.operand);
+            ASSERT_EQ(o.r.status, KILN_STATUS_OK) << c.f5;
+            EXPECT_EQ(o.t2, c.want_rd) << std::hex << "funct5 " << c.f5 << " f3 " << c.f3;
+            EXPECT_EQ(o.mem, c.want_mem) << std::hex << "funct5 " << c.f5 << " f3 " << c.f3;
+        }
+    }
+    // rd = x0 still performs the operation
+    EXPECT_EQ(run_amo({amo(0x00, 3, zero, t0, t1)}, 40, 2).mem, 42u);
+}
+
+TEST(PeIsa, LoadReservedStoreConditional)
+{
+    // lr.w sign-extends, sc.w succeeds (0) and writes the low word only
+    auto o = run_amo({amo(2, 2, t2, t0, zero), amo(3, 2, t3, t0, t1)}, 0x1111111180000000ull, 9);
+    ASSERT_EQ(o.r.status, KILN_STATUS_OK);
+    EXPECT_EQ(o.t2, 0xffffffff80000000ull);
+    EXPECT_EQ(o.t3, 0u);
+    EXPECT_EQ(o.mem, 0x1111111100000009ull);
+    // sc without a reservation fails (1) and does not write
+    o = run_amo({amo(3, 3, t3, t0, t1)}, 77, 9);
+    EXPECT_EQ(o.t3, 1u);
+    EXPECT_EQ(o.mem, 77u);
+    // a reservation is for one address and size and is used up by any sc
+    o = run_amo({amo(2, 2, t2, t0, zero), amo(3, 3, t3, t0, t1)}, 77, 9);
+    EXPECT_EQ(o.t3, 1u);
+    EXPECT_EQ(o.mem, 77u);
+    o = run_amo({amo(2, 3, t2, t0, zero), amo(3, 3, t3, t0, t1), amo(3, 3, t2, t0, t1)}, 77, 9);
+    EXPECT_EQ(o.t3, 0u);
+    EXPECT_EQ(o.t2, 1u);
+    EXPECT_EQ(o.mem, 9u);
+    // the reserved word changed in between: sc fails
+    o = run_amo({amo(2, 3, t2, t0, zero), sd(t1, t0, 0), amo(3, 3, t3, t0, zero)}, 77, 9);
+    EXPECT_EQ(o.t3, 1u);
+    EXPECT_EQ(o.mem, 9u);
+    // local memory
+    o = run_amo({amo(2, 3, t2, t0, zero), amo(3, 3, t3, t0, t1), ld(t2, t0, 0)}, 0, 123,
+                KILN_LOCAL_MEM_BASE + 256);
+    ASSERT_EQ(o.r.status, KILN_STATUS_OK);
+    EXPECT_EQ(o.t3, 0u);
+    EXPECT_EQ(o.t2, 123u);
+    o = run_amo({amo(0, 2, t2, t0, t1), amo(0, 2, t2, t0, t1), lw(t3, t0, 0)}, 0, 21,
+                KILN_LOCAL_MEM_BASE + 8);
+    EXPECT_EQ(o.t2, 21u);
+    EXPECT_EQ(o.t3, 42u);
+}
+
+TEST(PeFault, AtomicFaults)
+{
+    auto o = run_amo({amo(0, 2, t2, t0, t1)}, 0, 1, kDataVa + 66);  // misaligned amoadd.w
+    EXPECT_EQ(o.r.status, KILN_STATUS_MISALIGNED);
+    EXPECT_EQ(o.r.addr, kDataVa + 66);
+    EXPECT_EQ(o.r.access, (uint32_t)KILN_ACCESS_WRITE);
+    EXPECT_EQ(o.r.reason, 6u);
+    o = run_amo({amo(2, 3, t2, t0, zero)}, 0, 1, kDataVa + 68);  // misaligned lr.d
+    EXPECT_EQ(o.r.status, KILN_STATUS_MISALIGNED);
+    EXPECT_EQ(o.r.access, (uint32_t)KILN_ACCESS_READ);
+    EXPECT_EQ(o.r.reason, 4u);
+    o = run_amo({amo(1, 3, t2, t0, t1)}, 0, 1, kRoVa);  // needs write permission
+    EXPECT_EQ(o.r.status, KILN_STATUS_MMU_FAULT);
+    EXPECT_EQ(o.r.access, (uint32_t)KILN_ACCESS_WRITE);
+    EXPECT_EQ(run_amo({amo(2, 3, t2, t0, zero)}, 0, 1, kRoVa).r.status, KILN_STATUS_OK);
+    o = run_amo({amo(0, 3, t2, t0, t1)}, 0, 1, 0x7000000);  // unmapped
+    EXPECT_EQ(o.r.status, KILN_STATUS_MMU_FAULT);
+    EXPECT_EQ(o.r.addr, 0x7000000u);
+    o = run_amo({amo(0, 3, t2, t0, t1)}, 0, 1, KILN_LOCAL_MEM_BASE + (1 << 20));
+    EXPECT_EQ(o.r.status, KILN_STATUS_LOCAL_MEM_BOUNDS);
+    // lr with rs2 != 0, funct3 other than .W/.D, undefined funct5
+    for (uint32_t bad : {amo(2, 3, t2, t0, t1), amo(0, 4, t2, t0, t1), amo(0x05, 3, t2, t0, t1)}) {
+        o = run_amo({bad}, 0, 1);
+        EXPECT_EQ(o.r.status, KILN_STATUS_ILLEGAL_INSTRUCTION) << std::hex << bad;
+        EXPECT_EQ(o.r.addr, bad);
+    }
+}
+
 TEST(PeIsa, CsrsAndIdsAcrossWaves)
 {
     for (uint32_t workers : {1u, 3u}) {

@@ -463,3 +463,24 @@ TEST(PeKernel, RemapDuringLaunchIsSeen)
     ASSERT_EQ(r.status, KILN_STATUS_OK) << "the PE kept the stale translation";
     EXPECT_EQ(e.m.download<uint32_t>(out, 1)[0], 7u);
 }
+
+// RV64A across worker threads: 64 workgroups on 16 PEs and 4 workers add to
+// the same words (amoadd.w, an lr.d/sc.d loop, amomaxu.w); no update is lost.
+TEST(PeKernel, AtomicCounterAcrossWorkgroupsAndWorkers)
+{
+    for (uint32_t workers : {1u, 4u}) {
+        Env e(workers, 4, 4);
+        uint64_t c32 = e.m.alloc(4), c64 = e.m.alloc(8), mx = e.m.alloc(4);
+        *e.m.at<uint32_t>(c32) = 0;
+        *e.m.at<uint64_t>(c64) = 0;
+        *e.m.at<uint32_t>(mx) = 0;
+        const uint32_t iters = 2000;
+        auto a = e.args("atomic_count");
+        a << c32 << c64 << mx << iters;
+        auto r = e.run("atomic_count", a, 64);
+        ASSERT_EQ(r.status, KILN_STATUS_OK) << r.pc;
+        EXPECT_EQ(*e.m.at<uint32_t>(c32), 64u * iters) << workers << " workers";
+        EXPECT_EQ(*e.m.at<uint64_t>(c64), 3ull * 64 * iters) << workers << " workers";
+        EXPECT_EQ(*e.m.at<uint32_t>(mx), 63u);
+    }
+}

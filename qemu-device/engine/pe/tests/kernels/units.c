@@ -194,6 +194,19 @@ KILN_KERNEL void bench_dpe(uint32_t dim, uint32_t iters, uint32_t dtype)
                     dim, dim, dim, dtype, KILN_DPE_ACCUM);
 }
 
+/* Every workgroup adds to shared counters: AMOs and an LR/SC loop */
+KILN_KERNEL void atomic_count(uint32_t *c32, uint64_t *c64, uint32_t *max_wg, uint32_t iters)
+{
+    for (uint32_t i = 0; i < iters; i++) {
+        __atomic_fetch_add(c32, 1, __ATOMIC_RELAXED);
+        uint64_t old = __atomic_load_n(c64, __ATOMIC_RELAXED);
+        while (!__atomic_compare_exchange_n(c64, &old, old + 3, 1, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_RELAXED)) {
+        }
+    }
+    __atomic_fetch_max(max_wg, kiln_wg_id(), __ATOMIC_RELAXED);
+}
+
 /* Spins until *flag reads non-zero: a remap while it runs must be seen */
 KILN_KERNEL void wait_flag(const uint32_t *flag, KILN_OUT uint32_t *out)
 {
