@@ -223,10 +223,15 @@ TEST(Ops, EltwiseAndActivations)
     for (uint64_t i = 0; i < n; i++) ASSERT_EQ(o.m.at<uint16_t>(vo)[i], bf16(A[i]));
 }
 
-TEST(Ops, SoftmaxLayernormCrossEntropy)
+// Shapes of one row block, and of several blocks per workgroup (double buffering)
+class OpsRows : public ::testing::TestWithParam<std::pair<uint32_t, uint32_t>> {};
+INSTANTIATE_TEST_SUITE_P(Shapes, OpsRows,
+                         ::testing::Values(std::make_pair(37u, 300u), std::make_pair(300u, 2000u)));
+
+TEST_P(OpsRows, SoftmaxLayernormCrossEntropy)
 {
     Ops o;
-    const uint32_t rows = 37, cols = 300;
+    const uint32_t rows = GetParam().first, cols = GetParam().second;
     auto X = randv(rows * cols, -5, 5, 9), G = randv(cols, 0.5, 1.5, 10), Bt = randv(cols, -1, 1, 11);
     uint64_t vx = o.m.upload(X), vy = o.m.alloc(rows * cols * 4), vg = o.m.upload(G),
              vbt = o.m.upload(Bt);
@@ -299,6 +304,20 @@ TEST(Ops, EmbeddingBagTransposeOptimizers)
                 ASSERT_NEAR(o.m.at<float>(vout)[b * dim + d], s, 1e-5);
             }
     }
+    // one bag of more indices than a gather takes at once
+    std::vector<int32_t> many(20000), moffs = {0, 20000};
+    for (auto &x : many) x = rng() % rows;
+    uint64_t vmany = o.m.upload(many), vmoffs = o.m.upload(moffs);
+    {
+        auto a = o.args("kiln_embedding_bag");
+        a << vt << (uint64_t)rows << dim << vmany << vmoffs << 1u << 0u << vout;
+        ASSERT_EQ(o.run("kiln_embedding_bag", a).status, KILN_STATUS_OK);
+        for (uint32_t d = 0; d < dim; d++) {
+            float sum = 0;  // fp32 in index order, as the gather accumulates
+            for (int32_t i : many) sum += T[i * dim + d];
+            ASSERT_FLOAT_EQ(o.m.at<float>(vout)[d], sum);
+        }
+    }
     // out-of-range index traps
     std::vector<int32_t> bad = {0, (int32_t)rows};
     std::vector<int32_t> boffs = {0, 2};
@@ -307,7 +326,7 @@ TEST(Ops, EmbeddingBagTransposeOptimizers)
     a << vt << (uint64_t)rows << dim << vbad << vboffs << 1u << 0u << vout;
     EXPECT_EQ(o.run("kiln_embedding_bag", a).status, KILN_STATUS_KERNEL_TRAP);
 
-    const uint32_t R = 150, C = 270;
+    const uint32_t R = 600, C = 270;   // 15 tiles: several per workgroup
     auto X = randv(R * C, -1, 1, 14);
     uint64_t vx = o.m.upload(X), vy = o.m.alloc(R * C * 4);
     a = o.args("kiln_transpose");
@@ -316,7 +335,7 @@ TEST(Ops, EmbeddingBagTransposeOptimizers)
     for (uint32_t r = 0; r < R; r++)
         for (uint32_t c = 0; c < C; c++) ASSERT_EQ(o.m.at<float>(vy)[c * R + r], X[r * C + c]);
 
-    const uint64_t n = 20000;
+    const uint64_t n = 200000;   // 25 chunks: several per workgroup
     auto W = randv(n, -1, 1, 15), Gr = randv(n, -1, 1, 16), M = randv(n, -0.1f, 0.1f, 17),
          V = randv(n, 0, 0.1f, 18);
     uint64_t vw = o.m.upload(W), vg = o.m.upload(Gr), vm = o.m.upload(M), vv = o.m.upload(V);
