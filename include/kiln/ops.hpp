@@ -23,6 +23,7 @@ enum class Unary : uint32_t { relu = 0, gelu, sigmoid, tanh, exp, log, sqrt, rsq
 enum class BagMode : uint32_t { sum = 0, mean = 1 };
 
 /// C[m x n] (+)= op(A)[m x k] * op(B)[k x n] (+ bias[n]), then the epilogue.
+/// For i8, C and bias are int32 (wrap-around) and the epilogue is none or relu.
 struct Gemm {
   uint32_t m = 0, n = 0, k = 0;
   uint32_t lda = 0, ldb = 0, ldc = 0;  ///< 0: packed (k or m, n or k, n)

@@ -44,6 +44,10 @@ Args Library::gemm(const Buffer& a, const Buffer& b, const Buffer& c, const Gemm
   need(a, g.trans_a ? g.k : g.m, lda, esz, "A");
   need(b, g.trans_b ? g.n : g.k, ldb, esz, "B");
   need(c, g.m, ldc, 4, "C");
+  if (bias) need(*bias, 1, g.n, 4, "bias");
+  // int32 results: relu is the only activation that is exact on them
+  if (g.dtype == DType::i8 && g.epilogue != Epilogue::none && g.epilogue != Epilogue::relu)
+    throw Error(Errc::invalid_argument, "gemm: an int8 GEMM's epilogue is none or relu");
   uint32_t flags =
       (g.trans_a ? 1u : 0u) | (g.trans_b ? 2u : 0u) | (g.accumulate ? 4u : 0u) | (uint32_t(g.epilogue) << 8);
   Args args(kernel("gemm", names[int(g.dtype)]));

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * GEMM: C[m x n] = act(A[m x k] * B[k x n] (+ C) + bias[n]) over the PE grid.
+ * int8: C and bias are int32 (wrap-around) and the only activation is relu.
  * Each workgroup computes 128 x 128 tiles of C; k is streamed in chunks of
  * 64 with double-buffered DMA (tags 0/1) overlapping the DPE.
  * flags: bit 0 A transposed (stored k x m), bit 1 B transposed (n x k),
@@ -47,7 +48,19 @@ static void load_chunk(const uint8_t *a, const uint8_t *b, uint32_t es, uint32_t
     }
 }
 
-static void gemm(const void *a_, const void *b_, void *c_, const float *bias, uint32_t m,
+/* The int8 epilogue in exact int32 arithmetic (the SE works in fp32) */
+static void i8_epilogue(int32_t *c, const int32_t *bias, uint32_t mt, uint32_t nt, int relu)
+{
+    for (uint32_t i = 0; i < mt; i++) {
+        int32_t *row = c + (uint64_t)i * nt;
+        for (uint32_t j = 0; j < nt; j++) {
+            int32_t v = (int32_t)((uint32_t)row[j] + (uint32_t)(bias ? bias[j] : 0));
+            row[j] = relu && v < 0 ? 0 : v;
+        }
+    }
+}
+
+static void gemm(const void *a_, const void *b_, void *c_, const void *bias, uint32_t m,
                  uint32_t n, uint32_t k, uint32_t lda, uint32_t ldb, uint32_t ldc,
                  uint32_t flags, uint32_t dtype, uint32_t es)
 {
@@ -87,12 +100,19 @@ static void gemm(const void *a_, const void *b_, void *c_, const float *bias, ui
                         (flags & GEMM_FLAG_TRANS_B) ? kt : nt, nt, dtype,
                         dflags | ((ci || (flags & GEMM_FLAG_ACCUM)) ? KILN_DPE_ACCUM : 0));
         }
-        if (dtype != KILN_DTYPE_INT8) {
+        if (bias) {
+            kiln_dma_copy(KILN_LM(float, LM_BIAS), (const uint8_t *)bias + (uint64_t)j0 * 4,
+                          nt * 4, 3);
+            kiln_dma_wait(1u << 3);
+        }
+        if (dtype == KILN_DTYPE_INT8) {
+            if (bias || act) {
+                i8_epilogue((int32_t *)lc, bias ? KILN_LM(int32_t, LM_BIAS) : 0, mt, nt,
+                            act == KILN_ACT_RELU);
+            }
+        } else {
             if (bias) {
-                float *lb = KILN_LM(float, LM_BIAS);
-                kiln_dma_copy(lb, bias + j0, nt * 4, 3);
-                kiln_dma_wait(1u << 3);
-                OPS_SE_ROWVEC(KILN_SE_ADD, lc, lc, lb, mt, nt, 0);
+                OPS_SE_ROWVEC(KILN_SE_ADD, lc, lc, KILN_LM(float, LM_BIAS), mt, nt, 0);
             }
             ops_activation(lc, mt * nt, act);
         }
@@ -123,10 +143,13 @@ KILN_KERNEL void kiln_gemm_f16(const kiln_fp16_t *a, const kiln_fp16_t *b, KILN_
     gemm(a, b, c, bias, m, n, k, lda, ldb, ldc, flags, KILN_DTYPE_FP16, 2);
 }
 
-/* int8 x int8 -> int32; bias and activation are ignored */
+/* int8 x int8 -> int32, + int32 bias[n] (wrap-around), relu or no activation */
 KILN_KERNEL void kiln_gemm_i8(const int8_t *a, const int8_t *b, KILN_INOUT int32_t *c,
-                              const float *bias, uint32_t m, uint32_t n, uint32_t k,
+                              const int32_t *bias, uint32_t m, uint32_t n, uint32_t k,
                               uint32_t lda, uint32_t ldb, uint32_t ldc, uint32_t flags)
 {
-    gemm(a, b, c, 0, m, n, k, lda, ldb, ldc, flags & 7u, KILN_DTYPE_INT8, 1);
+    if (((flags >> 8) & 15) > KILN_ACT_RELU) {
+        kiln_trap(3);
+    }
+    gemm(a, b, c, bias, m, n, k, lda, ldb, ldc, flags, KILN_DTYPE_INT8, 1);
 }
