@@ -94,3 +94,123 @@ TEST_F(OpsVm, EmbeddingBagBadIndexTraps) {
     EXPECT_EQ(e.errc(), Errc::kernel_fault) << e.what();
   }
 }
+
+TEST_F(OpsVm, GemmI8WithInt32BiasAndRelu) {
+  const uint32_t M = 40, N = 36, K = 50;
+  std::mt19937 rng(5);
+  std::vector<int8_t> a(M * K), b(K * N);
+  std::vector<int32_t> bias(N);
+  for (auto& x : a) x = int8_t(rng() % 255 - 127);
+  for (auto& x : b) x = int8_t(rng() % 255 - 127);
+  for (uint32_t j = 0; j < N; j++) bias[j] = j == 5 ? INT32_MAX : int32_t(rng() % 200001) - 100000;
+  auto A = dev.alloc(a.size()), B = dev.alloc(b.size()), C = dev.alloc(M * N * 4), Bi = dev.alloc(N * 4);
+  q.upload(A, a);
+  q.upload(B, b);
+  q.upload(Bi, bias);
+  lib.run(q, lib.gemm(A, B, C, {.m = M, .n = N, .k = K, .epilogue = ops::Epilogue::relu, .dtype = ops::DType::i8},
+                      &Bi));
+  std::vector<int32_t> c(M * N);
+  q.download(c, C);
+  q.finish();
+  for (uint32_t i = 0; i < M; i++)
+    for (uint32_t j = 0; j < N; j++) {
+      uint32_t r = uint32_t(bias[j]);  // int32 arithmetic wraps
+      for (uint32_t k = 0; k < K; k++) r += uint32_t(int32_t(a[i * K + k]) * b[k * N + j]);
+      ASSERT_EQ(c[i * N + j], int32_t(r) < 0 ? 0 : int32_t(r)) << i << "," << j;
+    }
+  EXPECT_THROW(lib.gemm(A, B, C, {.m = M, .n = N, .k = K, .epilogue = ops::Epilogue::gelu, .dtype = ops::DType::i8}),
+               Error);
+}
+
+TEST_F(OpsVm, LayernormAndCrossEntropy) {
+  const uint32_t R = 70, Cc = 600;  // several row blocks per workgroup
+  auto x = randv(R * Cc, 6), gamma = randv(Cc, 7), beta = randv(Cc, 8);
+  std::vector<int32_t> labels(R);
+  for (uint32_t r = 0; r < R; r++) labels[r] = int32_t((r * 13) % Cc);
+  auto X = dev.alloc(x.size() * 4), Y = dev.alloc(x.size() * 4), G = dev.alloc(Cc * 4), Bt = dev.alloc(Cc * 4),
+       L = dev.alloc(R * 4), Loss = dev.alloc(R * 4), Grad = dev.alloc(x.size() * 4);
+  q.upload(X, x);
+  q.upload(G, gamma);
+  q.upload(Bt, beta);
+  q.upload(L, labels);
+  lib.run(q, lib.layernorm(X, &G, &Bt, Y, R, Cc));
+  lib.run(q, lib.cross_entropy(X, L, Loss, &Grad, R, Cc, 0.5f));
+  std::vector<float> y(x.size()), loss(R), grad(x.size());
+  q.download(y, Y);
+  q.download(loss, Loss);
+  q.download(grad, Grad);
+  q.finish();
+  for (uint32_t r = 0; r < R; r++) {
+    double mean = 0, var = 0, mx = -1e30, s = 0;
+    for (uint32_t c = 0; c < Cc; c++) mean += x[r * Cc + c] / double(Cc);
+    for (uint32_t c = 0; c < Cc; c++) var += (x[r * Cc + c] - mean) * (x[r * Cc + c] - mean) / Cc;
+    for (uint32_t c = 0; c < Cc; c++) mx = std::max(mx, double(x[r * Cc + c]));
+    for (uint32_t c = 0; c < Cc; c++) s += std::exp(x[r * Cc + c] - mx);
+    for (uint32_t c = 0; c < Cc; c++) {
+      double ln = (x[r * Cc + c] - mean) / std::sqrt(var + 1e-5) * gamma[c] + beta[c];
+      ASSERT_NEAR(y[r * Cc + c], ln, 1e-4) << r << "," << c;
+      double p = std::exp(x[r * Cc + c] - mx) / s - (int32_t(c) == labels[r] ? 1 : 0);
+      ASSERT_NEAR(grad[r * Cc + c], 0.5 * p, 1e-6) << r << "," << c;
+    }
+    ASSERT_NEAR(loss[r], -(x[r * Cc + labels[r]] - mx - std::log(s)), 1e-4) << r;
+  }
+}
+
+TEST_F(OpsVm, TransposeEmbeddingBagAdam) {
+  const uint32_t R = 300, Cc = 520;  // 12 tiles
+  auto x = randv(R * Cc, 9);
+  auto X = dev.alloc(x.size() * 4), Y = dev.alloc(x.size() * 4);
+  q.upload(X, x);
+  lib.run(q, lib.transpose(X, Y, R, Cc));
+  std::vector<float> y(x.size());
+  q.download(y, Y);
+
+  const uint32_t rows = 200, dim = 48, bags = 150;  // several bags per workgroup
+  auto table = randv(rows * dim, 10);
+  std::vector<int32_t> idx, off{0};
+  std::mt19937 rng(11);
+  for (uint32_t b = 0; b < bags; b++) {
+    for (uint32_t i = 0; i < b % 6; i++) idx.push_back(int32_t(rng() % rows));
+    off.push_back(int32_t(idx.size()));
+  }
+  auto T = dev.alloc(table.size() * 4), I = dev.alloc(idx.size() * 4 + 4), O = dev.alloc(off.size() * 4),
+       Out = dev.alloc(bags * dim * 4);
+  q.upload(T, table);
+  q.upload(I, idx);
+  q.upload(O, off);
+  lib.run(q, lib.embedding_bag(T, rows, dim, I, O, bags, ops::BagMode::mean, Out));
+  std::vector<float> out(bags * dim);
+  q.download(out, Out);
+
+  const uint32_t n = 100000;  // several chunks per workgroup
+  auto w = randv(n, 12), g = randv(n, 13), m = randv(n, 14), v = randv(n, 15);
+  for (auto& e : v) e = std::fabs(e);
+  auto W = dev.alloc(n * 4), Gr = dev.alloc(n * 4), Mm = dev.alloc(n * 4), V = dev.alloc(n * 4);
+  q.upload(W, w);
+  q.upload(Gr, g);
+  q.upload(Mm, m);
+  q.upload(V, v);
+  lib.run(q, lib.adam(W, Gr, Mm, V, n, 1e-3f, 2));
+  std::vector<float> w2(n), m2(n), v2(n);
+  q.download(w2, W);
+  q.download(m2, Mm);
+  q.download(v2, V);
+  q.finish();
+
+  for (uint32_t r = 0; r < R; r++)
+    for (uint32_t c = 0; c < Cc; c++) ASSERT_EQ(y[c * R + r], x[r * Cc + c]);
+  for (uint32_t b = 0; b < bags; b++)
+    for (uint32_t d = 0; d < dim; d++) {
+      double s = 0;
+      for (int32_t i = off[b]; i < off[b + 1]; i++) s += table[idx[i] * dim + d];
+      if (off[b + 1] > off[b]) s /= off[b + 1] - off[b];
+      ASSERT_NEAR(out[b * dim + d], s, 1e-5) << b;
+    }
+  for (uint32_t i = 0; i < n; i++) {
+    double m1 = 0.9 * m[i] + 0.1 * g[i], v1 = 0.999 * v[i] + 0.001 * g[i] * g[i];
+    double mh = m1 / (1 - 0.9 * 0.9), vh = v1 / (1 - 0.999 * 0.999);
+    ASSERT_NEAR(m2[i], m1, 1e-6);
+    ASSERT_NEAR(v2[i], v1, 1e-6);
+    ASSERT_NEAR(w2[i], w[i] - 1e-3 * mh / (std::sqrt(vh) + 1e-8), 1e-5) << i;
+  }
+}
