@@ -47,11 +47,6 @@ module_param_named(host_mem_percent, kiln_host_mem_percent, uint, 0644);
 MODULE_PARM_DESC(host_mem_percent,
 		 "Share of RAM the host-memory BOs of one device may pin (%, default 50)");
 
-bool kiln_irq_follow_cpu = true;
-module_param_named(irq_follow, kiln_irq_follow_cpu, bool, 0644);
-MODULE_PARM_DESC(irq_follow,
-		 "Steer a queue's interrupt to the CPU that submits to it (default on)");
-
 bool kiln_disable_recovery;
 module_param_named(disable_recovery, kiln_disable_recovery, bool, 0644);
 MODULE_PARM_DESC(disable_recovery, "Leave hung queues alone (debugging)");

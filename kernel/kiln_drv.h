@@ -49,7 +49,6 @@
 extern unsigned int kiln_job_timeout_ms;
 extern unsigned int kiln_ring_entries;
 extern unsigned int kiln_host_mem_percent;
-extern bool kiln_irq_follow_cpu;
 extern bool kiln_disable_recovery;
 
 struct kiln_device {

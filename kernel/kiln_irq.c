@@ -6,8 +6,6 @@
  */
 
 #include <linux/interrupt.h>
-#include <linux/irq.h>
-#include <linux/jiffies.h>
 #include <linux/pci.h>
 
 #include "kiln_ctx.h"
@@ -18,8 +16,6 @@
 #include "kiln_mgmt.h"
 #include "kiln_mmu.h"
 #include "kiln_reset.h"
-
-#define KILN_IRQ_FOLLOW_INTERVAL	msecs_to_jiffies(4)
 
 static irqreturn_t kiln_irq_queue(int irq, void *arg)
 {
@@ -152,43 +148,9 @@ static void kiln_irq_spread(struct kiln_device *kdev, struct kiln_queue *q)
 		if (kdev->queues[i].priority == q->priority)
 			idx++;
 	q->irq_cpu = cpumask_local_spread(idx, node);
-	q->irq_moved = jiffies - KILN_IRQ_FOLLOW_INTERVAL;
-	q->irq_follow = true;
 	irq_set_affinity_and_hint(pci_irq_vector(kdev->pdev,
 						 KILN_VEC_QUEUE(q->id)),
 				  cpumask_of(q->irq_cpu));
-}
-
-/*
- * Steer @q's interrupt to the CPU submitting to it, at most once per
- * KILN_IRQ_FOLLOW_INTERVAL: the scheduler moves threads between CPUs after
- * their context was placed, and a waiter woken on another CPU than the
- * interrupt's costs a cross-CPU wake-up for every job. Threads on several
- * CPUs sharing a queue make it move at that rate at most. Once anyone else
- * (the admin, irqbalance) has set the vector's affinity, the queue stops
- * following for good: their choice wins. Called from SUBMIT, in process
- * context, inside drm_dev_enter() (so before kiln_irq_fini() frees the
- * vectors).
- */
-void kiln_irq_follow(struct kiln_queue *q)
-{
-	unsigned int irq = pci_irq_vector(q->kdev->pdev, KILN_VEC_QUEUE(q->id));
-	unsigned int cpu = raw_smp_processor_id();
-	unsigned long moved = READ_ONCE(q->irq_moved);
-	const struct cpumask *now;
-
-	if (!READ_ONCE(kiln_irq_follow_cpu) || !READ_ONCE(q->irq_follow) ||
-	    likely(READ_ONCE(q->irq_cpu) == cpu) ||
-	    time_before(jiffies, moved + KILN_IRQ_FOLLOW_INTERVAL) ||
-	    cmpxchg(&q->irq_moved, moved, jiffies) != moved)
-		return;
-	now = irq_get_affinity_mask(irq);
-	if (!now || !cpumask_equal(now, cpumask_of(READ_ONCE(q->irq_cpu)))) {
-		WRITE_ONCE(q->irq_follow, false);
-		return;
-	}
-	WRITE_ONCE(q->irq_cpu, cpu);
-	irq_set_affinity_and_hint(irq, cpumask_of(cpu));
 }
 
 static void kiln_irq_free_queue(struct kiln_device *kdev, struct kiln_queue *q)

@@ -29,7 +29,6 @@
 #include "kiln_ctx.h"
 #include "kiln_drv.h"
 #include "kiln_gem.h"
-#include "kiln_irq.h"
 #include "kiln_job.h"
 #include "kiln_mmu.h"
 #include "kiln_queue.h"
@@ -451,7 +450,6 @@ int kiln_ioctl_submit(struct drm_device *drm, void *data,
 	if (ret)
 		goto out_job;
 
-	kiln_irq_follow(job->queue);
 	ret = kiln_submit_push(job, &s, args);
 	if (ret)
 		goto out_job;

@@ -55,8 +55,6 @@ struct kiln_queue {
 	struct drm_gpu_scheduler sched;
 	atomic_t nr_ctx;		/* contexts bound, for placement */
 	unsigned int irq_cpu;		/* where the interrupt is steered */
-	unsigned long irq_moved;	/* jiffies of the last steering */
-	bool irq_follow;		/* nobody else set its affinity */
 	atomic64_t jobs_done;
 	atomic64_t jobs_failed;
 

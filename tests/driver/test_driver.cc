@@ -3,7 +3,6 @@
 // syncobjs, MMU isolation, hang recovery, PRIME between processes.
 #include <gtest/gtest.h>
 
-#include <sched.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -945,63 +944,6 @@ TEST_F(Kiln, ForcedDeviceResetKeepsContextsUsable) {
   ok.fill(buf.va, 4096, 3);
   EXPECT_EQ(status(d, ctx, run(d, ctx, ok, {buf})).status, (uint32_t)KILN_STATUS_OK);
   d.gem_close(buf.handle);
-}
-
-// The vectors of accel0's job queues, from /proc/interrupts ("kiln-<pci>-qN").
-static std::vector<int> job_queue_irqs() {
-  char link[256];
-  ssize_t n = readlink("/sys/class/accel/accel0/device", link, sizeof(link) - 1);
-  std::vector<int> irqs;
-  if (n <= 0) return irqs;
-  link[n] = 0;
-  std::string tag = "kiln-" + std::string(link).substr(std::string(link).rfind('/') + 1) + "-q";
-  std::ifstream f("/proc/interrupts");
-  for (std::string line; std::getline(f, line);) {
-    size_t at = line.find(tag);
-    if (at == std::string::npos || line.compare(at + tag.size(), 1, "0") == 0) continue;  // q0: management
-    irqs.push_back(std::stoi(line));
-  }
-  return irqs;
-}
-
-static unsigned long irq_affinity(int irq) {
-  std::ifstream f("/proc/irq/" + std::to_string(irq) + "/smp_affinity");
-  std::string mask;
-  f >> mask;
-  return std::stoul(mask, nullptr, 16);
-}
-
-// SUBMIT steers a queue's interrupt to the submitting CPU, but once the admin
-// has set a vector's affinity the driver must leave it there.
-TEST_F(Kiln, AdminIrqAffinityIsNotOverriddenBySubmit) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root for /proc/irq";
-  if (sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs two CPUs";
-  std::vector<int> irqs = job_queue_irqs();
-  ASSERT_FALSE(irqs.empty());
-  for (int irq : irqs) {
-    std::ofstream f("/proc/irq/" + std::to_string(irq) + "/smp_affinity");
-    f << "3";  // CPUs 0 and 1: never a mask the driver sets itself
-  }
-  std::thread submitter([&] {
-    Dev &d = *dev_;
-    uint32_t ctx = d.ctx();
-    Bo buf = d.bo(4096);
-    Cmd fill;
-    fill.fill(buf.va, 4096, 7);
-    // Submitting from both CPUs in turn would make a following queue move.
-    for (int i = 0; i < 8; i++) {
-      cpu_set_t one;
-      CPU_ZERO(&one);
-      CPU_SET(i % 2, &one);
-      ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
-      EXPECT_EQ(status(d, ctx, run(d, ctx, fill, {buf})).status, (uint32_t)KILN_STATUS_OK);
-      usleep(10000);  // longer than the driver's re-steering interval
-    }
-    d.gem_close(buf.handle);
-    d.ctx_destroy(ctx);
-  });
-  submitter.join();
-  for (int irq : irqs) EXPECT_EQ(irq_affinity(irq), 3ul) << "irq " << irq;
 }
 
 // ---------------------------------------------------------------- sharing
