@@ -62,6 +62,8 @@ struct kiln_queue {
 	u64 wd_progress;
 	u64 wd_seqno;
 	unsigned long wd_since;
+	bool wd_hung;			/* reset for a hang ... */
+	u64 wd_hung_completed;		/* ... when `completed` was this */
 
 	char irq_name[32];
 };

@@ -13,8 +13,10 @@
  *  1. queue reset: disable and reset the hung queue, ban the guilty
  *     context (its hung job fails with -ETIMEDOUT, its other queued jobs
  *     with -ECANCELED), write the innocent jobs into the fresh ring again;
- *  2. device reset, when the queue does not stop, the device reports a
- *     fatal error or the management queue is stuck: CONTROL.SOFT_RESET,
+ *  2. device reset, when the queue does not stop, hangs again before it
+ *     completed a single job since its reset (the queue itself is stuck,
+ *     not a job), the device reports a fatal error or the management
+ *     queue is stuck: CONTROL.SOFT_RESET,
  *     then FLR if the device stays fatal; queues, ASIDs and innocent jobs
  *     are restored, a KILN_RESET=1 uevent is sent and reset_count grows.
  * Innocent jobs that were running when the hardware was reset run again
@@ -204,6 +206,8 @@ static void kiln_device_recover(struct kiln_device *kdev,
 	lockdep_assert_held(&kdev->reset_lock);
 
 	drm_err(&kdev->drm, "resetting device: %s\n", reason);
+	for (i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++)
+		kdev->queues[i].wd_hung = false;
 	kiln_reset_stop_all(kdev);
 	for (i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++)
 		if (kdev->queues[i].sched_ready)
@@ -238,6 +242,8 @@ static void kiln_queue_recover(struct kiln_queue *q, int error)
 	kiln_queue_replay(q, true, error, false);
 	kiln_sched_restore_parents(q);
 	drm_sched_start(&q->sched);
+	q->wd_hung = error == -ETIMEDOUT;
+	q->wd_hung_completed = READ_ONCE(q->completed);
 }
 
 static void kiln_watchdog_fn(struct work_struct *work)
@@ -306,6 +312,12 @@ static void kiln_watchdog_fn(struct work_struct *work)
 			drm_warn_once(&kdev->drm, "queue %u hung; recovery disabled\n",
 				      i);
 			continue;
+		}
+		if (q->wd_hung &&
+		    READ_ONCE(q->completed) == q->wd_hung_completed) {
+			kiln_device_recover(kdev, q,
+					    "queue hung again before completing a job");
+			goto out;
 		}
 		kiln_queue_recover(q, -ETIMEDOUT);
 	}
