@@ -4,9 +4,12 @@
  *
  * A four-level walk exactly as documented in include/kiln/hw/kiln_mmu.h,
  * an ASID table, and a TLB shared by all threads. The TLB is direct-mapped
- * (separate arrays for 4 KiB and 2 MiB pages) and protected by one mutex;
- * a generation counter keeps a walk that raced with an invalidation from
- * inserting a stale entry. A second counter per ASID, read without the
+ * (separate arrays for 4 KiB and 2 MiB pages). Writers (fills, flushes,
+ * context changes) hold one mutex; lookups take no lock but read under a
+ * sequence count and retry if a writer was active, because every DMA row
+ * and PE micro-TLB refill translates and the worker threads otherwise
+ * queue on that mutex. A generation counter keeps a walk that raced with
+ * an invalidation from inserting a stale entry. A second counter per ASID, read without the
  * lock, tells the PEs' private micro-TLBs that a running launch must drop
  * its cached translations (kiln_mmu_flush_gen).
  */
@@ -35,6 +38,7 @@ struct KilnMmu {
     const KilnPhys *phys;
     uint32_t max_contexts;
     pthread_mutex_t lock;
+    uint32_t tlb_seq;       /* odd while a writer changes the TLB */
     uint64_t gen;
     uint32_t inject;
     uint64_t hits, misses;
@@ -118,6 +122,18 @@ const uint64_t *kiln_mmu_flush_gen(KilnMmu *mmu, uint32_t asid)
     return asid && asid < mmu->max_contexts ? &mmu->flush_gen[asid] : &never;
 }
 
+/* Caller holds mmu->lock; brackets every change lock-free readers can see. */
+static void tlb_write_begin(KilnMmu *mmu)
+{
+    __atomic_store_n(&mmu->tlb_seq, mmu->tlb_seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void tlb_write_end(KilnMmu *mmu)
+{
+    __atomic_store_n(&mmu->tlb_seq, mmu->tlb_seq + 1, __ATOMIC_RELEASE);
+}
+
 /* Caller holds mmu->lock. */
 static void tlb_flush_locked(KilnMmu *mmu, uint32_t asid, uint64_t va,
                              uint64_t size, bool all)
@@ -130,6 +146,7 @@ static void tlb_flush_locked(KilnMmu *mmu, uint32_t asid, uint64_t va,
     }
     mmu->gen++;
     bump_flush_gen(mmu, asid);
+    tlb_write_begin(mmu);
     for (i = 0; i < TLB_4K_ENTRIES; i++) {
         KilnTlbEntry *e = &mmu->tlb4k[i];
         uint64_t base = e->vpn << KILN_PAGE_SHIFT;
@@ -148,6 +165,7 @@ static void tlb_flush_locked(KilnMmu *mmu, uint32_t asid, uint64_t va,
             e->asid = 0;
         }
     }
+    tlb_write_end(mmu);
 }
 
 bool kiln_mmu_set_context(KilnMmu *mmu, uint32_t asid, bool valid,
@@ -174,8 +192,8 @@ bool kiln_mmu_set_context(KilnMmu *mmu, uint32_t asid, bool valid,
         }
     }
     pthread_mutex_lock(&mmu->lock);
-    mmu->ctx[asid].valid = valid;
     mmu->ctx[asid].root = valid ? pt_root_pa : 0;
+    __atomic_store_n(&mmu->ctx[asid].valid, valid, __ATOMIC_RELEASE);
     tlb_flush_locked(mmu, asid, 0, 0, true);
     pthread_mutex_unlock(&mmu->lock);
     return true;
@@ -188,9 +206,7 @@ bool kiln_mmu_context_valid(KilnMmu *mmu, uint32_t asid)
     if (asid == 0 || asid >= mmu->max_contexts) {
         return false;
     }
-    pthread_mutex_lock(&mmu->lock);
-    v = mmu->ctx[asid].valid;
-    pthread_mutex_unlock(&mmu->lock);
+    v = __atomic_load_n(&mmu->ctx[asid].valid, __ATOMIC_ACQUIRE);
     return v;
 }
 
@@ -212,20 +228,26 @@ void kiln_mmu_invalidate_all(KilnMmu *mmu, uint32_t asid)
 void kiln_mmu_reset(KilnMmu *mmu)
 {
     pthread_mutex_lock(&mmu->lock);
-    memset(mmu->ctx, 0, sizeof(KilnCtx) * mmu->max_contexts);
+    for (uint32_t i = 0; i < mmu->max_contexts; i++) {
+        __atomic_store_n(&mmu->ctx[i].valid, false, __ATOMIC_RELEASE);
+        mmu->ctx[i].root = 0;
+    }
+    tlb_write_begin(mmu);
     memset(mmu->tlb4k, 0, sizeof(mmu->tlb4k));
     memset(mmu->tlb2m, 0, sizeof(mmu->tlb2m));
+    tlb_write_end(mmu);
     mmu->gen++;
     bump_flush_gen(mmu, 0);
-    mmu->inject = 0;
-    mmu->hits = mmu->misses = 0;
+    __atomic_store_n(&mmu->inject, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&mmu->hits, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&mmu->misses, 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&mmu->lock);
 }
 
 void kiln_mmu_inject_faults(KilnMmu *mmu, uint32_t count)
 {
     pthread_mutex_lock(&mmu->lock);
-    mmu->inject = count;
+    __atomic_store_n(&mmu->inject, count, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&mmu->lock);
 }
 
@@ -241,10 +263,8 @@ uint32_t kiln_mmu_injected_faults(KilnMmu *mmu)
 
 void kiln_mmu_stats(KilnMmu *mmu, uint64_t *hits, uint64_t *misses)
 {
-    pthread_mutex_lock(&mmu->lock);
-    *hits = mmu->hits;
-    *misses = mmu->misses;
-    pthread_mutex_unlock(&mmu->lock);
+    *hits = __atomic_load_n(&mmu->hits, __ATOMIC_RELAXED);
+    *misses = __atomic_load_n(&mmu->misses, __ATOMIC_RELAXED);
 }
 
 /* Is [pa, pa + size) entirely inside one region? */
@@ -268,9 +288,45 @@ static bool fill_out(const KilnPhys *phys, uint64_t page_pa, uint64_t page_size,
     return true;
 }
 
+/*
+ * The TLB entry for @va with @access allowed, without the lock: retried
+ * while a writer is active or if one ran meanwhile. An entry a flush clears
+ * just after this returns is in use as a translation would be had the
+ * lookup run first, as with a lock released before its page is used.
+ */
+static bool tlb_lookup(KilnMmu *mmu, uint32_t asid, uint64_t va,
+                       uint32_t access, uint64_t *page_pa, uint64_t *page_size)
+{
+    uint64_t vpn4k = va >> KILN_PAGE_SHIFT, vpn2m = va >> KILN_LARGE_PAGE_SHIFT;
+    const KilnTlbEntry *e4k = &mmu->tlb4k[tlb4k_index(asid, vpn4k)];
+    const KilnTlbEntry *e2m = &mmu->tlb2m[tlb2m_index(asid, vpn2m)];
+    uint32_t seq;
+    bool hit;
+
+    do {
+        seq = __atomic_load_n(&mmu->tlb_seq, __ATOMIC_ACQUIRE);
+        hit = true;
+        if (e4k->asid == asid && e4k->vpn == vpn4k &&
+            (e4k->perms & access) == access) {
+            *page_pa = e4k->pa;
+            *page_size = KILN_PAGE_SIZE;
+        } else if (e2m->asid == asid && e2m->vpn == vpn2m &&
+                   (e2m->perms & access) == access) {
+            *page_pa = e2m->pa;
+            *page_size = KILN_LARGE_PAGE_SIZE;
+        } else {
+            hit = false;
+        }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    } while ((seq & 1) ||
+             __atomic_load_n(&mmu->tlb_seq, __ATOMIC_RELAXED) != seq);
+    return hit;
+}
+
 bool kiln_mmu_translate(KilnMmu *mmu, uint32_t asid, uint64_t va,
                         uint32_t access, KilnXlate *out, KilnFault *fault)
 {
+    uint64_t page_pa, page_size;
     uint64_t table, gen, pte = 0;
     uint32_t perms;
     int level;
@@ -281,59 +337,40 @@ bool kiln_mmu_translate(KilnMmu *mmu, uint32_t asid, uint64_t va,
         return false;
     }
 
-    pthread_mutex_lock(&mmu->lock);
-    if (mmu->inject) {
-        mmu->inject--;
+    if (__atomic_load_n(&mmu->inject, __ATOMIC_RELAXED)) {
+        bool injected = false;
+
+        pthread_mutex_lock(&mmu->lock);
+        if (mmu->inject) {
+            __atomic_store_n(&mmu->inject, mmu->inject - 1, __ATOMIC_RELAXED);
+            injected = true;
+        }
         pthread_mutex_unlock(&mmu->lock);
-        mmu_fault(fault, KILN_STATUS_MMU_FAULT, asid, va, access,
-                  KILN_MMU_FAULT_INJECTED);
-        return false;
+        if (injected) {
+            mmu_fault(fault, KILN_STATUS_MMU_FAULT, asid, va, access,
+                      KILN_MMU_FAULT_INJECTED);
+            return false;
+        }
     }
-    if (!mmu->ctx[asid].valid) {
-        pthread_mutex_unlock(&mmu->lock);
+    if (!__atomic_load_n(&mmu->ctx[asid].valid, __ATOMIC_ACQUIRE)) {
         mmu_fault(fault, KILN_STATUS_BAD_CONTEXT, asid, va, access,
                   KILN_MMU_FAULT_NONE);
         return false;
     }
     if (va >= KILN_VA_MAX) {
-        pthread_mutex_unlock(&mmu->lock);
         mmu_fault(fault, KILN_STATUS_MMU_FAULT, asid, va, access,
                   KILN_MMU_FAULT_NON_CANONICAL);
         return false;
     }
-    {
-        uint64_t vpn = va >> KILN_PAGE_SHIFT;
-        KilnTlbEntry *e = &mmu->tlb4k[tlb4k_index(asid, vpn)];
-
-        if (e->asid == asid && e->vpn == vpn && (e->perms & access) == access) {
-            /* Another thread may refill the entry once the lock is gone. */
-            uint64_t pa = e->pa;
-
-            mmu->hits++;
-            pthread_mutex_unlock(&mmu->lock);
-            if (fill_out(mmu->phys, pa, KILN_PAGE_SIZE, va, out)) {
-                return true;
-            }
-            goto walk_unlocked;
+    if (tlb_lookup(mmu, asid, va, access, &page_pa, &page_size)) {
+        __atomic_fetch_add(&mmu->hits, 1, __ATOMIC_RELAXED);
+        if (fill_out(mmu->phys, page_pa, page_size, va, out)) {
+            return true;
         }
-        vpn = va >> KILN_LARGE_PAGE_SHIFT;
-        e = &mmu->tlb2m[tlb2m_index(asid, vpn)];
-        if (e->asid == asid && e->vpn == vpn && (e->perms & access) == access) {
-            /* Another thread may refill the entry once the lock is gone. */
-            uint64_t pa = e->pa;
-
-            mmu->hits++;
-            pthread_mutex_unlock(&mmu->lock);
-            if (fill_out(mmu->phys, pa, KILN_LARGE_PAGE_SIZE, va, out)) {
-                return true;
-            }
-            goto walk_unlocked;
-        }
+    } else {
+        __atomic_fetch_add(&mmu->misses, 1, __ATOMIC_RELAXED);
     }
-    mmu->misses++;
-    pthread_mutex_unlock(&mmu->lock);
 
-walk_unlocked:
     pthread_mutex_lock(&mmu->lock);
     if (!mmu->ctx[asid].valid) {
         pthread_mutex_unlock(&mmu->lock);
@@ -372,7 +409,7 @@ walk_unlocked:
             return false;
         }
         if (pte & KILN_PTE_LEAF_MASK) {
-            uint64_t page_size, page_pa, vpn;
+            uint64_t vpn;
             KilnTlbEntry *e;
 
             if (level >= 2) {
@@ -414,10 +451,12 @@ walk_unlocked:
                              KILN_PAGE_SHIFT);
                 e = level == 1 ? &mmu->tlb2m[tlb2m_index(asid, vpn)] :
                                  &mmu->tlb4k[tlb4k_index(asid, vpn)];
+                tlb_write_begin(mmu);
                 e->asid = asid;
                 e->vpn = vpn;
                 e->pa = page_pa;
                 e->perms = perms;
+                tlb_write_end(mmu);
             }
             pthread_mutex_unlock(&mmu->lock);
             return true;

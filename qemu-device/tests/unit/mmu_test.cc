@@ -260,6 +260,43 @@ TEST(Mmu, ConcurrentTranslations) {
     EXPECT_EQ(bad.load(), 0);
 }
 
+// Two address spaces map the same VAs to different pages, more pages than
+// the TLB holds, so their entries keep evicting each other while lookups
+// run without the lock: a lookup must never return the other space's page.
+TEST(Mmu, ConcurrentLookupsNeverMixAddressSpaces) {
+    Env e;
+    constexpr uint64_t kPages = 2048;
+    const uint64_t base[3] = {0, 0x1000000, 0x2000000};
+    KilnFault f{};
+    for (uint32_t asid = 1; asid <= 2; asid++) {
+        uint64_t root = e.alloc_table();
+        for (uint64_t i = 0; i < kPages; i++) e.map(root, i << 12, base[asid] + (i << 12), RW);
+        ASSERT_TRUE(kiln_mmu_set_context(e.mmu, asid, true, root, &f));
+    }
+    std::vector<std::thread> ts;
+    std::atomic<int> bad{0};
+    for (int t = 0; t < 4; t++) {
+        ts.emplace_back([&, t] {
+            uint32_t asid = 1 + (t & 1);
+            uint64_t r = 0x9e3779b97f4a7c15ull * (t + 1);
+            for (int n = 0; n < 100000; n++) {
+                r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+                uint64_t i = r % kPages;
+                KilnXlate x;
+                KilnFault ff{};
+                if (t == 0 && n % 1000 == 0) kiln_mmu_invalidate(e.mmu, 2, 0, kPages << 12);
+                if (!kiln_mmu_translate(e.mmu, asid, i << 12, KILN_ACCESS_READ, &x, &ff) ||
+                    x.pa != base[asid] + (i << 12)) bad++;
+            }
+        });
+    }
+    for (auto &t : ts) t.join();
+    EXPECT_EQ(bad.load(), 0);
+    uint64_t hits = 0, misses = 0;
+    kiln_mmu_stats(e.mmu, &hits, &misses);
+    EXPECT_EQ(hits + misses, 400000u);
+}
+
 TEST(AddrSpace, CrossPagesAndRegions) {
     Env e;
     uint64_t root = e.alloc_table();
