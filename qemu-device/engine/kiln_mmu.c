@@ -201,13 +201,10 @@ bool kiln_mmu_set_context(KilnMmu *mmu, uint32_t asid, bool valid,
 
 bool kiln_mmu_context_valid(KilnMmu *mmu, uint32_t asid)
 {
-    bool v;
-
     if (asid == 0 || asid >= mmu->max_contexts) {
         return false;
     }
-    v = __atomic_load_n(&mmu->ctx[asid].valid, __ATOMIC_ACQUIRE);
-    return v;
+    return __atomic_load_n(&mmu->ctx[asid].valid, __ATOMIC_ACQUIRE);
 }
 
 void kiln_mmu_invalidate(KilnMmu *mmu, uint32_t asid, uint64_t va,

@@ -193,6 +193,8 @@ struct QueueState : std::enable_shared_from_this<QueueState> {
   ~QueueState();
   Event submit(const Recording& rec, std::span<const Event> deps);
   void retire_completed(bool block);
+  /// Block until the queue's timeline reaches `point`.
+  void wait_point(uint64_t point);
 };
 
 std::shared_ptr<QueueState> make_queue(const Device& dev, QueueDesc desc);

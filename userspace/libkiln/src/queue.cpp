@@ -223,7 +223,7 @@ std::shared_ptr<QueueState> make_queue(const Device& device, QueueDesc desc) {
 QueueState::~QueueState() {
   if (!ctx) return;
   try {
-    if (next_point) dev->drv->syncobj_wait(std::span(&syncobj, 1), std::span(&next_point, 1), INT64_MAX);
+    if (next_point) wait_point(next_point);
   } catch (const std::exception& e) {
     log(Level::warn, "queue {}: waiting for work at destruction: {}", ctx, e.what());
   }
@@ -233,12 +233,16 @@ QueueState::~QueueState() {
   dev->drv->ctx_destroy(ctx);
 }
 
+void QueueState::wait_point(uint64_t point) {
+  dev->drv->syncobj_wait(std::span(&syncobj, 1), std::span(&point, 1), INT64_MAX);
+}
+
 void QueueState::retire_completed(bool block) {
   // Caller holds mu.
   if (inflight.empty()) return;
   uint64_t done = 0;
   if (block) {
-    dev->drv->syncobj_wait(std::span(&syncobj, 1), std::span(&next_point, 1), INT64_MAX);
+    wait_point(next_point);
     done = next_point;
   } else {
     try {
@@ -409,8 +413,7 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
         break;
       } catch (const Error& e) {
         if (e.os_errno() != EBUSY || inflight.empty()) throw;
-        const uint64_t oldest = inflight.front()->point;
-        dev->drv->syncobj_wait(std::span(&syncobj, 1), std::span(&oldest, 1), INT64_MAX);
+        wait_point(inflight.front()->point);
         retire_completed(false);
       }
     }
