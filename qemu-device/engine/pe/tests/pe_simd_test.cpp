@@ -4,8 +4,8 @@
 // data full of NaNs, infinities, signed zeros and denormals.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
-#include <cstring>
 #include <random>
 #include <vector>
 
@@ -16,16 +16,12 @@ namespace {
 
 uint32_t bits(float f)
 {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
+    return std::bit_cast<uint32_t>(f);
 }
 
 float from_bits(uint32_t u)
 {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+    return std::bit_cast<float>(u);
 }
 
 // Mostly ordinary values, with a steady supply of every special class
