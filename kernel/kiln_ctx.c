@@ -10,6 +10,7 @@
 
 #include <linux/capability.h>
 #include <linux/cleanup.h>
+#include <linux/dma-fence.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 
@@ -18,7 +19,10 @@
 
 #include "kiln_ctx.h"
 #include "kiln_drv.h"
+#include "kiln_fence.h"
+#include "kiln_job.h"
 #include "kiln_mmu.h"
+#include "kiln_reset.h"
 
 struct kiln_ctx *kiln_ctx_get(struct kiln_ctx *ctx)
 {
@@ -82,15 +86,53 @@ static struct kiln_queue *kiln_ctx_pick_queue(struct kiln_device *kdev,
 	return best;
 }
 
-static void kiln_ctx_teardown(struct kiln_ctx *ctx)
+/*
+ * Close @ctx: refuse new jobs, drop the jobs not yet run and end their
+ * fences at once (-ECANCELED) — their dependencies may never signal — and
+ * let the watchdog cancel those in the ring (kiln_reset.c). Bounded: it
+ * waits for no job. Returns false if the context was closed already.
+ */
+static bool kiln_ctx_close(struct kiln_ctx *ctx)
+{
+	struct kiln_device *kdev = ctx->kdev;
+	struct kiln_job *job;
+	int idx;
+
+	scoped_guard(rwsem_write, &ctx->close_sem) {
+		if (ctx->closed)
+			return false;
+		WRITE_ONCE(ctx->closed, true);
+	}
+
+	/*
+	 * On 6.12 a run_job work item racing with the removal can put the
+	 * entity back into the run queue's FIFO tree (the job after the one
+	 * drm_sched_entity_pop_job() takes): keep the queue's work items
+	 * off meanwhile. reset_lock keeps recovery, which stops and starts
+	 * them too, out of the way.
+	 */
+	scoped_guard(mutex, &kdev->reset_lock) {
+		drm_sched_wqueue_stop(&ctx->queue->sched);
+		drm_sched_entity_fini(&ctx->entity);
+		drm_sched_wqueue_start(&ctx->queue->sched);
+	}
+	scoped_guard(spinlock_irq, &ctx->queued_lock)
+		list_for_each_entry(job, &ctx->queued, queued_link)
+			kiln_job_fence_cancel(job->done, -ECANCELED);
+	if (drm_dev_enter(&kdev->drm, &idx)) {
+		kiln_watchdog_kick_now(kdev);
+		drm_dev_exit(idx);
+	}
+	return true;
+}
+
+static void kiln_ctx_teardown(struct kiln_file *kfile, struct kiln_ctx *ctx)
 {
 	struct kiln_device *kdev = ctx->kdev;
 
-	/* Lets queued jobs reach the hardware (bounded), then kills the rest. */
-	if (ctx->entity_live)
-		drm_sched_entity_destroy(&ctx->entity);
-	ctx->entity_live = false;
+	kiln_ctx_close(ctx);
 	atomic_dec(&ctx->queue->nr_ctx);
+	atomic_dec(&kfile->nr_ctxs);
 
 	mutex_lock(&kdev->ctx_lock);
 	list_del(&ctx->link);
@@ -106,34 +148,40 @@ void kiln_ctx_destroy_all(struct kiln_file *kfile)
 
 	xa_for_each(&kfile->ctxs, id, ctx) {
 		xa_erase(&kfile->ctxs, id);
-		kiln_ctx_teardown(ctx);
+		kiln_ctx_teardown(kfile, ctx);
 	}
 	xa_destroy(&kfile->ctxs);
 }
 
 /*
- * The file's last holder was killed (SIGKILL) and is exiting: kill the
- * entities it was the last to submit to, so their queued jobs are dropped
- * (finished fences signal -ESRCH) instead of being run one by one while
- * the GEM close hooks wait for them. Returns true if any entity was
- * killed. Nobody else can reach the file any more, so the contexts stay
- * put until postclose.
+ * The file's last holder is exiting: close every context, so the GEM
+ * close hooks that run next do not wait for work nobody will see. Returns
+ * true if any context still had to be closed. The contexts stay in the
+ * file until postclose.
  */
-bool kiln_ctx_kill_all(struct kiln_file *kfile)
+bool kiln_ctx_close_all(struct kiln_file *kfile)
 {
-	struct task_struct *me = current->group_leader;
 	struct kiln_ctx *ctx;
 	unsigned long id;
-	bool killed = false;
+	bool closed = false;
 
-	xa_for_each(&kfile->ctxs, id, ctx) {
-		if (!ctx->entity_live || READ_ONCE(ctx->entity.last_user) != me)
-			continue;
-		/* PF_EXITING and exit_code SIGKILL: no wait, then kill. */
-		drm_sched_entity_flush(&ctx->entity, 0);
-		killed = true;
-	}
-	return killed;
+	xa_for_each(&kfile->ctxs, id, ctx)
+		closed |= kiln_ctx_close(ctx);
+	return closed;
+}
+
+/* @job was pushed: it is cancelled if the context closes before it runs. */
+void kiln_ctx_job_queued_link(struct kiln_ctx *ctx, struct kiln_job *job)
+{
+	guard(spinlock_irq)(&ctx->queued_lock);
+	list_add_tail(&job->queued_link, &ctx->queued);
+}
+
+/* @job runs, or is released. */
+void kiln_ctx_job_unqueue(struct kiln_ctx *ctx, struct kiln_job *job)
+{
+	guard(spinlock_irq)(&ctx->queued_lock);
+	list_del_init(&job->queued_link);
 }
 
 int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
@@ -146,18 +194,34 @@ int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
 	struct kiln_queue *q;
 	int ret, idx;
 
-	if (args->flags || args->ctx_id)
+	if (args->flags || args->ctx_id) {
+		drm_dbg(drm, "CTX_CREATE: flags 0x%x and ctx_id %u must be zero\n",
+			args->flags, args->ctx_id);
 		return -EINVAL;
-	if (args->priority > DRM_KILN_PRIORITY_REALTIME)
+	}
+	if (args->priority > DRM_KILN_PRIORITY_REALTIME) {
+		drm_dbg(drm, "CTX_CREATE: unknown priority %u\n", args->priority);
 		return -EINVAL;
+	}
 	if (args->priority == DRM_KILN_PRIORITY_REALTIME &&
-	    !capable(CAP_SYS_NICE))
+	    !capable(CAP_SYS_NICE)) {
+		drm_dbg(drm, "CTX_CREATE: realtime priority needs CAP_SYS_NICE\n");
 		return -EPERM;
+	}
 
 	if (!drm_dev_enter(drm, &idx))
 		return -ENODEV;
 
+	if (atomic_inc_return(&kfile->nr_ctxs) >
+	    READ_ONCE(kiln_max_file_contexts)) {
+		drm_dbg(drm, "CTX_CREATE: file holds max_file_contexts contexts\n");
+		atomic_dec(&kfile->nr_ctxs);
+		drm_dev_exit(idx);
+		return -ENOSPC;
+	}
 	if (atomic_inc_return(&kdev->ctx_count) > KILN_MAX_CTX) {
+		drm_dbg(drm, "CTX_CREATE: device has %u contexts\n",
+			KILN_MAX_CTX);
 		ret = -ENOSPC;
 		goto err_count;
 	}
@@ -168,7 +232,7 @@ int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
 		goto err_count;
 	}
 
-	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL_ACCOUNT);
 	if (!ctx) {
 		ret = -ENOMEM;
 		goto err_count;
@@ -181,8 +245,14 @@ int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
 	ctx->timeout_ms = args->timeout_ms ? args->timeout_ms :
 					     kiln_job_timeout_ms;
 	ctx->pid = task_tgid_nr(current);
+	ctx->fence_context = dma_fence_context_alloc(1);
+	ctx->max_watchdog_mcycles = capable(CAP_SYS_ADMIN) ? 0 :
+				    READ_ONCE(kiln_max_watchdog_mcycles);
+	init_rwsem(&ctx->close_sem);
 	mutex_init(&ctx->submit_lock);
 	spin_lock_init(&ctx->status_lock);
+	spin_lock_init(&ctx->queued_lock);
+	INIT_LIST_HEAD(&ctx->queued);
 	INIT_LIST_HEAD(&ctx->link);
 
 	ctx->sched_list[0] = &q->sched;
@@ -190,9 +260,9 @@ int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
 				    ctx->sched_list, 1, NULL);
 	if (ret)
 		goto err_ctx;
-	ctx->entity_live = true;
 
-	ret = xa_alloc(&kfile->ctxs, &ctx->id, ctx, xa_limit_32b, GFP_KERNEL);
+	ret = xa_alloc(&kfile->ctxs, &ctx->id, ctx, xa_limit_32b,
+		       GFP_KERNEL_ACCOUNT);
 	if (ret) {
 		ret = ret == -EBUSY ? -ENOSPC : ret;
 		goto err_entity;
@@ -208,11 +278,12 @@ int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
 	return 0;
 
 err_entity:
-	drm_sched_entity_destroy(&ctx->entity);
+	drm_sched_entity_fini(&ctx->entity);
 err_ctx:
 	kiln_ctx_put(ctx);
 err_count:
 	atomic_dec(&kdev->ctx_count);
+	atomic_dec(&kfile->nr_ctxs);
 	drm_dev_exit(idx);
 	return ret;
 }
@@ -225,14 +296,18 @@ int kiln_ioctl_ctx_destroy(struct drm_device *drm, void *data,
 	struct kiln_ctx *ctx;
 	int idx;
 
-	if (args->pad)
+	if (args->pad) {
+		drm_dbg(drm, "CTX_DESTROY: pad must be zero\n");
 		return -EINVAL;
+	}
 	if (!drm_dev_enter(drm, &idx))
 		return -ENODEV;
 
 	ctx = xa_erase(&kfile->ctxs, args->ctx_id);
 	if (ctx)
-		kiln_ctx_teardown(ctx);
+		kiln_ctx_teardown(kfile, ctx);
+	else
+		drm_dbg(drm, "CTX_DESTROY: no context %u\n", args->ctx_id);
 	drm_dev_exit(idx);
 	return ctx ? 0 : -ENOENT;
 }

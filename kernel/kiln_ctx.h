@@ -9,6 +9,7 @@
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
 
@@ -21,6 +22,7 @@ struct drm_file;
 struct drm_printer;
 struct kiln_device;
 struct kiln_file;
+struct kiln_job;
 struct kiln_queue;
 struct kiln_vm;
 
@@ -52,11 +54,25 @@ struct kiln_ctx {
 
 	struct drm_gpu_scheduler *sched_list[1];
 	struct drm_sched_entity entity;
-	bool entity_live;
+
+	/*
+	 * A closed context takes no more jobs and cancels those it has:
+	 * destroyed, or its file's last holder is exiting. SUBMIT holds
+	 * close_sem for reading from the entity's first use to the push, so
+	 * a job is either refused or pushed before the entity is finalised.
+	 */
+	struct rw_semaphore close_sem;
+	bool closed;
 
 	/* Serialises seqno assignment with the push to the entity. */
 	struct mutex submit_lock;
 	u64 submitted;
+	u64 fence_context;		/* of its job fences */
+	u32 max_watchdog_mcycles;	/* INDIRECT cap, 0 for CAP_SYS_ADMIN */
+
+	/* Jobs pushed and not yet run, to cancel when the context closes. */
+	spinlock_t queued_lock;
+	struct list_head queued;
 
 	/* Job outcomes, updated from the interrupt handler. */
 	spinlock_t status_lock;
@@ -75,7 +91,9 @@ struct kiln_ctx *kiln_ctx_lookup(struct kiln_file *kfile, u32 id);
 struct kiln_ctx *kiln_ctx_get(struct kiln_ctx *ctx);
 void kiln_ctx_put(struct kiln_ctx *ctx);
 void kiln_ctx_destroy_all(struct kiln_file *kfile);
-bool kiln_ctx_kill_all(struct kiln_file *kfile);
+bool kiln_ctx_close_all(struct kiln_file *kfile);
+void kiln_ctx_job_queued_link(struct kiln_ctx *ctx, struct kiln_job *job);
+void kiln_ctx_job_unqueue(struct kiln_ctx *ctx, struct kiln_job *job);
 void kiln_ctx_job_queued(struct kiln_ctx *ctx, u64 seqno);
 void kiln_ctx_job_done(struct kiln_ctx *ctx, u64 seqno,
 		       const struct kiln_job_status *hw, int error);

@@ -4,6 +4,7 @@
  * device queries.
  */
 
+#include <linux/capability.h>
 #include <linux/dma-mapping.h>
 #include <linux/fs.h>
 #include <linux/module.h>
@@ -45,7 +46,29 @@ MODULE_PARM_DESC(ring_entries,
 unsigned int kiln_host_mem_percent = 50;
 module_param_named(host_mem_percent, kiln_host_mem_percent, uint, 0644);
 MODULE_PARM_DESC(host_mem_percent,
-		 "Share of RAM the host-memory BOs of one device may pin (%, default 50)");
+		 "Share of RAM the host-memory BOs of all Kiln devices together may pin (%, default 50)");
+
+unsigned int kiln_max_host_bos = 32768;
+module_param_named(max_host_bos, kiln_max_host_bos, uint, 0644);
+MODULE_PARM_DESC(max_host_bos,
+		 "Host-memory BOs all Kiln devices together may hold; each takes a file of the system's table (default 32768)");
+
+unsigned int kiln_max_watchdog_mcycles = 1000;
+module_param_named(max_watchdog_mcycles, kiln_max_watchdog_mcycles, uint, 0644);
+MODULE_PARM_DESC(max_watchdog_mcycles,
+		 "Longest a kernel launched by a context without CAP_SYS_ADMIN may run, in million cycles per PE (0: no cap, default 1000)");
+
+unsigned int kiln_max_file_jobs = 1024;
+module_param_named(max_file_jobs, kiln_max_file_jobs, uint, 0644);
+MODULE_PARM_DESC(max_file_jobs,
+		 "Jobs one open file may have submitted and not yet finished (default 1024)");
+
+unsigned int kiln_max_file_contexts = 64;
+module_param_named(max_file_contexts, kiln_max_file_contexts, uint, 0644);
+MODULE_PARM_DESC(max_file_contexts,
+		 "Contexts one open file may hold (default 64)");
+
+struct workqueue_struct *kiln_release_wq;
 
 bool kiln_disable_recovery;
 module_param_named(disable_recovery, kiln_disable_recovery, bool, 0644);
@@ -60,13 +83,14 @@ static int kiln_open(struct drm_device *drm, struct drm_file *file)
 	if (!drm_dev_enter(drm, &idx))
 		return -ENODEV;
 
-	kfile = kzalloc(sizeof(*kfile), GFP_KERNEL);
+	kfile = kzalloc(sizeof(*kfile), GFP_KERNEL_ACCOUNT);
 	if (!kfile) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	kfile->kdev = kdev;
 	xa_init_flags(&kfile->ctxs, XA_FLAGS_ALLOC1);
+	atomic_set(&kfile->nr_ctxs, 0);
 
 	kfile->vm = kiln_vm_create(kdev);
 	if (IS_ERR(kfile->vm)) {
@@ -189,6 +213,19 @@ static int kiln_ioctl_get_param(struct drm_device *drm, void *data,
 	case DRM_KILN_PARAM_MAX_FILES:
 		args->value = kdev->max_asids - 1;
 		break;
+	case DRM_KILN_PARAM_MAX_WATCHDOG_MCYCLES:
+		args->value = capable(CAP_SYS_ADMIN) ? 0 :
+			      READ_ONCE(kiln_max_watchdog_mcycles);
+		break;
+	case DRM_KILN_PARAM_MAX_HOST_BOS:
+		args->value = READ_ONCE(kiln_max_host_bos);
+		break;
+	case DRM_KILN_PARAM_MAX_FILE_JOBS:
+		args->value = READ_ONCE(kiln_max_file_jobs);
+		break;
+	case DRM_KILN_PARAM_MAX_FILE_CONTEXTS:
+		args->value = READ_ONCE(kiln_max_file_contexts);
+		break;
 	case DRM_KILN_PARAM_FILES_IN_USE: {
 		struct kiln_vm *vm;
 		u64 n = 0;
@@ -201,6 +238,7 @@ static int kiln_ioctl_get_param(struct drm_device *drm, void *data,
 		break;
 	}
 	default:
+		drm_dbg(drm, "GET_PARAM: unknown param %u\n", args->param);
 		ret = -EINVAL;
 	}
 	drm_dev_exit(idx);
@@ -310,28 +348,102 @@ static const struct drm_ioctl_desc kiln_ioctls[] = {
 /*
  * Every close() of a descriptor, before the last one releases the file.
  * The GEM close hooks run before postclose and wait for the jobs using
- * each BO, so a process killed with thousands of jobs queued would run
- * them all in its exit path. When a killed process drops the file's last
- * reference, give its work up instead: its entities drop their queued
- * jobs and the ASID is unbound so the jobs already in the rings fail at
- * once. An ordinary close still lets the jobs finish.
+ * each BO, so a process exiting with jobs queued would run them all (or
+ * wait for dependencies that may never come) in its exit path. When an
+ * exiting process drops the file's last reference, its work is given up
+ * instead: its contexts are closed, which cancels their jobs, queued or
+ * running (docs/uapi.md). A killed process also has its ASID unbound, so
+ * that its jobs still in the rings fail at once. An ordinary close() by
+ * a live process lets the jobs finish.
  */
 static int kiln_flush(struct file *filp, fl_owner_t id)
 {
 	struct drm_file *file = filp->private_data;
 	struct kiln_file *kfile = file ? file->driver_priv : NULL;
 
-	if (!kfile || !(current->flags & PF_EXITING) ||
-	    current->exit_code != SIGKILL || file_count(filp) != 1)
+	if (!kfile || !(current->flags & PF_EXITING) || file_count(filp) != 1)
 		return 0;
-	if (kiln_ctx_kill_all(kfile))
+	if (kiln_ctx_close_all(kfile) && current->exit_code == SIGKILL)
 		kiln_vm_abandon(kfile->vm);
 	return 0;
 }
 
+/*
+ * The core ioctls a render node allows are the ones that make sense on
+ * an accel node too; the DRM core lets the others through on accel
+ * minors, and some of them (GET_UNIQUE, GET_MAGIC, ...) assume a primary
+ * node and oops. They never reach the core from a Kiln file.
+ */
+static bool kiln_core_ioctl_allowed(unsigned int nr)
+{
+	switch (nr) {
+	case DRM_IOCTL_NR(DRM_IOCTL_VERSION):
+	case DRM_IOCTL_NR(DRM_IOCTL_GET_CAP):
+	case DRM_IOCTL_NR(DRM_IOCTL_GEM_CLOSE):
+	case DRM_IOCTL_NR(DRM_IOCTL_PRIME_HANDLE_TO_FD):
+	case DRM_IOCTL_NR(DRM_IOCTL_PRIME_FD_TO_HANDLE):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_CREATE):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_DESTROY):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_TRANSFER):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_WAIT):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_EVENTFD):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_RESET):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_SIGNAL):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL):
+	case DRM_IOCTL_NR(DRM_IOCTL_SYNCOBJ_QUERY):
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int kiln_ioctl_check(struct file *filp, unsigned int cmd)
+{
+	struct drm_file *file = filp->private_data;
+	unsigned int nr = DRM_IOCTL_NR(cmd);
+
+	if ((nr >= DRM_COMMAND_BASE && nr < DRM_COMMAND_END) ||
+	    kiln_core_ioctl_allowed(nr))
+		return 0;
+	drm_dbg(file->minor->dev, "core ioctl 0x%02x refused on an accel node\n",
+		nr);
+	return -EACCES;
+}
+
+static long kiln_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	int ret = kiln_ioctl_check(filp, cmd);
+
+	return ret ?: drm_ioctl(filp, cmd, arg);
+}
+
+#ifdef CONFIG_COMPAT
+static long kiln_compat_ioctl(struct file *filp, unsigned int cmd,
+			      unsigned long arg)
+{
+	int ret = kiln_ioctl_check(filp, cmd);
+
+	return ret ?: drm_compat_ioctl(filp, cmd, arg);
+}
+#else
+#define kiln_compat_ioctl NULL
+#endif
+
+/* DRM_ACCEL_FOPS, with the ioctl entry guarded. */
 static const struct file_operations kiln_fops = {
 	.owner = THIS_MODULE,
-	DRM_ACCEL_FOPS,
+	.open = accel_open,
+	.release = drm_release,
+	.unlocked_ioctl = kiln_ioctl,
+	.compat_ioctl = kiln_compat_ioctl,
+	.poll = drm_poll,
+	.read = drm_read,
+	.llseek = noop_llseek,
+	.mmap = drm_gem_mmap,
+	.fop_flags = FOP_UNSIGNED_OFFSET,
 	.flush = kiln_flush,
 };
 
@@ -554,7 +666,33 @@ static struct pci_driver kiln_pci_driver = {
 	.remove = kiln_remove,
 	.err_handler = &kiln_pci_err_handlers,
 };
-module_pci_driver(kiln_pci_driver);
+
+static int __init kiln_init(void)
+{
+	int ret;
+
+	kiln_release_wq = alloc_workqueue("kiln-release", WQ_UNBOUND, 0);
+	if (!kiln_release_wq)
+		return -ENOMEM;
+	ret = pci_register_driver(&kiln_pci_driver);
+	if (ret)
+		destroy_workqueue(kiln_release_wq);
+	return ret;
+}
+
+/*
+ * The module is pinned while any job or job fence exists, so nothing is
+ * left to release but the work items that dropped those last references:
+ * destroying the queue waits until they have returned.
+ */
+static void __exit kiln_exit(void)
+{
+	pci_unregister_driver(&kiln_pci_driver);
+	destroy_workqueue(kiln_release_wq);
+}
+
+module_init(kiln_init);
+module_exit(kiln_exit);
 
 MODULE_AUTHOR("The Kiln authors");
 MODULE_DESCRIPTION(KILN_DRIVER_DESC);

@@ -49,7 +49,14 @@
 extern unsigned int kiln_job_timeout_ms;
 extern unsigned int kiln_ring_entries;
 extern unsigned int kiln_host_mem_percent;
+extern unsigned int kiln_max_host_bos;
+extern unsigned int kiln_max_watchdog_mcycles;
+extern unsigned int kiln_max_file_jobs;
+extern unsigned int kiln_max_file_contexts;
 extern bool kiln_disable_recovery;
+
+/* Runs what must outlive a device: see kiln_job_release(). */
+extern struct workqueue_struct *kiln_release_wq;
 
 struct kiln_device {
 	struct drm_device drm;
@@ -142,7 +149,7 @@ struct kiln_file {
 	struct kiln_device *kdev;
 	struct kiln_vm *vm;
 	struct xarray ctxs;		/* ctx_id -> struct kiln_ctx */
-	u32 next_ctx_id;
+	atomic_t nr_ctxs;
 };
 
 static inline struct kiln_device *to_kiln_device(struct drm_device *drm)

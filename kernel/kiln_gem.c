@@ -26,8 +26,11 @@
 #include <drm/drm_prime.h>
 #include <drm/drm_print.h>
 
+#include "kiln_ctx.h"
 #include "kiln_drv.h"
+#include "kiln_fence.h"
 #include "kiln_gem.h"
+#include "kiln_mgmt.h"
 #include "kiln_mmu.h"
 
 static struct kiln_bo_map *kiln_bo_find_map(struct kiln_bo *bo,
@@ -123,7 +126,7 @@ static int kiln_bo_map_vm(struct kiln_bo *bo, struct kiln_vm *vm)
 	if (bo->placement == KILN_BO_HOST && !sgt)
 		return -EINVAL;
 
-	map = kzalloc(sizeof(*map), GFP_KERNEL);
+	map = kzalloc(sizeof(*map), GFP_KERNEL_ACCOUNT);
 	if (!map)
 		return -ENOMEM;
 	map->vm = kiln_vm_get(vm);
@@ -165,6 +168,29 @@ static int kiln_bo_open(struct drm_gem_object *obj, struct drm_file *file)
 	return kiln_bo_map_vm(bo, kfile->vm);
 }
 
+/*
+ * Wait until no job of @kfile uses @obj any more: only this file's jobs
+ * reach the BO through this file's mapping, so other files' jobs (of a
+ * shared BO) are not waited for. A fatal signal while waiting closes the
+ * file's contexts, which ends their jobs within a watchdog period: the
+ * wait is bounded for a dying process.
+ */
+static void kiln_bo_wait_idle(struct drm_gem_object *obj,
+			      struct kiln_file *kfile)
+{
+	struct dma_fence *fence;
+	bool closed = false;
+
+	while ((fence = kiln_job_fence_find_busy(obj->resv, kfile->vm))) {
+		while (dma_fence_wait_timeout(fence, false, HZ / 10) == 0)
+			if (!closed && fatal_signal_pending(current)) {
+				kiln_ctx_close_all(kfile);
+				closed = true;
+			}
+		dma_fence_put(fence);
+	}
+}
+
 static void kiln_bo_close(struct drm_gem_object *obj, struct drm_file *file)
 {
 	struct kiln_file *kfile = file->driver_priv;
@@ -173,8 +199,7 @@ static void kiln_bo_close(struct drm_gem_object *obj, struct drm_file *file)
 	struct kiln_bo_map *map;
 
 	/* Jobs of this file may still use the mapping: let them finish. */
-	dma_resv_wait_timeout(obj->resv, DMA_RESV_USAGE_BOOKKEEP, false,
-			      MAX_SCHEDULE_TIMEOUT);
+	kiln_bo_wait_idle(obj, kfile);
 
 	mutex_lock(&bo->maps_lock);
 	map = kiln_bo_find_map(bo, vm);
@@ -238,13 +263,23 @@ static void kiln_bo_fini_common(struct kiln_bo *bo)
 
 /* Host BOs --------------------------------------------------------------- */
 
+/* Host BOs of all Kiln devices: one budget for the memory they pin. */
+static atomic64_t kiln_host_bytes_all = ATOMIC64_INIT(0);
+static atomic_t kiln_host_bos_all = ATOMIC_INIT(0);
+
+static void kiln_host_uncharge(struct kiln_device *kdev, u64 size)
+{
+	atomic64_sub(size, &kdev->host_bytes);
+	atomic64_sub(size, &kiln_host_bytes_all);
+	atomic_dec(&kiln_host_bos_all);
+}
+
 static void kiln_host_bo_free(struct drm_gem_object *obj)
 {
 	struct kiln_bo *bo = to_kiln_bo(obj);
 
 	if (bo->host_charged)
-		atomic64_sub(obj->size,
-			     &to_kiln_device(obj->dev)->host_bytes);
+		kiln_host_uncharge(to_kiln_device(obj->dev), obj->size);
 	kiln_bo_fini_common(bo);
 	/* Unmaps and unpins the pages; frees bo, which embeds shmem first. */
 	drm_gem_shmem_free(&bo->shmem);
@@ -278,7 +313,7 @@ struct drm_gem_object *kiln_gem_create_object(struct drm_device *drm,
 {
 	struct kiln_bo *bo;
 
-	bo = kzalloc(sizeof(*bo), GFP_KERNEL);
+	bo = kzalloc(sizeof(*bo), GFP_KERNEL_ACCOUNT);
 	if (!bo)
 		return ERR_PTR(-ENOMEM);
 	kiln_bo_init_common(bo);
@@ -302,12 +337,14 @@ kiln_gem_prime_import_sg_table(struct drm_device *drm,
 }
 
 /*
- * Bytes of host BOs a device may have pinned: a share of RAM, as TTM
- * limits the system pages of GPU drivers. The pages are pinned at
- * creation, so neither reclaim nor the OOM killer (which does not see
- * GEM pages as the owner's memory) could get them back: without a bound
- * one unprivileged process could pin all of RAM. The pages are also
- * charged to the creator's memory cgroup.
+ * Bytes of host BOs all Kiln devices together may have pinned: a share
+ * of RAM, as TTM limits the system pages of GPU drivers. The pages are
+ * pinned at creation, so neither reclaim nor the OOM killer (which does
+ * not see GEM pages as the owner's memory) could get them back: without
+ * a bound one unprivileged process could pin all of RAM, and with a bound
+ * per device, a share of it per device. The pages are also charged to
+ * the creator's memory cgroup. Each host BO also takes a file of the
+ * system-wide table (its shmem file), hence the count limit.
  */
 u64 kiln_host_mem_limit(void)
 {
@@ -323,17 +360,24 @@ static struct kiln_bo *kiln_host_bo_create(struct kiln_device *kdev, u64 size,
 	struct sg_table *sgt;
 	struct kiln_bo *bo;
 
-	if (size > limit)
+	if (size > limit) {
+		drm_dbg(&kdev->drm, "BO_CREATE: %llu bytes exceed the host memory limit %llu\n",
+			size, limit);
 		return ERR_PTR(-E2BIG);
+	}
 	/* Charged before pinning so that concurrent creators cannot overshoot. */
-	if (atomic64_add_return(size, &kdev->host_bytes) > limit) {
-		atomic64_sub(size, &kdev->host_bytes);
+	atomic64_add(size, &kdev->host_bytes);
+	atomic_inc(&kiln_host_bos_all);
+	if (atomic64_add_return(size, &kiln_host_bytes_all) > limit ||
+	    atomic_read(&kiln_host_bos_all) > READ_ONCE(kiln_max_host_bos)) {
+		kiln_host_uncharge(kdev, size);
+		drm_dbg(&kdev->drm, "BO_CREATE: host_mem_percent or max_host_bos reached\n");
 		return ERR_PTR(-ENOSPC);
 	}
 
 	shmem = drm_gem_shmem_create(&kdev->drm, size);
 	if (IS_ERR(shmem)) {
-		atomic64_sub(size, &kdev->host_bytes);
+		kiln_host_uncharge(kdev, size);
 		return ERR_CAST(shmem);
 	}
 	bo = to_kiln_bo(&shmem->base);
@@ -351,6 +395,32 @@ static struct kiln_bo *kiln_host_bo_create(struct kiln_device *kdev, u64 size,
 }
 
 /* Device-memory BOs ------------------------------------------------------ */
+
+/*
+ * Device memory keeps what its last owner wrote: zero a new BO's blocks
+ * with the device's fill engine before anyone can reach them (through a
+ * handle, the BAR mapping or a job).
+ */
+static int kiln_vram_bo_clear(struct kiln_device *kdev, struct kiln_vram *vram,
+			      struct list_head *blocks)
+{
+	u64 pa[KILN_MGMT_CLEAR_BATCH], size[KILN_MGMT_CLEAR_BATCH];
+	struct kiln_buddy_block *block;
+	u32 n = 0;
+	int ret;
+
+	list_for_each_entry(block, blocks, link) {
+		pa[n] = vram->base + kiln_buddy_block_offset(block);
+		size[n] = kiln_buddy_block_size(&vram->mm, block);
+		if (++n < KILN_MGMT_CLEAR_BATCH)
+			continue;
+		ret = kiln_mgmt_clear(kdev, pa, size, n);
+		if (ret)
+			return ret;
+		n = 0;
+	}
+	return n ? kiln_mgmt_clear(kdev, pa, size, n) : 0;
+}
 
 static void kiln_vram_bo_free(struct drm_gem_object *obj)
 {
@@ -443,12 +513,17 @@ static struct kiln_bo *kiln_vram_bo_create(struct kiln_device *kdev, u64 size,
 	u64 limit = 0;
 	int ret;
 
-	if (!vram->size)
+	if (!vram->size) {
+		drm_dbg(&kdev->drm, "BO_CREATE: the device has no %s\n", vram->name);
 		return ERR_PTR(-ENODEV);
-	if (size > vram->size)
+	}
+	if (size > vram->size) {
+		drm_dbg(&kdev->drm, "BO_CREATE: %llu bytes exceed the %s size %llu\n",
+			size, vram->name, vram->size);
 		return ERR_PTR(-E2BIG);
+	}
 
-	bo = kzalloc(sizeof(*bo), GFP_KERNEL);
+	bo = kzalloc(sizeof(*bo), GFP_KERNEL_ACCOUNT);
 	if (!bo)
 		return ERR_PTR(-ENOMEM);
 	kiln_bo_init_common(bo);
@@ -464,7 +539,9 @@ static struct kiln_bo *kiln_vram_bo_create(struct kiln_device *kdev, u64 size,
 	if (ret)
 		goto err_release;
 
-	ret = drm_gem_create_mmap_offset(obj);
+	ret = kiln_vram_bo_clear(kdev, vram, &bo->blocks);
+	if (!ret)
+		ret = drm_gem_create_mmap_offset(obj);
 	if (ret) {
 		kiln_vram_free(vram, &bo->blocks, size);
 		goto err_release;
@@ -491,14 +568,23 @@ int kiln_ioctl_bo_create(struct drm_device *drm, void *data,
 	u64 size, va, bo_size;
 	int ret, idx;
 
-	if (flags & ~DRM_KILN_BO_FLAGS)
+	if (flags & ~DRM_KILN_BO_FLAGS) {
+		drm_dbg(drm, "BO_CREATE: unknown flags 0x%x\n", flags);
 		return -EINVAL;
-	if ((flags & DRM_KILN_BO_DRAM) && (flags & DRM_KILN_BO_SRAM))
+	}
+	if ((flags & DRM_KILN_BO_DRAM) && (flags & DRM_KILN_BO_SRAM)) {
+		drm_dbg(drm, "BO_CREATE: DRAM and SRAM both asked for\n");
 		return -EINVAL;
-	if (args->handle || args->va || !args->size)
+	}
+	if (args->handle || args->va || !args->size) {
+		drm_dbg(drm, "BO_CREATE: size 0, or handle/va not zero\n");
 		return -EINVAL;
-	if (args->size > KILN_VA_END - KILN_VA_START - KILN_PAGE_SIZE)
+	}
+	if (args->size > KILN_VA_END - KILN_VA_START - KILN_PAGE_SIZE) {
+		drm_dbg(drm, "BO_CREATE: %llu bytes exceed the address space\n",
+			args->size);
 		return -E2BIG;
+	}
 	size = round_up(args->size, KILN_PAGE_SIZE);
 	/* SRAM has no CPU window. */
 	if (flags & DRM_KILN_BO_SRAM)

@@ -16,6 +16,7 @@
 #include <linux/cleanup.h>
 #include <linux/dma-fence-chain.h>
 #include <linux/dma-resv.h>
+#include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
@@ -28,16 +29,37 @@
 
 #include "kiln_ctx.h"
 #include "kiln_drv.h"
+#include "kiln_fence.h"
 #include "kiln_gem.h"
 #include "kiln_job.h"
 #include "kiln_mmu.h"
 #include "kiln_queue.h"
 #include "kiln_reset.h"
 
+static void kiln_job_release_work(struct work_struct *work)
+{
+	struct kiln_job *job = container_of(work, struct kiln_job,
+					    release_work);
+	struct kiln_device *kdev = job->kdev;
+
+	kfree(job);
+	drm_dev_put(&kdev->drm);
+	module_put(THIS_MODULE);
+}
+
+/*
+ * A job pins its device and the module until it is freed: a job the
+ * scheduler killed may be freed long after its file was closed and its
+ * device removed, by this module's code. The last references go from
+ * kiln_release_wq, never from the scheduler's own work (releasing the
+ * device finalises the schedulers, which waits for that work), and the
+ * module's exit waits for kiln_release_wq.
+ */
 static void kiln_job_release(struct kiln_job *job)
 {
 	u32 i;
 
+	kiln_ctx_job_unqueue(job->ctx, job);
 	for (i = 0; i < job->bo_count; i++)
 		if (job->bos[i])
 			drm_gem_object_put(job->bos[i]);
@@ -46,8 +68,14 @@ static void kiln_job_release(struct kiln_job *job)
 		dma_fence_put(&job->hw_fence->base);
 	else
 		kfree(job->hw_fence);
+	if (job->done_init)
+		dma_fence_put(&job->done->base);
+	else
+		kfree(job->done);
+	atomic_dec(&job->ctx->vm->jobs);
 	kiln_ctx_put(job->ctx);
-	kfree(job);
+	INIT_WORK(&job->release_work, kiln_job_release_work);
+	queue_work(kiln_release_wq, &job->release_work);
 }
 
 static struct dma_fence *kiln_sched_run_job(struct drm_sched_job *sched_job)
@@ -59,8 +87,10 @@ static struct dma_fence *kiln_sched_run_job(struct drm_sched_job *sched_job)
 	unsigned long flags;
 	int idx;
 
-	/* Jobs queued behind a hang of their own context do not run. */
-	if (READ_ONCE(job->ctx->banned) || sched_job->s_fence->finished.error) {
+	kiln_ctx_job_unqueue(job->ctx, job);
+	/* Jobs queued behind a hang of their own context, or of a closed one, do not run. */
+	if (READ_ONCE(job->ctx->banned) || READ_ONCE(job->ctx->closed) ||
+	    sched_job->s_fence->finished.error) {
 		kiln_ctx_job_done(job->ctx, job->seqno,
 				  &(struct kiln_job_status){
 					.status = KILN_STATUS_ABORTED,
@@ -192,7 +222,7 @@ static void *kiln_copy_array(const struct drm_kiln_array *arr, size_t elem,
 		*err = -EINVAL;
 		return NULL;
 	}
-	out = kvcalloc(arr->count, elem, GFP_KERNEL);
+	out = kvcalloc(arr->count, elem, GFP_KERNEL_ACCOUNT);
 	if (!out) {
 		*err = -ENOMEM;
 		return NULL;
@@ -216,7 +246,7 @@ static int kiln_submit_lookup_bos(struct kiln_job *job, struct drm_file *file,
 	bool cmd_found = false;
 	u32 i, j;
 
-	job->bos = kvcalloc(count, sizeof(*job->bos), GFP_KERNEL);
+	job->bos = kvcalloc(count, sizeof(*job->bos), GFP_KERNEL_ACCOUNT);
 	if (!job->bos)
 		return -ENOMEM;
 	job->bo_count = count;
@@ -224,22 +254,37 @@ static int kiln_submit_lookup_bos(struct kiln_job *job, struct drm_file *file,
 	for (i = 0; i < count; i++) {
 		u64 va, size;
 
-		if (refs[i].flags & ~DRM_KILN_BO_REF_WRITE)
+		if (refs[i].flags & ~DRM_KILN_BO_REF_WRITE) {
+			drm_dbg(file->minor->dev, "SUBMIT: bos[%u]: unknown flags 0x%x\n",
+				i, refs[i].flags);
 			return -EINVAL;
+		}
 		job->bos[i] = drm_gem_object_lookup(file, refs[i].handle);
-		if (!job->bos[i])
+		if (!job->bos[i]) {
+			drm_dbg(file->minor->dev, "SUBMIT: bos[%u]: no handle %u\n",
+				i, refs[i].handle);
 			return -ENOENT;
+		}
 		for (j = 0; j < i; j++)
-			if (job->bos[j] == job->bos[i])
+			if (job->bos[j] == job->bos[i]) {
+				drm_dbg(file->minor->dev, "SUBMIT: bos[%u] repeats bos[%u]\n",
+					i, j);
 				return -EINVAL;
+			}
 		if (!kiln_bo_va_range(to_kiln_bo(job->bos[i]), kfile->vm, &va,
-				      &size))
+				      &size)) {
+			drm_dbg(file->minor->dev, "SUBMIT: bos[%u] not mapped in this file\n",
+				i);
 			return -ENOENT;
+		}
 		if (job->cmd_va >= va && job->cmd_va - va < size &&
 		    job->cmd_size <= size - (job->cmd_va - va))
 			cmd_found = true;
 	}
 	/* The command buffer must lie entirely inside one listed BO. */
+	if (!cmd_found)
+		drm_dbg(file->minor->dev, "SUBMIT: command buffer 0x%llx+%u is not inside a listed BO\n",
+			job->cmd_va, job->cmd_size);
 	return cmd_found ? 0 : -EINVAL;
 }
 
@@ -249,7 +294,7 @@ static int kiln_submit_syncs(struct kiln_job *job, struct drm_file *file,
 	u32 i;
 	int ret;
 
-	s->signals = kcalloc(count, sizeof(*s->signals), GFP_KERNEL);
+	s->signals = kcalloc(count, sizeof(*s->signals), GFP_KERNEL_ACCOUNT);
 	if (count && !s->signals)
 		return -ENOMEM;
 
@@ -337,11 +382,15 @@ static int kiln_submit_push(struct kiln_job *job, struct kiln_submit *s,
 	mutex_lock(&ctx->submit_lock);
 	if (READ_ONCE(ctx->banned)) {
 		mutex_unlock(&ctx->submit_lock);
+		drm_dbg(&ctx->kdev->drm, "SUBMIT: context %u is banned\n",
+			ctx->id);
 		ret = -EIO;
 		goto out;
 	}
 	if (ctx->submitted - READ_ONCE(ctx->completed) >= KILN_MAX_QUEUED_JOBS) {
 		mutex_unlock(&ctx->submit_lock);
+		drm_dbg(&ctx->kdev->drm, "SUBMIT: context %u has %u jobs queued\n",
+			ctx->id, KILN_MAX_QUEUED_JOBS);
 		ret = -EBUSY;
 		goto out;
 	}
@@ -349,13 +398,17 @@ static int kiln_submit_push(struct kiln_job *job, struct kiln_submit *s,
 	job->seqno = seqno;
 	kiln_ctx_job_queued(ctx, seqno);
 	drm_sched_job_arm(&job->base);
-	done = dma_fence_get(&job->base.s_fence->finished);
+	kiln_job_fence_init(job->done, ctx->fence_context, seqno, ctx->vm);
+	job->done_init = true;
+	kiln_job_fence_follow(job->done, &job->base.s_fence->finished);
+	done = dma_fence_get(&job->done->base);
 	/* Before the push: from then on the job may run and be freed. */
 	for (i = 0; i < job->bo_count; i++)
 		dma_resv_add_fence(job->bos[i]->resv, done,
 				   (s->refs[i].flags & DRM_KILN_BO_REF_WRITE) ?
 				   DMA_RESV_USAGE_WRITE : DMA_RESV_USAGE_READ);
 	WRITE_ONCE(ctx->submitted, seqno);
+	kiln_ctx_job_queued_link(ctx, job);
 	drm_sched_entity_push_job(&job->base);
 	mutex_unlock(&ctx->submit_lock);
 
@@ -388,50 +441,78 @@ int kiln_ioctl_submit(struct drm_device *drm, void *data,
 	bool armed = false;
 	int ret, idx;
 
-	if (args->flags || args->pad || args->seqno)
+	if ((args->flags & ~DRM_KILN_SUBMIT_FLAGS) || args->pad || args->seqno) {
+		drm_dbg(drm, "SUBMIT: unknown flags 0x%x, or pad/seqno not zero\n",
+			args->flags);
 		return -EINVAL;
+	}
 	if (!args->cmd_size || args->cmd_size % KILN_PACKET_SIZE ||
-	    !IS_ALIGNED(args->cmd_va, KILN_PACKET_SIZE))
+	    !IS_ALIGNED(args->cmd_va, KILN_PACKET_SIZE)) {
+		drm_dbg(drm, "SUBMIT: command buffer 0x%llx+%u is not whole 64-byte packets\n",
+			args->cmd_va, args->cmd_size);
 		return -EINVAL;
-	if (args->cmd_size > KILN_INDIRECT_MAX_SIZE)
+	}
+	if (args->cmd_size > KILN_INDIRECT_MAX_SIZE) {
+		drm_dbg(drm, "SUBMIT: command buffer of %u bytes, at most %u\n",
+			args->cmd_size, KILN_INDIRECT_MAX_SIZE);
 		return -E2BIG;
-	if (!args->bos.count)
+	}
+	if (!args->bos.count) {
+		drm_dbg(drm, "SUBMIT: no BOs listed\n");
 		return -EINVAL;
+	}
 
 	if (!drm_dev_enter(drm, &idx))
 		return -ENODEV;
 
 	ctx = kiln_ctx_lookup(kfile, args->ctx_id);
 	if (!ctx) {
+		drm_dbg(drm, "SUBMIT: no context %u\n", args->ctx_id);
 		ret = -ENOENT;
 		goto out_dev;
 	}
 	if (READ_ONCE(ctx->banned)) {
+		drm_dbg(drm, "SUBMIT: context %u is banned\n", ctx->id);
 		ret = -EIO;
 		goto out_ctx;
 	}
 
 	s.refs = kiln_copy_array(&args->bos, sizeof(*s.refs),
 				 KILN_MAX_SUBMIT_BOS, &ret);
-	if (ret)
+	if (ret) {
+		drm_dbg(drm, "SUBMIT: bos array: %d\n", ret);
 		goto out_ctx;
+	}
 	s.syncs = kiln_copy_array(&args->syncs, sizeof(*s.syncs),
 				  KILN_MAX_SUBMIT_SYNCS, &ret);
-	if (ret)
+	if (ret) {
+		drm_dbg(drm, "SUBMIT: syncs array: %d\n", ret);
 		goto out_ctx;
+	}
 
-	job = kzalloc(sizeof(*job), GFP_KERNEL);
+	job = kzalloc(sizeof(*job), GFP_KERNEL_ACCOUNT);
 	if (!job) {
 		ret = -ENOMEM;
 		goto out_ctx;
 	}
+	job->kdev = to_kiln_device(drm);
+	drm_dev_get(drm);
+	__module_get(THIS_MODULE);
 	job->ctx = kiln_ctx_get(ctx);
 	job->queue = ctx->queue;
+	job->flags = args->flags;
 	job->cmd_va = args->cmd_va;
 	job->cmd_size = args->cmd_size;
 	INIT_LIST_HEAD(&job->inflight);
-	job->hw_fence = kzalloc(sizeof(*job->hw_fence), GFP_KERNEL);
-	if (!job->hw_fence) {
+	INIT_LIST_HEAD(&job->queued_link);
+	if (atomic_inc_return(&ctx->vm->jobs) > READ_ONCE(kiln_max_file_jobs)) {
+		drm_dbg(drm, "SUBMIT: file has max_file_jobs jobs unfinished\n");
+		ret = -EBUSY;
+		goto out_job;
+	}
+	job->hw_fence = kzalloc(sizeof(*job->hw_fence), GFP_KERNEL_ACCOUNT);
+	job->done = kiln_job_fence_alloc();
+	if (!job->hw_fence || !job->done) {
 		ret = -ENOMEM;
 		goto out_job;
 	}
@@ -440,17 +521,23 @@ int kiln_ioctl_submit(struct drm_device *drm, void *data,
 	if (ret)
 		goto out_job;
 
+	/* Until the push: CTX_DESTROY waits, then finds the job queued. */
+	down_read(&ctx->close_sem);
+	if (ctx->closed) {
+		up_read(&ctx->close_sem);
+		drm_dbg(drm, "SUBMIT: context %u is being destroyed\n", ctx->id);
+		ret = -ENOENT;
+		goto out_job;
+	}
 	ret = drm_sched_job_init(&job->base, &ctx->entity, 1, file,
 				 file->client_id);
-	if (ret)
-		goto out_job;
-	armed = true;
-
-	ret = kiln_submit_syncs(job, file, &s, args->syncs.count);
-	if (ret)
-		goto out_job;
-
-	ret = kiln_submit_push(job, &s, args);
+	if (!ret) {
+		armed = true;
+		ret = kiln_submit_syncs(job, file, &s, args->syncs.count);
+	}
+	if (!ret)
+		ret = kiln_submit_push(job, &s, args);
+	up_read(&ctx->close_sem);
 	if (ret)
 		goto out_job;
 

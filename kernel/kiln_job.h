@@ -7,6 +7,7 @@
 
 #include <linux/list.h>
 #include <linux/types.h>
+#include <linux/workqueue.h>
 
 #include <drm/gpu_scheduler.h>
 
@@ -16,16 +17,24 @@ struct kiln_device;
 struct drm_gem_object;
 struct kiln_ctx;
 struct kiln_fence;
+struct kiln_job_fence;
 struct kiln_queue;
 
 struct kiln_job {
 	struct drm_sched_job base;
+	struct kiln_device *kdev;	/* referenced: see kiln_job_release() */
 	struct kiln_ctx *ctx;
 	struct kiln_queue *queue;
+	u32 flags;			/* DRM_KILN_SUBMIT_* */
 
 	/* Allocated at submit, initialised in run_job: no allocation there. */
 	struct kiln_fence *hw_fence;
 	bool hw_fence_init;
+
+	/* What the job's submitter and everyone else waits for */
+	struct kiln_job_fence *done;
+	bool done_init;
+	struct list_head queued_link;	/* ctx->queued until run_job */
 
 	u64 cmd_va;
 	u32 cmd_size;
@@ -37,6 +46,7 @@ struct kiln_job {
 	u32 bo_count;
 
 	struct list_head inflight;	/* queue->inflight */
+	struct work_struct release_work;
 };
 
 static inline struct kiln_job *to_kiln_job(struct drm_sched_job *job)

@@ -30,7 +30,7 @@ static int kiln_pt_alloc(struct kiln_vm *vm, struct kiln_pt *pt, int level)
 		return -ENOMEM;
 	if (level > 0) {
 		pt->child = kcalloc(KILN_PT_ENTRIES, sizeof(*pt->child),
-				    GFP_KERNEL);
+				    GFP_KERNEL_ACCOUNT);
 		if (!pt->child) {
 			dma_free_coherent(dev, KILN_PAGE_SIZE, pt->entries,
 					  pt->dma);
@@ -75,7 +75,7 @@ static struct kiln_pt *kiln_pt_next(struct kiln_vm *vm, struct kiln_pt *pt,
 	struct kiln_pt *next = pt->child[idx];
 
 	if (!next) {
-		next = kzalloc(sizeof(*next), GFP_KERNEL);
+		next = kzalloc(sizeof(*next), GFP_KERNEL_ACCOUNT);
 		if (!next)
 			return NULL;
 		if (kiln_pt_alloc(vm, next, level - 1)) {
@@ -246,7 +246,7 @@ struct kiln_vm *kiln_vm_create(struct kiln_device *kdev)
 	struct kiln_vm *vm;
 	int ret;
 
-	vm = kzalloc(sizeof(*vm), GFP_KERNEL);
+	vm = kzalloc(sizeof(*vm), GFP_KERNEL_ACCOUNT);
 	if (!vm)
 		return ERR_PTR(-ENOMEM);
 	kref_init(&vm->ref);

@@ -40,6 +40,7 @@ struct kiln_vm {
 	u32 asid;
 	bool bound;			/* CTX_SETUP issued */
 	bool abandoned;			/* unbound for good (kdev->vm_lock) */
+	atomic_t jobs;			/* of its file, submitted and not freed */
 	struct kiln_stale stale;	/* release deferred: unbind failed */
 
 	struct mutex lock;		/* page tables and the VA allocator */

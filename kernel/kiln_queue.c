@@ -110,8 +110,10 @@ int kiln_queue_hw_stop(struct kiln_queue *q)
 	int ret;
 
 	kiln_wr32(kdev, base + KILN_QREG_CONTROL, 0);
+	/* The device abandons a running packet, LAUNCH included. */
 	ret = readl_poll_timeout(kdev->regs + base + KILN_QREG_STATUS, status,
-				 !(status & KILN_QSTATUS_ENABLED) ||
+				 !(status & (KILN_QSTATUS_ENABLED |
+					     KILN_QSTATUS_RUNNING)) ||
 				 status == ~0u, 100, 500 * USEC_PER_MSEC);
 	if (ret || status == ~0u)
 		return -ETIMEDOUT;
@@ -159,6 +161,7 @@ void kiln_queue_emit_job(struct kiln_queue *q, struct kiln_job *job)
 		.cmd_va = job->cmd_va,
 		.size = job->cmd_size,
 		.job_id = job->hw_seqno,
+		.max_watchdog_mcycles = job->ctx->max_watchdog_mcycles,
 	};
 
 	lockdep_assert_held(&q->lock);
@@ -175,7 +178,9 @@ void kiln_queue_emit_job(struct kiln_queue *q, struct kiln_job *job)
 /*
  * Retire a job: record its outcome in the context and signal its
  * hardware fence. @error overrides what the device reported (reset,
- * removal); otherwise a job the device failed gets -EIO.
+ * removal, cancellation); otherwise a job the device failed gets -EIO.
+ * A job the driver ends itself gets status ABORTED, or INTERRUPTED
+ * (-EAGAIN) if a reset cut it short and it may not be run again.
  */
 static void kiln_queue_retire(struct kiln_queue *q, struct kiln_job *job,
 			      int error)
@@ -188,7 +193,8 @@ static void kiln_queue_retire(struct kiln_queue *q, struct kiln_job *job,
 		if (!(st.flags & KILN_JOB_STATUS_DONE) ||
 		    st.status == KILN_STATUS_OK) {
 			memset(&st, 0, sizeof(st));
-			st.status = KILN_STATUS_ABORTED;
+			st.status = error == -EAGAIN ? KILN_STATUS_INTERRUPTED :
+						       KILN_STATUS_ABORTED;
 			st.pe = KILN_JOB_STATUS_NO_PE;
 		}
 	} else if (!(st.flags & KILN_JOB_STATUS_DONE)) {
@@ -245,9 +251,11 @@ void kiln_queue_fail_all(struct kiln_queue *q, int error)
 	spin_unlock_irqrestore(&q->lock, flags);
 }
 
-/* Retire one specific job with @error (reset recovery). */
-void kiln_queue_fail_job(struct kiln_queue *q, struct kiln_job *job,
-			 int error)
+/*
+ * Retire one job now, out of ring order (reset recovery, cancellation):
+ * with @error, or with 0 as its status record says.
+ */
+void kiln_queue_end_job(struct kiln_queue *q, struct kiln_job *job, int error)
 {
 	lockdep_assert_held(&q->lock);
 	kiln_queue_retire(q, job, error);

@@ -97,8 +97,7 @@ void kiln_queue_kick(struct kiln_queue *q);
 void kiln_queue_process(struct kiln_queue *q);
 void kiln_queue_emit_job(struct kiln_queue *q, struct kiln_job *job);
 void kiln_queue_fail_all(struct kiln_queue *q, int error);
-void kiln_queue_fail_job(struct kiln_queue *q, struct kiln_job *job,
-			 int error);
+void kiln_queue_end_job(struct kiln_queue *q, struct kiln_job *job, int error);
 
 extern const struct dma_fence_ops kiln_fence_ops;
 

@@ -5,9 +5,15 @@
  * A watchdog runs every KILN_WATCHDOG_MS while jobs are in flight. It
  * retires jobs whose interrupt was lost, and tracks for each queue the
  * job at the head of the ring and the queue's PROGRESS register. A job
- * hangs when PROGRESS has not moved for its context's timeout: long jobs
- * that keep making progress are never killed. The scheduler's own
- * timeout is not used (6.12 cannot express "still running").
+ * hangs when PROGRESS has not moved for its context's timeout while the
+ * queue had a worker (a queue that waits for one, STATUS.READY, is
+ * starved by other queues' kernels, not hung): long jobs that keep making
+ * progress are never killed here; the per-launch watchdog cap bounds
+ * them (kiln_ctx.c). The scheduler's own timeout is not used (6.12 cannot
+ * express "still running"; newer kernels would return
+ * DRM_GPU_SCHED_STAT_NO_HANG from timedout_job for it). The watchdog also
+ * cancels the jobs of closed contexts at the head of a ring: it stops
+ * the queue, which abandons the running packet, and runs the rest again.
  *
  * Escalation:
  *  1. queue reset: disable and reset the hung queue, ban the guilty
@@ -19,8 +25,10 @@
  *     queue is stuck: CONTROL.SOFT_RESET,
  *     then FLR if the device stays fatal; queues, ASIDs and innocent jobs
  *     are restored, a KILN_RESET=1 uevent is sent and reset_count grows.
- * Innocent jobs that were running when the hardware was reset run again
- * from the start.
+ * Only the blamed context is banned. An innocent job that was running
+ * when the hardware was reset runs again from the start only if its
+ * submitter marked it replayable; otherwise it ends with status
+ * INTERRUPTED (kiln_queue_replay()).
  */
 
 #include <linux/cleanup.h>
@@ -78,32 +86,49 @@ static void kiln_sched_restore_parents(struct kiln_queue *q)
 	}
 }
 
+static bool kiln_job_doomed(struct kiln_job *job)
+{
+	return READ_ONCE(job->ctx->banned) || READ_ONCE(job->ctx->closed);
+}
+
 /*
- * With the queue stopped and reset: fail the guilty job (the head of the
- * ring) and whatever else its context has in the ring, count the reset
- * against the innocent contexts, and write their jobs into the ring again.
+ * With the queue stopped and reset, decide the fate of each job in it,
+ * then write the survivors into the ring again. Only the head job can
+ * have started (packets run in order):
+ *  - if its status record was written, it finished: it retires as such;
+ *  - if @guilty_error, it hung or stopped the queue: it fails with that
+ *    error and its context is banned;
+ *  - after a device reset it may have run part way; it is only re-run
+ *    if its submitter said it may be (DRM_KILN_SUBMIT_REPLAYABLE),
+ *    otherwise it ends with status INTERRUPTED (-EAGAIN).
+ * Jobs of banned or closed contexts are cancelled (-ECANCELED); the
+ * others never started and are written again.
  */
-static void kiln_queue_replay(struct kiln_queue *q, bool guilty, int error,
+static void kiln_queue_replay(struct kiln_queue *q, int guilty_error,
 			      bool device_reset)
 {
 	struct kiln_device *kdev = q->kdev;
-	struct kiln_ctx *bad = NULL;
 	struct kiln_job *job, *tmp;
 	unsigned long flags;
 
 	spin_lock_irqsave(&q->lock, flags);
 	job = list_first_entry_or_null(&q->inflight, struct kiln_job, inflight);
-	if (job && guilty) {
-		bad = job->ctx;
-		drm_err(&kdev->drm, "queue %u: job %llu of context %u (pid %d) %s; context banned\n",
-			q->id, job->seqno, bad->id, bad->pid,
-			error == -ETIMEDOUT ? "made no progress" : "stopped the queue");
-		kiln_ctx_ban(bad);
-		kiln_queue_fail_job(q, job, error);
+	if (job && (q->shared->status[job->slot].flags & KILN_JOB_STATUS_DONE)) {
+		kiln_queue_end_job(q, job, 0);
+	} else if (job && guilty_error) {
+		drm_err_ratelimited(&kdev->drm, "queue %u: job %llu of context %u (pid %d) %s; context banned\n",
+				    q->id, job->seqno, job->ctx->id, job->ctx->pid,
+				    guilty_error == -ETIMEDOUT ?
+				    "made no progress" : "stopped the queue");
+		kiln_ctx_ban(job->ctx);
+		kiln_queue_end_job(q, job, guilty_error);
+	} else if (job && device_reset && !kiln_job_doomed(job) &&
+		   !(job->flags & DRM_KILN_SUBMIT_REPLAYABLE)) {
+		kiln_queue_end_job(q, job, -EAGAIN);
 	}
 	list_for_each_entry_safe(job, tmp, &q->inflight, inflight) {
-		if (job->ctx == bad) {
-			kiln_queue_fail_job(q, job, -ECANCELED);
+		if (kiln_job_doomed(job)) {
+			kiln_queue_end_job(q, job, -ECANCELED);
 			continue;
 		}
 		if (device_reset) {
@@ -165,7 +190,7 @@ static void kiln_reset_restart_all(struct kiln_device *kdev,
 
 		if (!q->sched_ready)
 			continue;
-		kiln_queue_replay(q, q == guilty, -ETIMEDOUT, true);
+		kiln_queue_replay(q, q == guilty ? -ETIMEDOUT : 0, true);
 		kiln_sched_restore_parents(q);
 		drm_sched_start(&q->sched);
 	}
@@ -222,6 +247,10 @@ static void kiln_device_recover(struct kiln_device *kdev,
 		 atomic_read(&kdev->reset_count));
 }
 
+/*
+ * Stop and reset @q, end its head job with @error (0: no job is to blame,
+ * the queue is only cleared of cancelled work) and run the rest again.
+ */
 static void kiln_queue_recover(struct kiln_queue *q, int error)
 {
 	struct kiln_device *kdev = q->kdev;
@@ -239,11 +268,13 @@ static void kiln_queue_recover(struct kiln_queue *q, int error)
 	drm_sched_stop(&q->sched, NULL);
 	WRITE_ONCE(q->stopped, false);
 	kiln_queue_process(q);
-	kiln_queue_replay(q, true, error, false);
+	kiln_queue_replay(q, error, false);
 	kiln_sched_restore_parents(q);
 	drm_sched_start(&q->sched);
-	q->wd_hung = error == -ETIMEDOUT;
-	q->wd_hung_completed = READ_ONCE(q->completed);
+	if (error) {
+		q->wd_hung = error == -ETIMEDOUT;
+		q->wd_hung_completed = READ_ONCE(q->completed);
+	}
 }
 
 static void kiln_watchdog_fn(struct work_struct *work)
@@ -269,8 +300,9 @@ static void kiln_watchdog_fn(struct work_struct *work)
 		struct kiln_queue *q = &kdev->queues[i];
 		struct kiln_job *head;
 		unsigned long flags;
-		u32 timeout_ms = 0;
+		u32 timeout_ms = 0, status;
 		u64 seqno = 0, progress;
+		bool doomed = false, starved;
 
 		if (!q->sched_ready)
 			continue;
@@ -283,6 +315,7 @@ static void kiln_watchdog_fn(struct work_struct *work)
 		if (head) {
 			seqno = head->hw_seqno;
 			timeout_ms = head->ctx->timeout_ms;
+			doomed = kiln_job_doomed(head);
 		}
 		spin_unlock_irqrestore(&q->lock, flags);
 		if (!head) {
@@ -297,9 +330,17 @@ static void kiln_watchdog_fn(struct work_struct *work)
 			kiln_queue_recover(q, -EIO);
 			continue;
 		}
+		/* The head job's context was closed: cancel its work now. */
+		if (doomed) {
+			kiln_queue_recover(q, 0);
+			continue;
+		}
 
 		progress = kiln_rd64(kdev, KILN_REG_QUEUE(i) + KILN_QREG_PROGRESS);
-		if (seqno != q->wd_seqno || progress != q->wd_progress) {
+		status = kiln_rd32(kdev, KILN_REG_QUEUE(i) + KILN_QREG_STATUS);
+		/* Waiting for a worker that other queues' kernels hold is no hang. */
+		starved = status != ~0u && (status & KILN_QSTATUS_READY);
+		if (seqno != q->wd_seqno || progress != q->wd_progress || starved) {
 			q->wd_seqno = seqno;
 			q->wd_progress = progress;
 			q->wd_since = jiffies;

@@ -221,6 +221,37 @@ static bool kiln_cancelled(KilnState *s)
     return qatomic_read(&s->cancel) != 0;
 }
 
+/* The packet @q is executing must be abandoned (reset or queue disable). */
+static bool kiln_queue_cancelled(KilnState *s, KilnQueue *q)
+{
+    return kiln_cancelled(s) || qatomic_read(&q->cancel) != 0;
+}
+
+/* A reset or shutdown abandons the work of every queue. */
+void kiln_cancel_all_locked(KilnState *s)
+{
+    int i;
+
+    qatomic_set(&s->cancel, 1);
+    for (i = 0; i < KILN_NUM_QUEUES; i++) {
+        qatomic_set(&s->q[i].cancel, 1);
+    }
+}
+
+/*
+ * The watchdog a LAUNCH runs with: its own, or the device default, no
+ * more than the cap of the INDIRECT running it.
+ */
+static uint32_t kiln_launch_watchdog_mcycles(const KilnQueue *q,
+                                             const struct kiln_pkt_launch *p)
+{
+    uint32_t cap = q->in_job ? q->job.indirect.max_watchdog_mcycles : 0;
+    uint64_t want = p->watchdog_mcycles ? p->watchdog_mcycles
+                                        : KILN_DEFAULT_WATCHDOG / 1000000;
+
+    return cap && want > cap ? cap : p->watchdog_mcycles;
+}
+
 static bool kiln_exec_dma_copy(KilnState *s, KilnQueue *q,
                                const KilnAddrSpace *as,
                                const struct kiln_pkt_dma_copy *p,
@@ -234,7 +265,7 @@ static bool kiln_exec_dma_copy(KilnState *s, KilnQueue *q,
         KilnXlate xs, xd;
         uint64_t n = MIN(left, KILN_DMA_CHUNK);
 
-        if (kiln_cancelled(s)) {
+        if (kiln_queue_cancelled(s, q)) {
             ex->status = KILN_STATUS_ABORTED;
             return false;
         }
@@ -300,7 +331,7 @@ static bool kiln_exec_dma_fill(KilnState *s, KilnQueue *q,
         KilnXlate xd;
         uint64_t n = MIN(left, KILN_DMA_CHUNK), i;
 
-        if (kiln_cancelled(s)) {
+        if (kiln_queue_cancelled(s, q)) {
             ex->status = KILN_STATUS_ABORTED;
             return false;
         }
@@ -346,6 +377,7 @@ static bool kiln_exec_launch(KilnState *s, KilnQueue *q,
                              KilnExec *ex, KilnStep *st)
 {
     KilnLaunchResult res = { 0 };
+    struct kiln_pkt_launch capped = *p;
 
     if (!s->pe) {
         ex->status = KILN_STATUS_BAD_LAUNCH;
@@ -354,8 +386,9 @@ static bool kiln_exec_launch(KilnState *s, KilnQueue *q,
     }
     trace_kiln_launch(q - s->q, as->asid, p->entry_va, p->grid_x, p->grid_y,
                       p->grid_z);
-    kiln_pe_launch(s->pe, as, p, &s->par, &s->cancel, &q->launch_progress,
-                   &res);
+    capped.watchdog_mcycles = kiln_launch_watchdog_mcycles(q, p);
+    kiln_pe_launch(s->pe, as, &capped, &s->par, &q->cancel,
+                   &q->launch_progress, &res);
     st->cycles += res.cycles;
     st->launch = true;
     trace_kiln_launch_done(q - s->q, res.status, res.cycles,
@@ -516,8 +549,8 @@ static bool kiln_job_finish(KilnState *s, KilnQueue *q, uint32_t status,
     KilnFault f;
 
     q->in_job = false;
-    if (kiln_cancelled(s)) {
-        /* Abandoned by a reset: no status record. */
+    if (kiln_queue_cancelled(s, q)) {
+        /* Abandoned by a reset or a queue disable: no status record. */
         st->kind = STEP_ABORT;
         return true;
     }
@@ -585,7 +618,7 @@ static void kiln_job_step(KilnState *s, KilnQueue *q, KilnStep *st)
         return;
     }
     if (!kiln_exec_packet(s, q, &as, &pkt, &ex, st)) {
-        if (ex.status == KILN_STATUS_ABORTED && kiln_cancelled(s)) {
+        if (ex.status == KILN_STATUS_ABORTED && kiln_queue_cancelled(s, q)) {
             q->in_job = false;
             st->kind = STEP_ABORT;
             return;
@@ -673,7 +706,7 @@ static void kiln_queue_step(KilnState *s, KilnQueue *q, uint64_t base,
         return;
     }
     if (!kiln_exec_packet(s, q, &as, &pkt, &ex, st)) {
-        if (ex.status == KILN_STATUS_ABORTED && kiln_cancelled(s)) {
+        if (ex.status == KILN_STATUS_ABORTED && kiln_queue_cancelled(s, q)) {
             st->kind = STEP_ABORT;
             return;
         }
@@ -702,7 +735,18 @@ static bool kiln_queue_runnable(KilnState *s, int qid)
            (q->head != q->tail || q->in_job);
 }
 
-static KilnQueue *kiln_pick_locked(KilnState *s, int64_t now,
+/* Waiting for a worker: runnable, not executing, not blocked in WAIT. */
+bool kiln_queue_ready_locked(KilnState *s, int qid)
+{
+    return kiln_queue_runnable(s, qid) && !s->q[qid].waiting;
+}
+
+/*
+ * The control worker serves queue KILN_QUEUE_CONTROL only, the other
+ * workers every other queue: the driver's privileged commands never wait
+ * behind a long kernel.
+ */
+static KilnQueue *kiln_pick_locked(KilnState *s, bool control, int64_t now,
                                    int64_t *next_wake)
 {
     int prio, k;
@@ -717,7 +761,8 @@ static KilnQueue *kiln_pick_locked(KilnState *s, int64_t now,
             int qid = (s->rr[prio] + k) % KILN_NUM_QUEUES;
             KilnQueue *q = &s->q[qid];
 
-            if (q->priority != prio || !kiln_queue_runnable(s, qid)) {
+            if ((qid == KILN_QUEUE_CONTROL) != control ||
+                q->priority != prio || !kiln_queue_runnable(s, qid)) {
                 continue;
             }
             if (q->waiting && q->next_poll_ms > now) {
@@ -747,22 +792,31 @@ static bool kiln_queue_repoll_locked(KilnState *s)
     return any;
 }
 
+void kiln_wake_all_locked(KilnState *s)
+{
+    qemu_cond_broadcast(&s->work_cond);
+    qemu_cond_broadcast(&s->control_cond);
+}
+
 /* Re-poll queues blocked in WAIT and wake every worker. Caller holds lock. */
 void kiln_queue_kick_locked(KilnState *s)
 {
     kiln_queue_repoll_locked(s);
-    qemu_cond_broadcast(&s->work_cond);
+    kiln_wake_all_locked(s);
 }
 
 /*
- * A doorbell made one queue runnable: one idle worker is enough, unless
- * queues blocked in WAIT must be re-polled too. Waking every worker for
- * each doorbell only adds host context switches to the job round trip.
+ * A doorbell made queue @qid runnable: its worker, or one idle worker of
+ * the other queues, is enough, unless queues blocked in WAIT must be
+ * re-polled too. Waking every worker for each doorbell only adds host
+ * context switches to the job round trip.
  */
-void kiln_queue_doorbell_locked(KilnState *s)
+void kiln_queue_doorbell_locked(KilnState *s, int qid)
 {
     if (kiln_queue_repoll_locked(s)) {
-        qemu_cond_broadcast(&s->work_cond);
+        kiln_wake_all_locked(s);
+    } else if (qid == KILN_QUEUE_CONTROL) {
+        qemu_cond_signal(&s->control_cond);
     } else {
         qemu_cond_signal(&s->work_cond);
     }
@@ -855,29 +909,28 @@ static void kiln_commit_locked(KilnState *s, KilnQueue *q, const KilnStep *st,
      * itself, so the others are woken only when there is a WAIT to re-poll.
      */
     if (st->wrote && kiln_queue_repoll_locked(s)) {
-        qemu_cond_broadcast(&s->work_cond);
+        kiln_wake_all_locked(s);
     }
 }
 
-static void *kiln_worker_thread(void *opaque)
+static void kiln_worker_loop(KilnState *s, bool control)
 {
-    KilnState *s = opaque;
-
     rcu_register_thread();
     qemu_mutex_lock(&s->lock);
     while (!s->stopping) {
         int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME), wake;
-        KilnQueue *q = kiln_pick_locked(s, now, &wake);
+        KilnQueue *q = kiln_pick_locked(s, control, now, &wake);
         KilnStep st = { 0 };
         uint32_t gen, head;
         uint64_t base;
 
         if (!q) {
+            QemuCond *cond = control ? &s->control_cond : &s->work_cond;
+
             if (wake != INT64_MAX) {
-                qemu_cond_timedwait(&s->work_cond, &s->lock,
-                                    MAX(wake - now, 1));
+                qemu_cond_timedwait(cond, &s->lock, MAX(wake - now, 1));
             } else {
-                qemu_cond_wait(&s->work_cond, &s->lock);
+                qemu_cond_wait(cond, &s->lock);
             }
             continue;
         }
@@ -900,6 +953,17 @@ static void *kiln_worker_thread(void *opaque)
     }
     qemu_mutex_unlock(&s->lock);
     rcu_unregister_thread();
+}
+
+static void *kiln_worker_thread(void *opaque)
+{
+    kiln_worker_loop(opaque, false);
+    return NULL;
+}
+
+static void *kiln_control_thread(void *opaque)
+{
+    kiln_worker_loop(opaque, true);
     return NULL;
 }
 
@@ -934,10 +998,13 @@ void kiln_queue_start(KilnState *s)
                            &s->pool, QEMU_THREAD_JOINABLE);
     }
 
-    s->nthreads = MIN(s->workers, KILN_NUM_QUEUES);
+    /* One control worker, then the workers of the other queues. */
+    s->nthreads = 1 + MIN(s->workers, KILN_NUM_QUEUES - 1);
     s->threads = g_new0(QemuThread, s->nthreads);
-    for (i = 0; i < s->nthreads; i++) {
-        snprintf(name, sizeof(name), "kiln-q%u", i);
+    qemu_thread_create(&s->threads[0], "kiln-ctl", kiln_control_thread, s,
+                       QEMU_THREAD_JOINABLE);
+    for (i = 1; i < s->nthreads; i++) {
+        snprintf(name, sizeof(name), "kiln-q%u", i - 1);
         qemu_thread_create(&s->threads[i], name, kiln_worker_thread, s,
                            QEMU_THREAD_JOINABLE);
     }
@@ -953,8 +1020,8 @@ void kiln_queue_stop(KilnState *s)
 
     qemu_mutex_lock(&s->lock);
     s->stopping = true;
-    qatomic_set(&s->cancel, 1);
-    qemu_cond_broadcast(&s->work_cond);
+    kiln_cancel_all_locked(s);
+    kiln_wake_all_locked(s);
     qemu_mutex_unlock(&s->lock);
     for (i = 0; i < s->nthreads; i++) {
         qemu_thread_join(&s->threads[i]);

@@ -199,8 +199,8 @@ static void kiln_do_reset(KilnState *s, const char *kind, bool count)
     qemu_mutex_lock(&s->lock);
     s->generation++;
     trace_kiln_reset(kind, s->generation);
-    qatomic_set(&s->cancel, 1);
-    qemu_cond_broadcast(&s->work_cond);
+    kiln_cancel_all_locked(s);
+    kiln_wake_all_locked(s);
     while (s->inflight) {
         qemu_cond_wait(&s->idle_cond, &s->lock);
     }
@@ -270,7 +270,7 @@ static void kiln_vm_state_change(void *opaque, bool running, RunState state)
     qemu_mutex_lock(&s->lock);
     s->paused = !running;
     if (running) {
-        qemu_cond_broadcast(&s->work_cond);
+        kiln_wake_all_locked(s);
     } else {
         /* No DMA while stopped: let the packets in flight finish. */
         while (s->inflight) {
@@ -334,8 +334,9 @@ static uint32_t kiln_features(KilnState *s)
            KILN_FEATURE_TELEMETRY | (s->pe ? KILN_FEATURE_PE_ENGINE : 0);
 }
 
-static uint32_t kiln_qstatus(KilnQueue *q)
+static uint32_t kiln_qstatus(KilnState *s, int qid)
 {
+    KilnQueue *q = &s->q[qid];
     uint32_t st = 0;
 
     if (q->enabled) {
@@ -350,6 +351,12 @@ static uint32_t kiln_qstatus(KilnQueue *q)
     if (q->stopped) {
         st |= KILN_QSTATUS_STOPPED;
     }
+    if (q->busy) {
+        st |= KILN_QSTATUS_RUNNING;
+    }
+    if (kiln_queue_ready_locked(s, qid)) {
+        st |= KILN_QSTATUS_READY;
+    }
     return st;
 }
 
@@ -358,7 +365,7 @@ static bool kiln_busy(KilnState *s)
     int i;
 
     for (i = 0; i < KILN_NUM_QUEUES; i++) {
-        if (!(kiln_qstatus(&s->q[i]) & KILN_QSTATUS_IDLE) &&
+        if (!(kiln_qstatus(s, i) & KILN_QSTATUS_IDLE) &&
             s->q[i].enabled && !s->q[i].stopped) {
             return true;
         }
@@ -390,7 +397,7 @@ static uint32_t kiln_read32(KilnState *s, hwaddr addr)
         case KILN_QREG_HEAD: return q->head;
         case KILN_QREG_TAIL: return q->tail;
         case KILN_QREG_PRIORITY: return q->priority;
-        case KILN_QREG_STATUS: return kiln_qstatus(q);
+        case KILN_QREG_STATUS: return kiln_qstatus(s, qid);
         case KILN_QREG_ERROR: return q->error;
         case KILN_QREG_ERROR_INDEX: return q->error_index;
         case KILN_QREG_PROGRESS: return progress;
@@ -531,7 +538,7 @@ static void kiln_doorbell(KilnState *s, hwaddr addr, uint32_t val)
         return;
     }
     q->tail = val;
-    kiln_queue_doorbell_locked(s);
+    kiln_queue_doorbell_locked(s, qid);
 }
 
 static void kiln_qctrl_write(KilnState *s, int qid, hwaddr addr, uint32_t val)
@@ -563,6 +570,7 @@ static void kiln_qctrl_write(KilnState *s, int qid, hwaddr addr, uint32_t val)
         q->stopped = false;
         q->in_job = false;
         q->waiting = false;
+        qatomic_set(&q->cancel, 0);
         qemu_mutex_unlock(&s->lock);
         return;
     }
@@ -588,10 +596,16 @@ static void kiln_qctrl_write(KilnState *s, int qid, hwaddr addr, uint32_t val)
         }
         q->enabled = true;
         q->completed = 0;
+        qatomic_set(&q->cancel, 0);
         kiln_queue_kick_locked(s);
     } else if (!(val & KILN_QCTRL_ENABLE) && q->enabled) {
         q->enabled = false;
         q->waiting = false;
+        /* The packet executing, a LAUNCH included, is abandoned. */
+        if (q->busy || q->in_job) {
+            trace_kiln_queue_cancel(qid);
+            qatomic_set(&q->cancel, 1);
+        }
     }
     qemu_mutex_unlock(&s->lock);
 }
@@ -879,6 +893,7 @@ static void kiln_instance_init(Object *obj)
     /* Cheap: introspection tests create and destroy instances. */
     qemu_mutex_init(&s->lock);
     qemu_cond_init(&s->work_cond);
+    qemu_cond_init(&s->control_cond);
     qemu_cond_init(&s->idle_cond);
     s->fault_hang_queue = -1;
 
@@ -924,6 +939,7 @@ static void kiln_instance_finalize(Object *obj)
 
     qemu_cond_destroy(&s->idle_cond);
     qemu_cond_destroy(&s->work_cond);
+    qemu_cond_destroy(&s->control_cond);
     qemu_mutex_destroy(&s->lock);
 }
 

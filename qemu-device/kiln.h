@@ -65,6 +65,12 @@ typedef struct KilnQueue {
     int64_t next_poll_ms;   /* QEMU_CLOCK_REALTIME */
     uint32_t backoff_ms;
     uint64_t launch_progress;   /* advanced by a running LAUNCH (atomic) */
+    /*
+     * Non-zero while the packet being executed must be abandoned: the
+     * queue was disabled under it, or the device is being reset. Read by
+     * the worker without the lock; a running LAUNCH polls it.
+     */
+    int cancel;
 
     /* Current INDIRECT job; only touched by the worker owning the queue */
     bool in_job;
@@ -110,7 +116,8 @@ struct KilnState {
 
     /* Device lock and worker threads */
     QemuMutex lock;
-    QemuCond work_cond;
+    QemuCond work_cond;         /* the workers of queues 1.. */
+    QemuCond control_cond;      /* the worker of KILN_QUEUE_CONTROL */
     QemuCond idle_cond;
     QemuThread *threads;
     uint32_t nthreads;
@@ -181,6 +188,9 @@ void kiln_queue_start(KilnState *s);
 void kiln_queue_stop(KilnState *s);
 void kiln_queue_reset_locked(KilnState *s);
 void kiln_queue_kick_locked(KilnState *s);
-void kiln_queue_doorbell_locked(KilnState *s);
+void kiln_cancel_all_locked(KilnState *s);
+bool kiln_queue_ready_locked(KilnState *s, int qid);
+void kiln_queue_doorbell_locked(KilnState *s, int qid);
+void kiln_wake_all_locked(KilnState *s);
 
 #endif /* HW_MISC_KILN_H */

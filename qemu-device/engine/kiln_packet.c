@@ -50,7 +50,7 @@ static void layout_of(uint32_t opcode, Layout *l)
     static const Layout dw16 = { 16, { 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
                                        4, 4, 4 } };
     switch (opcode) {
-    case KILN_OP_INDIRECT:      /* hdr asid cmd_va size r0 status job r r r */
+    case KILN_OP_INDIRECT:      /* hdr asid cmd_va size wd status job r r r */
         *l = (Layout){ 10, { 4, 4, 8, 4, 4, 8, 8, 8, 8, 8 } };
         break;
     case KILN_OP_DMA_COPY:
@@ -211,7 +211,6 @@ uint32_t kiln_packet_validate(const KilnPacket *pkt, bool user,
     case KILN_OP_INDIRECT: {
         const struct kiln_pkt_indirect *p = &pkt->indirect;
 
-        CHECK_MBZ(struct kiln_pkt_indirect, reserved0);
         CHECK_MBZ(struct kiln_pkt_indirect, reserved);
         if (p->asid == 0 || p->asid >= KILN_MAX_CONTEXTS) {
             if (field) {
@@ -383,7 +382,10 @@ const char *kiln_status_name(uint32_t status)
         "OK", "BAD_PACKET", "PRIVILEGED", "BAD_ADDRESS", "MMU_FAULT",
         "DMA_ERROR", "ILLEGAL_INSTRUCTION", "MISALIGNED", "LOCAL_MEM_BOUNDS",
         "KERNEL_TRAP", "WATCHDOG", "BAD_LAUNCH", "ABORTED", "RING_OVERFLOW",
-        "BAD_REGISTER", "FATAL", "BAD_CONTEXT",
+        "BAD_REGISTER", "FATAL", "BAD_CONTEXT", "INTERRUPTED",
     };
+
+    _Static_assert(sizeof(names) / sizeof(names[0]) == KILN_STATUS_COUNT,
+                   "a name for every status");
     return status < KILN_STATUS_COUNT ? names[status] : "?";
 }

@@ -224,7 +224,7 @@ static void check_consistent(Fuzz *f)
             g_assert_cmpuint(tail, <, size);
         }
         g_assert_cmpuint(prio, <, KILN_NUM_PRIORITIES);
-        g_assert_cmphex(st & ~0xfu, ==, 0);
+        g_assert_cmphex(st & ~0x3fu, ==, 0);
         g_assert_cmpuint(qpci_io_readl(f->dev, f->bar0, b + KILN_QREG_ERROR),
                          <, KILN_STATUS_COUNT);
     }

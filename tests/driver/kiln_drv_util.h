@@ -158,9 +158,10 @@ class Dev {
   }
 
   int submit(uint32_t ctx, uint64_t cmd_va, uint32_t cmd_size, const std::vector<drm_kiln_bo_ref> &bos,
-             const std::vector<drm_kiln_sync> &syncs = {}, uint64_t *seqno = nullptr) {
+             const std::vector<drm_kiln_sync> &syncs = {}, uint64_t *seqno = nullptr, uint32_t flags = 0) {
     drm_kiln_submit s{};
     s.ctx_id = ctx;
+    s.flags = flags;
     s.cmd_va = cmd_va;
     s.cmd_size = cmd_size;
     s.bos.ptr = reinterpret_cast<uintptr_t>(bos.data());

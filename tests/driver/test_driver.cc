@@ -3,6 +3,7 @@
 // syncobjs, MMU isolation, hang recovery, PRIME between processes.
 #include <gtest/gtest.h>
 
+#include <linux/sync_file.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -1162,17 +1163,81 @@ TEST(KilnUnprivileged, OpenThroughRenderGroup) {
   EXPECT_NE(access((debugfs_dir() + "/force_reset").c_str(), W_OK), 0);
 }
 
-// Runs last (gtest keeps declaration order): unload and reload the module.
+static std::string module_path() {
+  std::ifstream f("/proc/sys/kernel/osrelease");
+  std::string r;
+  f >> r;
+  return "/lib/modules/" + r + "/kiln.ko";
+}
+
+// rmmod, retried while the release work of the last jobs finishes.
+static bool unload_module() {
+  for (int i = 0; i < 50; i++, usleep(100000))
+    if (system("rmmod kiln 2>/dev/null") == 0) return true;
+  return false;
+}
+
+static bool load_module() {
+  if (system(("insmod " + module_path()).c_str()) != 0) return false;
+  for (int i = 0; i < 50 && access(accel_node().c_str(), F_OK) != 0; i++) usleep(100000);
+  return access(accel_node().c_str(), F_OK) == 0;
+}
+
+// Runs late (gtest keeps declaration order): a syncobj, a sync_file or a
+// dma-buf of a finished job, held after the device file is closed, keeps
+// the module loaded (their ops are its code), stays usable, and lets it go
+// once closed.
+TEST(KilnZModule, FencesPinTheModule) {
+  if (access(accel_node().c_str(), F_OK) != 0) GTEST_SKIP() << "no device";
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (access(module_path().c_str(), R_OK) != 0) GTEST_SKIP() << module_path() << " missing";
+  for (const char *what : {"syncobj", "sync_file", "dma-buf"}) {
+    int held = -1;
+    {
+      Dev d;
+      ASSERT_TRUE(d.ok());
+      uint32_t ctx = d.ctx();
+      Bo b = d.bo(4096), cb = d.bo(4096);
+      Cmd c;
+      c.fill(b.va, 4096, 0xf00d);
+      auto *p = d.map(cb.handle, 4096);
+      memcpy(p, c.data(), 64);
+      munmap(p, 4096);
+      uint32_t so = d.syncobj();
+      ASSERT_EQ(d.submit(ctx, cb.va, 64, {ref(cb, false), ref(b)}, {sig(so)}), 0);
+      ASSERT_EQ(d.syncobj_wait(so, 20 * kSec), 0);
+      if (std::string(what) == "dma-buf") {
+        ASSERT_EQ(d.prime_export(b.handle, &held), 0);
+      } else {
+        drm_syncobj_handle h{};
+        h.handle = so;
+        if (std::string(what) == "sync_file") h.flags = DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE;
+        ASSERT_EQ(xioctl(d.fd(), DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &h), 0);
+        held = h.fd;
+      }
+    }
+    usleep(500000);  // the jobs' own references are gone by now
+    EXPECT_NE(system("rmmod kiln 2>/dev/null"), 0) << "rmmod succeeded while a " << what << " was held";
+    if (std::string(what) == "sync_file") {
+      sync_fence_info fi{};
+      sync_file_info info{};
+      info.num_fences = 1;
+      info.sync_fence_info = reinterpret_cast<uintptr_t>(&fi);
+      EXPECT_EQ(ioctl(held, SYNC_IOC_FILE_INFO, &info), 0);
+      EXPECT_STREQ(fi.driver_name, "kiln");
+      EXPECT_EQ(info.status, 1);
+    }
+    close(held);
+    ASSERT_TRUE(unload_module()) << "module still referenced after the " << what << " was closed";
+    ASSERT_TRUE(load_module());
+  }
+}
+
+// Runs last: unload and reload the module.
 TEST(KilnZModule, UnloadReload) {
   if (access(accel_node().c_str(), F_OK) != 0) GTEST_SKIP() << "no device";
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
-  std::string ko = "/lib/modules/";
-  {
-    std::ifstream f("/proc/sys/kernel/osrelease");
-    std::string r;
-    f >> r;
-    ko += r + "/kiln.ko";
-  }
+  std::string ko = module_path();
   if (access(ko.c_str(), R_OK) != 0) GTEST_SKIP() << ko << " missing";
   for (int round = 0; round < 2; round++) {
     ASSERT_EQ(system("rmmod kiln"), 0) << "module still referenced (leaked file, BO or dma-buf?)";

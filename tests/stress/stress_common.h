@@ -180,7 +180,7 @@ inline const char *status_name(uint32_t s) {
   static const char *n[] = {"OK", "BAD_PACKET", "PRIVILEGED", "BAD_ADDRESS", "MMU_FAULT", "DMA_ERROR",
                             "ILLEGAL_INSTRUCTION", "MISALIGNED", "LOCAL_MEM_BOUNDS", "KERNEL_TRAP",
                             "WATCHDOG", "BAD_LAUNCH", "ABORTED", "RING_OVERFLOW", "BAD_REGISTER",
-                            "FATAL", "BAD_CONTEXT"};
+                            "FATAL", "BAD_CONTEXT", "INTERRUPTED"};
   return s < sizeof(n) / sizeof(n[0]) ? n[s] : "UNKNOWN";
 }
 

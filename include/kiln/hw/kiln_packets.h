@@ -65,14 +65,17 @@ struct kiln_pkt_nop {
  * multiple of 64) under context @asid. When it ends, successfully or not,
  * the device writes a struct kiln_job_status to @status_pa, then goes on
  * with the next ring packet: an error inside a command buffer fails that
- * job only.
+ * job only. If @max_watchdog_mcycles is non-zero, no LAUNCH of the command
+ * buffer runs longer than that many million cycles per PE, whatever its
+ * own watchdog_mcycles asks for: the driver bounds what an unprivileged
+ * context can take of the device.
  */
 struct kiln_pkt_indirect {
 	uint32_t header;
 	uint32_t asid;
 	uint64_t cmd_va;
 	uint32_t size;
-	uint32_t reserved0;
+	uint32_t max_watchdog_mcycles;
 	uint64_t status_pa;
 	uint64_t job_id;	/* echoed into the job status */
 	uint64_t reserved[3];

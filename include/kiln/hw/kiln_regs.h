@@ -25,6 +25,8 @@
 
 /* Device geometry */
 #define KILN_NUM_QUEUES			16
+/* Queue 0 has a worker of its own: what the driver runs there never waits behind kernels. */
+#define KILN_QUEUE_CONTROL		0
 #define KILN_MAX_CONTEXTS		256	/* ASIDs; ASID 0 is reserved */
 #define KILN_QUEUE_MIN_ENTRIES		16
 #define KILN_QUEUE_MAX_ENTRIES		65536
@@ -148,6 +150,8 @@
 #define KILN_QSTATUS_IDLE		KILN_HW_BIT(1)	/* head == tail, nothing executing */
 #define KILN_QSTATUS_WAITING		KILN_HW_BIT(2)	/* blocked in a WAIT packet */
 #define KILN_QSTATUS_STOPPED		KILN_HW_BIT(3)	/* stopped by an error */
+#define KILN_QSTATUS_RUNNING		KILN_HW_BIT(4)	/* a packet of the queue is executing */
+#define KILN_QSTATUS_READY		KILN_HW_BIT(5)	/* has work, waits for a free worker */
 
 /* Telemetry, derived from the cost model's activity */
 #define KILN_REG_TEMP_MC		(KILN_REG_TELEMETRY_BASE + 0x00) /* millidegree C */

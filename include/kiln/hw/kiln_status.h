@@ -26,6 +26,7 @@ enum kiln_status {
 	KILN_STATUS_BAD_REGISTER	= 14,	/* invalid register write */
 	KILN_STATUS_FATAL		= 15,	/* device needs a reset */
 	KILN_STATUS_BAD_CONTEXT		= 16,	/* ASID not set up */
+	KILN_STATUS_INTERRUPTED		= 17,	/* running at a device reset; not re-run (driver) */
 	KILN_STATUS_COUNT
 };
 

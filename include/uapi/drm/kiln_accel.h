@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 #define KILN_UAPI_VERSION_MAJOR		1
-#define KILN_UAPI_VERSION_MINOR		1
+#define KILN_UAPI_VERSION_MINOR		2
 
 enum drm_kiln_ioctl {
 	DRM_KILN_GET_PARAM	= 0x00,
@@ -65,8 +65,16 @@ enum drm_kiln_param {
 	DRM_KILN_PARAM_FILES_IN_USE	= 26,
 	/* jobs per context submitted and not completed; SUBMIT: -EBUSY */
 	DRM_KILN_PARAM_MAX_QUEUED_JOBS	= 27,
-	/* bytes of host BOs the device may pin; BO_CREATE: -ENOSPC */
+	/* bytes of host BOs all Kiln devices together may pin; BO_CREATE: -ENOSPC */
 	DRM_KILN_PARAM_HOST_MEM_LIMIT	= 28,
+	/* cap on a LAUNCH's watchdog in this file's contexts (M cycles, 0: none) */
+	DRM_KILN_PARAM_MAX_WATCHDOG_MCYCLES = 29,
+	/* host BOs all Kiln devices together may hold; BO_CREATE: -ENOSPC */
+	DRM_KILN_PARAM_MAX_HOST_BOS	= 30,
+	/* jobs one file may have submitted and not yet finished; SUBMIT: -EBUSY */
+	DRM_KILN_PARAM_MAX_FILE_JOBS	= 31,
+	/* contexts one file may hold; CTX_CREATE: -ENOSPC */
+	DRM_KILN_PARAM_MAX_FILE_CONTEXTS = 32,
 	DRM_KILN_PARAM_NUM_PARAMS
 };
 
@@ -211,16 +219,26 @@ struct drm_kiln_bo_ref {
 };
 
 /*
+ * The job may be run again from its start if a device reset interrupts
+ * it (it does not read what it writes). Without the flag, a job that was
+ * running when the device was reset ends with KILN_STATUS_INTERRUPTED
+ * and fence error -EAGAIN instead of being re-run.
+ */
+#define DRM_KILN_SUBMIT_REPLAYABLE	(1u << 0)
+#define DRM_KILN_SUBMIT_FLAGS		DRM_KILN_SUBMIT_REPLAYABLE
+
+/*
  * Runs the command buffer at cmd_va (cmd_size bytes of packets, see
  * docs/hardware.md) on the context's queue. Every BO the command buffer
  * touches must be listed in bos. A full hardware queue does not fail the
  * call (the job waits in the scheduler), but a context with
- * DRM_KILN_PARAM_MAX_QUEUED_JOBS jobs submitted and not yet completed
- * gets -EBUSY: wait for its oldest job, then submit again.
+ * DRM_KILN_PARAM_MAX_QUEUED_JOBS jobs submitted and not yet completed, or
+ * a file with DRM_KILN_PARAM_MAX_FILE_JOBS, gets -EBUSY: wait for its
+ * oldest job, then submit again. A context being destroyed gets -ENOENT.
  */
 struct drm_kiln_submit {
 	__u32 ctx_id;
-	__u32 flags;		/* must be zero */
+	__u32 flags;		/* DRM_KILN_SUBMIT_* */
 	__u64 cmd_va;		/* 64-byte aligned, inside a listed BO */
 	__u32 cmd_size;		/* multiple of 64 */
 	__u32 pad;
@@ -266,7 +284,7 @@ struct drm_kiln_job_status {
 	__u32 fault_reason;	/* out */
 	__u64 cycles;		/* out: emulated cycles */
 	__u64 elapsed_ns;	/* out: device time */
-	__s32 error;		/* out: fence error (0, -EIO, -ETIMEDOUT, -ECANCELED) */
+	__s32 error;		/* out: fence error (0, -EIO, -ETIMEDOUT, -ECANCELED, -EAGAIN) */
 	__u32 pad2;
 };
 

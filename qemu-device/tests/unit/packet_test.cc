@@ -95,8 +95,8 @@ TEST(Packet, Indirect) {
     EXPECT_EQ(v(q), (uint32_t)KILN_STATUS_BAD_PACKET);
     q = p; q.indirect.status_pa = 0x2004;
     EXPECT_EQ(v(q), (uint32_t)KILN_STATUS_BAD_PACKET);
-    q = p; q.indirect.reserved0 = 1;
-    EXPECT_EQ(v(q), (uint32_t)KILN_STATUS_BAD_PACKET);
+    q = p; q.indirect.max_watchdog_mcycles = 1;
+    EXPECT_EQ(v(q), (uint32_t)KILN_STATUS_OK);
     q = p; q.indirect.reserved[2] = 1;
     EXPECT_EQ(v(q), (uint32_t)KILN_STATUS_BAD_PACKET);
 }

@@ -64,7 +64,7 @@ std::string_view status_name(uint32_t s) noexcept {
       "OK",        "BAD_PACKET",          "PRIVILEGED", "BAD_ADDRESS",      "MMU_FAULT",
       "DMA_ERROR", "ILLEGAL_INSTRUCTION", "MISALIGNED", "LOCAL_MEM_BOUNDS", "KERNEL_TRAP",
       "WATCHDOG",  "BAD_LAUNCH",          "ABORTED",    "RING_OVERFLOW",    "BAD_REGISTER",
-      "FATAL",     "BAD_CONTEXT"};
+      "FATAL",     "BAD_CONTEXT",         "INTERRUPTED"};
   static_assert(std::size(names) == KILN_STATUS_COUNT);
   return s < std::size(names) ? names[s] : "UNKNOWN";
 }

@@ -438,7 +438,7 @@ void FakeDriver::submit(drm_kiln_submit& a) {
   std::unique_lock g(mu_);
   check_inject("DRM_IOCTL_KILN_SUBMIT");
   auto it = ctxs_.find(a.ctx_id);
-  if (it == ctxs_.end() || a.flags || a.pad) throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EINVAL, "fake");
+  if (it == ctxs_.end() || (a.flags & ~DRM_KILN_SUBMIT_FLAGS) || a.pad) throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EINVAL, "fake");
   if (it->second.banned) throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EIO, "fake");  // as kiln.ko
   if (a.cmd_va % 64 || a.cmd_size % 64 || a.cmd_size == 0 || a.cmd_size > o_.max_cmd_size)
     throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EINVAL, "fake");

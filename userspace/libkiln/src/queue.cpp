@@ -167,6 +167,11 @@ void Submission::retire() noexcept {
       msg += "; the queue's context is lost (banned after a hang or reset): create a new Queue";
       error_msg = msg;
       error.emplace(DeviceLost(Errc::device_lost, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
+    } else if (js.status == KILN_STATUS_INTERRUPTED) {
+      msg += " (it was running when the device was reset and was not re-run, so the buffers it "
+             "writes may hold partial results; the device recovered: resubmit from clean inputs)";
+      error_msg = msg;
+      error.emplace(Error(code, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
     } else if (js.status == KILN_STATUS_ABORTED) {
       msg += " (aborted by a device reset; the device recovered: resubmit)";
       error_msg = msg;
