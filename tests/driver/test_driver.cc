@@ -348,15 +348,27 @@ TEST_F(Kiln, ContextInvalid) {
   d.ctx_destroy(mine);
 }
 
+// The device-wide limit, reached from several files (one file may hold
+// MAX_FILE_CONTEXTS), and the per-file one.
 TEST_F(Kiln, ContextLimitIsEnospc) {
   Dev &d = *dev_;
-  uint64_t max = d.param(DRM_KILN_PARAM_MAX_CONTEXTS);
+  const uint64_t max = d.param(DRM_KILN_PARAM_MAX_CONTEXTS);
+  const uint64_t per_file = d.param(DRM_KILN_PARAM_MAX_FILE_CONTEXTS);
+  ASSERT_GT(per_file, 0u);
+  ASSERT_LT(per_file, max);
+  std::vector<std::unique_ptr<Dev>> files;
   uint64_t used = d.param(DRM_KILN_PARAM_CONTEXTS_IN_USE);
-  std::vector<uint32_t> ids;
-  for (uint64_t i = used; i < max; i++) ids.push_back(d.ctx());
   uint32_t id;
-  EXPECT_EQ(d.ctx_create(&id), -ENOSPC);
-  for (auto c : ids) d.ctx_destroy(c);
+  for (; used < max; used++) {
+    if (files.empty() || files.back()->ctx_create(&id) == -ENOSPC) {
+      files.push_back(std::make_unique<Dev>());
+      ASSERT_EQ(files.back()->ctx_create(&id), 0) << "context " << used << " of " << max;
+    }
+  }
+  EXPECT_EQ(d.ctx_create(&id), -ENOSPC) << "device full";
+  files.clear();
+  for (uint64_t i = 0; i < per_file; i++) ASSERT_EQ(d.ctx_create(&id), 0);
+  EXPECT_EQ(d.ctx_create(&id), -ENOSPC) << "file full";
 }
 
 // ---------------------------------------------------------------- submit
@@ -555,8 +567,8 @@ TEST_F(Kiln, SubmitInvalid) {
   s.pad = 1;
   EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_SUBMIT, &s), -EINVAL) << "pad MBZ";
   s.pad = 0;
-  s.flags = 1;
-  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_SUBMIT, &s), -EINVAL) << "flags MBZ";
+  s.flags = ~DRM_KILN_SUBMIT_FLAGS;
+  EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_SUBMIT, &s), -EINVAL) << "unknown flags";
   s.flags = 0;
   s.bos.stride = 0;
   EXPECT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_SUBMIT, &s), -EINVAL) << "stride 0";
@@ -1095,9 +1107,10 @@ TEST_F(Kiln, KilledProcessDoesNotRunItsBacklog) {
     return xioctl(probe_->fd(), DRM_IOCTL_KILN_QUERY_INFO, &q) ? ~0ull : t.packets;
   };
   if (packets() == ~0ull) GTEST_SKIP() << "no telemetry";
-  // Spread over contexts: one context may queue only MAX_QUEUED_JOBS.
-  constexpr int kJobs = 2000, kFills = 8, kCtxs = 10;
+  // Spread over contexts: one context may queue only MAX_QUEUED_JOBS, one file MAX_FILE_JOBS.
+  constexpr int kJobs = 1000, kFills = 8, kCtxs = 10;
   static_assert(kJobs / kCtxs <= 256);
+  ASSERT_GE(probe_->param(DRM_KILN_PARAM_MAX_FILE_JOBS), uint64_t(kJobs));
   int pfd[2];
   ASSERT_EQ(pipe(pfd), 0);
   pid_t pid = fork();
