@@ -264,19 +264,42 @@ struct kiln_debug_header {
 };
 KILN_HW_ASSERT_SIZE(struct kiln_debug_header, 16);
 
-/* ---- cost model (emulated cycles at 1.35 GHz) ---------------------------- */
+/*
+ * ---- cost model (emulated cycles at 1.35 GHz) ----------------------------
+ * Rates are MTIA 2i's (docs/pe-isa.md section 4 gives the source of each).
+ */
 
 #define KILN_PE_CLOCK_MHZ		1350
 #define KILN_PE_CLOCK_HZ		(KILN_PE_CLOCK_MHZ * 1000000ull)
-#define KILN_COST_DPE_MACS_BF16		1024	/* per cycle per PE */
+
+/* Scalar hart: 1 cycle per instruction plus these */
+#define KILN_COST_MUL_EXTRA		2
+#define KILN_COST_DIV_EXTRA		19
+#define KILN_COST_FP_EXTRA		3
+#define KILN_COST_FDIV_EXTRA		19	/* fdiv, fsqrt */
+#define KILN_COST_GLOBAL_EXTRA		99	/* scalar load/store to device memory */
+#define KILN_COST_UNIT_ISSUE		4	/* every custom instruction */
+#define KILN_COST_BARRIER		64	/* after the last arrival */
+
+/* Fixed-function units, per cycle per PE */
+#define KILN_COST_DPE_MACS_BF16		1024
 #define KILN_COST_DPE_MACS_FP16		1024
 #define KILN_COST_DPE_MACS_INT8		2048
 #define KILN_COST_DPE_MACS_FP32		256
-#define KILN_COST_SE_ELEMS		64	/* simple element ops per cycle */
-#define KILN_COST_SE_TRANSC_ELEMS	16	/* exp/log/tanh/... per cycle */
-#define KILN_COST_DRAM_BPS		204800000000ull	/* chip-wide bytes/s */
+#define KILN_COST_SE_ELEMS		64	/* simple element ops */
+#define KILN_COST_SE_TRANSC_ELEMS	16	/* exp/log/tanh/div/... */
+#define KILN_COST_RE_ELEMS		64	/* input elements */
+#define KILN_COST_MLU_BYTES		64
+
+/*
+ * Memory, bytes/s. DRAM, SRAM and the host link are chip-wide fabrics
+ * shared by all PEs; LOCAL is each PE's own port, which every DMA
+ * transfer of that PE goes through.
+ */
+#define KILN_COST_DRAM_BPS		204800000000ull
 #define KILN_COST_SRAM_BPS		2700000000000ull
 #define KILN_COST_HOST_BPS		32000000000ull
-#define KILN_COST_LOCAL_BPS		1000000000000ull	/* per PE */
+#define KILN_COST_LOCAL_BPS		1000000000000ull
+#define KILN_COST_DMA_LATENCY		300	/* cycles, per transfer */
 
 #endif /* KILN_HW_ISA_H */

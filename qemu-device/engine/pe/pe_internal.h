@@ -21,15 +21,6 @@
 #define KILN_PE_PAGE_INSNS      1024
 #define KILN_PE_CHECK_INTERVAL  65536
 
-/* Extra emulated cycles on top of 1 per instruction */
-#define KILN_COST_MUL_EXTRA     2
-#define KILN_COST_DIV_EXTRA     19
-#define KILN_COST_FP_EXTRA      3
-#define KILN_COST_FDIV_EXTRA    19
-#define KILN_COST_GLOBAL_EXTRA  99      /* scalar load/store to device memory */
-#define KILN_COST_UNIT_ISSUE    4       /* custom instruction issue */
-#define KILN_COST_BARRIER       64
-
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -67,8 +58,17 @@ typedef enum KilnPeState {
 
 typedef struct KilnLaunch KilnLaunch;
 
-/* Shared fabrics the cost model tracks: DRAM, on-chip SRAM, the host link */
-#define KILN_PE_FABRICS 3
+/*
+ * Shared fabrics the cost model tracks. A DMA transfer crosses the fabric
+ * of each side that is not local memory, and its bytes count on each.
+ */
+typedef enum KilnFabric {
+    KILN_FABRIC_NONE = -1,      /* the PE's own local memory */
+    KILN_FABRIC_DRAM,
+    KILN_FABRIC_SRAM,
+    KILN_FABRIC_HOST,
+    KILN_PE_FABRICS
+} KilnFabric;
 
 typedef struct KilnPe {
     uint64_t x[33];
@@ -120,11 +120,11 @@ typedef struct KilnPe {
 
     uint64_t progress_reported;
     /*
-     * Cycles this PE's transfers occupy each shared fabric (DRAM, SRAM,
-     * host link) chip-wide; a wave cannot end before the busiest fabric
-     * has carried every PE's traffic.
+     * Bytes this PE moved over each shared fabric since the wave, or its
+     * last barrier, began: that phase cannot end before the busiest
+     * fabric has carried every PE's traffic (pe_launch.c).
      */
-    uint64_t fabric_cycles[KILN_PE_FABRICS];
+    uint64_t fabric_bytes[KILN_PE_FABRICS];
 } KilnPe;
 
 struct KilnLaunch {
@@ -175,6 +175,31 @@ bool kiln_pe_custom(KilnPe *pe, uint32_t raw, uint64_t a, uint64_t b,
                     uint64_t *rd);
 void kiln_pe_debug_append(KilnPe *pe, const char *s, uint64_t n);
 
+
+/*
+ * Cycles to move @bytes at @bps, rounded up; exact integer arithmetic so
+ * that every host computes the same modelled time.
+ */
+static inline uint64_t kiln_cost_xfer_cycles(uint64_t bytes, uint64_t bps)
+{
+    __extension__ unsigned __int128 t =
+        (unsigned __int128)bytes * KILN_PE_CLOCK_HZ + bps - 1;
+
+    return (uint64_t)(t / bps);
+}
+
+/* Chip-wide bandwidth of a shared fabric, bytes/s */
+static inline uint64_t kiln_fabric_bps(KilnFabric f)
+{
+    switch (f) {
+    case KILN_FABRIC_SRAM:
+        return KILN_COST_SRAM_BPS;
+    case KILN_FABRIC_HOST:
+        return KILN_COST_HOST_BPS;
+    default:
+        return KILN_COST_DRAM_BPS;
+    }
+}
 
 static inline uint64_t kiln_pe_cycles(const KilnPe *pe)
 {

@@ -168,18 +168,25 @@ static void fail(KilnLaunchResult *r, uint32_t status, uint64_t addr)
     r->addr = addr;
 }
 
-/* Cycles the busiest shared fabric needs for all traffic of a wave */
-static uint64_t busiest_fabric(const KilnPe *pes, uint32_t n)
+/*
+ * Cycles the busiest shared fabric needs to carry the traffic the @n PEs
+ * moved since their phase began, and start a new phase. Bytes are summed
+ * over the PEs, so the result does not depend on the order in which
+ * worker threads ran them.
+ */
+static uint64_t fabric_phase_end(KilnPe *pes, uint32_t n)
 {
     uint64_t busiest = 0;
 
-    for (int fabric = 0; fabric < KILN_PE_FABRICS; fabric++) {
-        uint64_t sum = 0;
+    for (int f = 0; f < KILN_PE_FABRICS; f++) {
+        uint64_t bytes = 0, c;
         for (uint32_t i = 0; i < n; i++) {
-            sum += pes[i].fabric_cycles[fabric];
+            bytes += pes[i].fabric_bytes[f];
+            pes[i].fabric_bytes[f] = 0;
         }
-        if (sum > busiest) {
-            busiest = sum;
+        c = kiln_cost_xfer_cycles(bytes, kiln_fabric_bps((KilnFabric)f));
+        if (c > busiest) {
+            busiest = c;
         }
     }
     return busiest;
@@ -287,7 +294,8 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
     for (start = 0; start < total; start += l->wave_pes) {
         uint32_t n = total - start < l->wave_pes ? (uint32_t)(total - start)
                                                  : l->wave_pes;
-        uint64_t wave_cycles = 0, fabric;
+        /* modelled time at which the current barrier phase began */
+        uint64_t wave_cycles = 0, phase_start = 0, fabric;
         KilnPe *bad = NULL;
         bool stopped = false;
 
@@ -317,7 +325,7 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
             memset(pe->tag_done, 0, sizeof(pe->tag_done));
             pe->dbg_len = 0;
             pe->dbg_dropped = 0;
-            memset(pe->fabric_cycles, 0, sizeof(pe->fabric_cycles));
+            memset(pe->fabric_bytes, 0, sizeof(pe->fabric_bytes));
         }
         for (;;) {
             uint32_t at_barrier = 0, running = 0;
@@ -339,12 +347,20 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
                 (cancel && *cancel)) {
                 break;
             }
-            /* release the barrier: everyone continues at the latest arrival */
+            /*
+             * Release the barrier: everyone continues after the latest
+             * arrival, and not before the fabrics have carried the
+             * phase's traffic.
+             */
+            fabric = phase_start + fabric_phase_end(l->pes, n);
+            if (fabric > maxc) {
+                maxc = fabric;
+            }
+            phase_start = maxc + KILN_COST_BARRIER;
             for (uint32_t i = 0; i < n; i++) {
                 KilnPe *pe = &l->pes[i];
                 if (pe->state == KILN_PE_BARRIER) {
-                    pe->cycles_extra += maxc - kiln_pe_cycles(pe) +
-                                        KILN_COST_BARRIER;
+                    pe->cycles_extra += phase_start - kiln_pe_cycles(pe);
                     pe->state = KILN_PE_RUNNING;
                 }
             }
@@ -378,7 +394,7 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
                 dh.dropped += pe->dbg_dropped;
             }
         }
-        fabric = busiest_fabric(l->pes, n);
+        fabric = phase_start + fabric_phase_end(l->pes, n);
         result->cycles += wave_cycles > fabric ? wave_cycles : fabric;
         if (bad) {
             result->status = bad->fault_status;

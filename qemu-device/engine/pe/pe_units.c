@@ -14,8 +14,6 @@
 #include "pe_internal.h"
 #include "pe_simd.h"
 
-#define COST_DMA_LATENCY    300
-
 /* ---- helpers --------------------------------------------------------- */
 
 static void add_cycles(KilnPe *pe, uint64_t c)
@@ -151,45 +149,26 @@ void kiln_pe_debug_append(KilnPe *pe, const char *s, uint64_t n)
 
 /* ---- memory transfers ----------------------------------------------------- */
 
-/*
- * Bandwidth of an address for the cost model, and the shared fabric it
- * uses (-1: the PE's own local memory).
- */
-static uint64_t region_bps(KilnPe *pe, uint64_t addr, int *fabric)
+/* The shared fabric an address of a DMA transfer is on, for the cost model */
+static KilnFabric addr_fabric(KilnPe *pe, uint64_t addr)
 {
     KilnXlate x;
     KilnFault f;
 
     if (is_local(addr)) {
-        *fabric = -1;
-        return KILN_COST_LOCAL_BPS;
+        return KILN_FABRIC_NONE;
     }
     if (!kiln_as_xlate(pe->launch->as, addr, 1, KILN_ACCESS_READ, &x, &f)) {
-        *fabric = 0;
-        return KILN_COST_DRAM_BPS;
+        /* a gather need not have read its table's first row: charge DRAM */
+        return KILN_FABRIC_DRAM;
     }
     if (x.pa >= KILN_PA_HOST_BASE) {
-        *fabric = 2;
-        return KILN_COST_HOST_BPS;
+        return KILN_FABRIC_HOST;
     }
     if (x.pa >= KILN_PA_SRAM_BASE) {
-        *fabric = 1;
-        return KILN_COST_SRAM_BPS;
+        return KILN_FABRIC_SRAM;
     }
-    *fabric = 0;
-    return KILN_COST_DRAM_BPS;
-}
-
-/*
- * One PE may use a whole fabric's bandwidth, up to what its local memory
- * takes; contention between PEs is charged per wave from fabric_cycles.
- */
-static uint64_t xfer_cycles(uint64_t bytes, uint64_t bps)
-{
-    if (bps > KILN_COST_LOCAL_BPS) {
-        bps = KILN_COST_LOCAL_BPS;
-    }
-    return (uint64_t)ceil((double)bytes * (double)KILN_PE_CLOCK_HZ / (double)bps);
+    return KILN_FABRIC_DRAM;
 }
 
 /* Copy @len bytes between any two addresses (local or VA) */
@@ -256,23 +235,36 @@ static bool copy_any(KilnPe *pe, uint64_t dst, uint64_t src, uint64_t len)
     return true;
 }
 
+/*
+ * Charge a DMA transfer of @bytes from @src to @dst. On its own the
+ * transfer runs at the slowest of what it passes through: the PE's local
+ * port (1 TB/s, every transfer goes through the PE's fabric interface)
+ * and the whole bandwidth of each fabric it crosses. Its bytes also
+ * count on every fabric it crosses (both sides: a DRAM-to-DRAM copy
+ * reads and writes DRAM), and pe_launch.c makes the wave last at least as
+ * long as the busiest fabric needs for all PEs' bytes: that is where PEs
+ * streaming at once share a fabric.
+ */
 static void dma_account(KilnPe *pe, uint32_t tag, uint64_t bytes,
                         uint64_t dst, uint64_t src)
 {
-    int fs, fd;
-    uint64_t bs = region_bps(pe, src, &fs), bd = region_bps(pe, dst, &fd);
-    uint64_t bps = bs < bd ? bs : bd;
-    int fabric = bs < bd ? fs : fd;
+    KilnFabric side[2] = { addr_fabric(pe, src), addr_fabric(pe, dst) };
+    uint64_t bps = KILN_COST_LOCAL_BPS;
     uint64_t now = kiln_pe_cycles(pe);
     uint64_t start = pe->dma_busy_until > now ? pe->dma_busy_until : now;
-    uint64_t cycles = xfer_cycles(bytes, bps);
 
-    pe->dma_busy_until = start + cycles;
-    if (fabric >= 0) {
-        pe->fabric_cycles[fabric] += cycles;
+    for (int i = 0; i < 2; i++) {
+        if (side[i] != KILN_FABRIC_NONE) {
+            uint64_t fbps = kiln_fabric_bps(side[i]);
+            if (fbps < bps) {
+                bps = fbps;
+            }
+            pe->fabric_bytes[side[i]] += bytes;
+        }
     }
-    if (pe->dma_busy_until + COST_DMA_LATENCY > pe->tag_done[tag]) {
-        pe->tag_done[tag] = pe->dma_busy_until + COST_DMA_LATENCY;
+    pe->dma_busy_until = start + kiln_cost_xfer_cycles(bytes, bps);
+    if (pe->dma_busy_until + KILN_COST_DMA_LATENCY > pe->tag_done[tag]) {
+        pe->tag_done[tag] = pe->dma_busy_until + KILN_COST_DMA_LATENCY;
     }
 }
 
@@ -562,7 +554,7 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
                                           : KILN_COST_DPE_MACS_BF16;
     }
     macs = (uint64_t)d.m * d.n * d.k;
-    add_cycles(pe, div_up(macs, rate) + 16);
+    add_cycles(pe, div_up(macs, rate));
     return true;
 }
 
@@ -854,7 +846,7 @@ static bool re_exec(KilnPe *pe, uint32_t op, uint64_t da, uint64_t *rd)
         memcpy(&bits, pd, 4);
         *rd = bits;
     }
-    add_cycles(pe, div_up((uint64_t)d.rows * d.cols, KILN_COST_SE_ELEMS));
+    add_cycles(pe, div_up((uint64_t)d.rows * d.cols, KILN_COST_RE_ELEMS));
     return true;
 }
 
@@ -910,7 +902,7 @@ static bool mlu_exec(KilnPe *pe, uint32_t op, uint64_t da)
                     ps + (int64_t)r * d.src_ld * es, (uint64_t)d.cols * es);
         }
     }
-    add_cycles(pe, div_up((uint64_t)d.rows * d.cols * es, 64));
+    add_cycles(pe, div_up((uint64_t)d.rows * d.cols * es, KILN_COST_MLU_BYTES));
     return true;
 }
 
