@@ -17,19 +17,25 @@ comma := ,
 # --- user variables ---------------------------------------------------------------------
 # make VAR=value for anything not listed here is almost certainly a typo: refuse it.
 KNOWN_VARS := BUILD V TIER FILTER GTEST_FILTER DEVICES VM_ARGS JOBS PREFIX DESTDIR \
-              UDEVDIR CMAKE_BUILD_TYPE ARGS KVER KDIR
+              UDEVDIR DKMSDIR CMAKE_BUILD_TYPE ARGS KVER KDIR
 PREFIX           ?= /usr/local
-UDEVDIR          ?= /etc/udev/rules.d
+# The udev rule and the driver's DKMS source go where udev and dkms look for them for a
+# system prefix; for any other prefix (e.g. $HOME/kiln-sdk, no root needed) they stay in
+# it, and `make install` says how to register them.
+SYSTEM_PREFIX     = $(filter /usr /usr/local,$(patsubst %/,%,$(PREFIX)))
+UDEVDIR          ?= $(if $(SYSTEM_PREFIX),/etc/udev/rules.d,$(PREFIX)/lib/udev/rules.d)
+DKMSDIR          ?= $(if $(SYSTEM_PREFIX),/usr/src,$(PREFIX)/src)
 CMAKE_BUILD_TYPE ?= RelWithDebInfo
 JOBS             ?= $(shell nproc)
 DEVICES          ?= 2
-CMDLINE_VARS := $(foreach a,$(-*-command-variables-*-),$(firstword $(subst =, ,$(subst :=,=,$(a)))))
+# (from make's own record of each variable's origin, so values may contain spaces)
+CMDLINE_VARS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v)))
 UNKNOWN_VARS := $(filter-out $(KNOWN_VARS),$(CMDLINE_VARS))
 ifneq ($(UNKNOWN_VARS),)
 $(error unknown variable(s) on the command line: $(UNKNOWN_VARS); known: $(KNOWN_VARS) (see 'make help'))
 endif
-ifneq ($(filter-out unit qtest vm harness,$(subst $(comma), ,$(TIER))),)
-$(error TIER must be a comma-separated subset of: unit qtest vm harness (got '$(TIER)'))
+ifneq ($(filter-out unit qtest vm harness docs,$(subst $(comma), ,$(TIER))),)
+$(error TIER must be a comma-separated subset of: unit qtest vm harness docs (got '$(TIER)'))
 endif
 # The guest kernel version: the installed linux-headers-6.12.*-amd64 (see
 # scripts/guest-kernel.sh).  kiln.ko is built against exactly these headers.
@@ -105,7 +111,7 @@ run: all
 	$(Q)$(REPO)/scripts/showcase
 
 test: all
-	$(call say,make test: unit / qtest / vm / harness tiers)
+	$(call say,make test: unit / qtest / vm / harness / docs tiers)
 	$(Q)$(REPO)/scripts/run-tests --devices $(DEVICES) \
 	    $(foreach t,$(subst $(comma), ,$(TIER)),--tier $(t)) \
 	    $(if $(FILTER),--filter '$(FILTER)') $(if $(GTEST_FILTER),--gtest-filter '$(GTEST_FILTER)') \
@@ -125,24 +131,26 @@ stress: all
 	else echo "make stress: not available yet (scripts/stress does not exist)"; fi
 
 # --- install ------------------------------------------------------------------------------
-# DESTDIR/PREFIX aware.  The driver is installed as DKMS source (/usr/src/kiln-<version>)
-# so it follows kernel updates; the udev rule gives the render group access.
+# DESTDIR/PREFIX aware.  Everything installed is relocatable or names PREFIX itself, so the
+# build does not depend on PREFIX (cmake --install --prefix).  The driver is installed as
+# DKMS source so it follows kernel updates; the udev rule gives the render group access.
 DKMS_VERSION = $(shell sed -n 's/^PACKAGE_VERSION="\{0,1\}\([^"]*\)"\{0,1\}/\1/p' $(REPO)/kernel/dkms.conf 2>/dev/null)
 install: all
 	$(call say,install to $(DESTDIR)$(PREFIX))
+	$(Q)case "$(PREFIX)" in /*) ;; *) echo "Makefile: PREFIX must be an absolute path (got '$(PREFIX)')" >&2; exit 1;; esac
 ifneq ($(wildcard $(REPO)/CMakeLists.txt),)
 	$(Q)DESTDIR=$(DESTDIR) cmake --install $(B)/userspace --prefix $(PREFIX)
 endif
 	$(Q)rule=$$(ls $(REPO)/kernel/*.rules $(REPO)/userspace/*.rules 2>/dev/null | head -n1); \
 	if [ -n "$$rule" ]; then install -D -m 0644 $$rule $(DESTDIR)$(UDEVDIR)/$$(basename $$rule); \
-	    echo "installed $(DESTDIR)$(UDEVDIR)/$$(basename $$rule)"; fi
+	    echo "installed $(DESTDIR)$(UDEVDIR)/$$(basename $$rule)$(if $(SYSTEM_PREFIX),, (for udev: copy it to /etc/udev/rules.d))"; fi
 ifneq ($(wildcard $(REPO)/kernel/dkms.conf),)
-	$(Q)d=$(DESTDIR)/usr/src/kiln-$(DKMS_VERSION); rm -rf $$d; install -d $$d/include; \
+	$(Q)d=$(DESTDIR)$(DKMSDIR)/kiln-$(DKMS_VERSION); rm -rf $$d; install -d $$d/include; \
 	find $(REPO)/kernel -maxdepth 1 -name '*.[ch]' ! -name '*.mod.c' -exec cp {} $$d/ \; && \
 	cp $(REPO)/kernel/Kbuild $(REPO)/kernel/Makefile $(REPO)/kernel/dkms.conf $$d/ && \
 	if [ -f $(REPO)/kernel/Kconfig ]; then cp $(REPO)/kernel/Kconfig $$d/; fi && \
 	cp -r $(REPO)/include/. $$d/include/ && \
-	echo "installed DKMS source $$d (then: dkms install kiln/$(DKMS_VERSION))"
+	echo "installed DKMS source $$d (then: dkms $(if $(SYSTEM_PREFIX),install kiln/$(DKMS_VERSION),add $(DKMSDIR)/kiln-$(DKMS_VERSION) && dkms install kiln/$(DKMS_VERSION)))"
 endif
 
 # --- housekeeping -------------------------------------------------------------------------
@@ -161,13 +169,13 @@ help:
 	@echo "Kiln — make targets (each one runs scripts/setup.sh first):"
 	@echo "  make / make all   build QEMU+kiln device, fetch the guest kernel, build kiln.ko and the CMake project"
 	@echo "  make run          boot a VM with one Kiln device and run the showcase sample"
-	@echo "  make test         all test tiers (unit, qtest, vm, harness); last line 'N passed, N failed, N skipped'"
+	@echo "  make test         all test tiers (unit, qtest, vm, harness, docs); last line 'N passed, N failed, N skipped'"
 	@echo "  make shell        interactive busybox shell in the VM, driver loaded, tools on PATH"
 	@echo "  make bench        benchmarks (scripts/bench)       make stress   stress tests (scripts/stress)"
 	@echo "  make install      install SDK, tools, op library, udev rule, DKMS source (DESTDIR, PREFIX)"
 	@echo "  make qemu | guest-kernel | module | userspace     build one piece"
 	@echo "  make clean        remove build products (keeps downloads)   make distclean  remove $(BUILD)/"
 	@echo "  make print-KVER   the guest kernel version kiln.ko is built for"
-	@echo "variables: TIER=unit,qtest,vm,harness  FILTER=regex  GTEST_FILTER=pat  DEVICES=n (vm tier)"
-	@echo "           VM_ARGS='--pe-grid=2x2 ...'  V=1 (verbose)  JOBS=n  BUILD=dir  PREFIX=  DESTDIR=  UDEVDIR="
+	@echo "variables: TIER=unit,qtest,vm,harness,docs  FILTER=regex  GTEST_FILTER=pat  DEVICES=n (vm tier)"
+	@echo "           VM_ARGS='--pe-grid=2x2 ...'  V=1 (verbose)  JOBS=n  BUILD=dir  PREFIX=  DESTDIR=  UDEVDIR=  DKMSDIR="
 	@echo "docs: README.md, docs/platform.md"

@@ -134,6 +134,10 @@ CONFIGURE=(
     --without-default-features
     --enable-tcg
     --enable-trace-backends=log
+    # virtio-9p: kiln-vm shares the host's root (read-only) and a writable directory with
+    # the guest.  Needs only glibc's <sys/xattr.h>, no new package (docs/platform.md §4).
+    --enable-virtfs
+    --enable-attr
 )
 # meson evaluates fs.exists() at configure time: reconfigure when the set of Kiln files it
 # looks for changes (meson.build files, trace-events, qtests), not when their contents

@@ -117,7 +117,8 @@ std::vector<DeviceInfo> enumerate();
 std::string diagnose();
 
 /// Directories searched for op-library binaries, in order: $KILN_OPS_PATH
-/// (colon-separated), the install prefix's share/kiln/ops, /usr/share/kiln/ops,
+/// (colon-separated), $KILN_OPS_DIR, share/kiln/ops of the prefix libkiln is installed
+/// in (found from the library's own path), /usr/share/kiln/ops,
 /// /usr/local/share/kiln/ops, and the build tree.
 std::vector<std::filesystem::path> ops_search_path();
 /// Full path of a kernel binary ("gemm.kbin" or "gemm") from ops_search_path();

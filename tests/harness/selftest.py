@@ -25,9 +25,9 @@ class Skip(Exception):
     pass
 
 
-def sh(argv, timeout=600, **kw):
+def sh(argv, timeout=600, cwd=REPO, **kw):
     p = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout,
-                       cwd=REPO, stdin=subprocess.DEVNULL, **kw)
+                       cwd=cwd, stdin=subprocess.DEVNULL, **kw)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -77,6 +77,35 @@ def t_usage_errors():
     expect(rc == 2 and "not found" in err, f"nonexistent program: rc {rc}", err)
     rc, out, err = sh(KILN_VM + ["run", "--", "no-such-program"])
     expect(rc == 2 and "not found" in err, f"unknown command name: rc {rc}", err)
+    rc, out, err = sh(KILN_VM + ["run", "--writable", "/", "--", "true"])
+    expect(rc == 2 and "cannot be /" in err, f"--writable /: rc {rc}", err)
+    rc, out, err = sh(KILN_VM + ["run", "--", "/proc/self/exe"])
+    expect(rc == 2 and "not visible in the guest" in err, f"a program under /proc: rc {rc}", err)
+
+
+def t_host_share():
+    """Host programs run unchanged; writes reach the host only in the writable directory."""
+    work = os.path.join(OUT, "share")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.join(work, "rw"))
+    ro = os.path.join(work, "ro.txt")
+    with open(ro, "w") as f:
+        f.write("host\n")
+    script = (f"python3 -c 'import json; print(json.dumps({{\"py\": 6 * 7}}))' && "
+              f"cat {ro} && echo guest > {ro} && cat {ro} && "
+              f"echo result > out.txt && echo $(pwd) && ls /usr/bin/python3")
+    rc, out, err = sh(KILN_VM + ["run"] + NO_DEV + ["--writable", os.path.join(work, "rw"),
+                                                    "--", "sh", "-c", script],
+                      cwd=os.path.join(work, "rw"))
+    expect(rc == 0, f"the guest command failed (rc {rc})", out + err)
+    expect('{"py": 42}' in out, "python3 from the host did not run in the guest", out + err)
+    expect("host\nguest\n" in out, "a read-only host file was not readable, or not writable "
+           "in guest RAM", out + err)
+    with open(ro) as f:
+        expect(f.read() == "host\n", "a write outside the writable directory reached the host")
+    p = os.path.join(work, "rw", "out.txt")
+    expect(os.path.exists(p) and open(p).read() == "result\n",
+           "a file written in the writable directory did not appear on the host", out + err)
 
 
 def t_exit_status_propagates():
@@ -160,7 +189,7 @@ def t_driver_loads():
                     f"is missing or not group render (rc {rc})", out + err)
 
 
-TESTS = [t_usage_errors, t_exit_status_propagates, t_failing_vm_test_fails_run,
+TESTS = [t_usage_errors, t_exit_status_propagates, t_host_share, t_failing_vm_test_fails_run,
          t_kernel_warning_fails_run, t_kernel_warning_during_test_fails_it,
          t_hung_guest_times_out, t_devices_visible, t_driver_loads]
 

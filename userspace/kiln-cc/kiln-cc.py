@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 
-# Filled in by CMake at install/build time; fall back to the source tree.
+# Filled in by CMake: absolute in the build tree, relative to this script's directory when
+# installed; run from the source tree, the fallbacks in paths() find them.
 CONFIG = {
     "include_dir": "@KILN_CC_INCLUDE_DIR@",
     "rt_dir": "@KILN_CC_RT_DIR@",
@@ -99,17 +100,14 @@ def find_tool(names):
 
 def paths():
     here = os.path.dirname(os.path.realpath(__file__))
-    inc = CONFIG["include_dir"]
-    rt = CONFIG["rt_dir"]
-    cands_inc = [inc, os.path.join(here, "..", "include"),
-                 os.path.join(here, "..", "..", "include"),
-                 os.path.join(here, "..", "..", "..", "include")]
-    cands_rt = [rt, os.path.join(here, "..", "share", "kiln", "device-rt"),
-                os.path.join(here, "..", "device-rt")]
-    inc = next((p for p in cands_inc if not p.startswith("@") and
-                os.path.exists(os.path.join(p, "kiln", "device", "kiln_device.h"))), None)
-    rt = next((p for p in cands_rt if not p.startswith("@") and
-               os.path.exists(os.path.join(p, "kiln_rt.c"))), None)
+    inc = os.path.join(here, CONFIG["include_dir"])
+    rt = os.path.join(here, CONFIG["rt_dir"])
+    # as configured, else the source tree (userspace/kiln-cc/kiln-cc.py)
+    cands_inc = [inc, os.path.join(here, "..", "..", "include")]
+    cands_rt = [rt, os.path.join(here, "..", "device-rt")]
+    inc = next((p for p in cands_inc
+                if os.path.exists(os.path.join(p, "kiln", "device", "kiln_device.h"))), None)
+    rt = next((p for p in cands_rt if os.path.exists(os.path.join(p, "kiln_rt.c"))), None)
     if not inc or not rt:
         die("cannot find the Kiln device headers or runtime (include=%s rt=%s)" % (inc, rt))
     return os.path.realpath(inc), os.path.realpath(rt)

@@ -1,33 +1,35 @@
 # SPDX-License-Identifier: MIT
-# kiln_add_kernel(<output.kbin> SOURCES <file.c>... [EMBED <symbol> <out.cpp>])
-# Compile device kernels with kiln-cc at build time. With EMBED, also write a
-# C++ file defining `extern const unsigned char <symbol>[]; extern const
-# size_t <symbol>_size;` with the binary's bytes (for programs that must not
-# depend on a file at run time). Set KILN_CC_COMMAND to override the compiler.
+# kiln_add_kernel(<output.kbin> SOURCES <file.c>... [EMBED <symbol> <out.cpp>]
+#                 [TARGET <name>])
+# Compile device kernels with kiln-cc at build time.  Creates the target <name> (default
+# kbin_<output name without extension>, e.g. kbin_vadd), built by `all`, that produces
+# <output.kbin>; a relative output is taken in the current binary directory.  With EMBED,
+# also write a C++ file defining `extern const unsigned char <symbol>[]; extern const
+# size_t <symbol>_size;` with the binary's bytes (for programs that must not depend on a
+# file at run time); add it to the program's sources.
+# The compiler is KILN_CC: the build tree's kiln-cc inside the Kiln build, the installed
+# one after find_package(kiln).  Set KILN_CC_COMMAND to use another.
 set(KILN_KERNEL_CMAKE_DIR ${CMAKE_CURRENT_LIST_DIR} CACHE INTERNAL "")
-get_filename_component(_kiln_src_root ${CMAKE_CURRENT_LIST_DIR}/../../.. ABSOLUTE)
-set(KILN_KERNEL_SOURCE_ROOT ${_kiln_src_root} CACHE INTERNAL "")
 
 function(kiln_add_kernel output)
-  cmake_parse_arguments(ARG "" "" "SOURCES;EMBED" ${ARGN})
-  set(deps)
+  cmake_parse_arguments(ARG "" "TARGET" "SOURCES;EMBED" ${ARGN})
+  if(NOT ARG_SOURCES)
+    message(FATAL_ERROR "kiln_add_kernel(${output}): no SOURCES")
+  endif()
   if(KILN_CC_COMMAND)
     set(cc ${KILN_CC_COMMAND})
-  elseif(TARGET kiln-cc)
-    get_target_property(type kiln-cc TYPE)
-    if(type STREQUAL "EXECUTABLE")
-      set(cc $<TARGET_FILE:kiln-cc>)
-    else()
-      set(cc ${CMAKE_BINARY_DIR}/bin/kiln-cc)
-    endif()
-    set(deps kiln-cc)
-  elseif(EXISTS ${KILN_KERNEL_SOURCE_ROOT}/userspace/kiln-cc/kiln-cc.py)
-    find_package(Python3 COMPONENTS Interpreter REQUIRED)
-    set(cc ${Python3_EXECUTABLE} ${KILN_KERNEL_SOURCE_ROOT}/userspace/kiln-cc/kiln-cc.py)
-    set(deps ${KILN_KERNEL_SOURCE_ROOT}/userspace/kiln-cc/kiln-cc.py)
+    set(deps)
+  elseif(KILN_CC)
+    set(cc ${KILN_CC})
+    set(deps ${KILN_CC})
   else()
-    find_program(KILN_CC_PROGRAM kiln-cc REQUIRED)
-    set(cc ${KILN_CC_PROGRAM})
+    message(FATAL_ERROR "kiln_add_kernel: no kiln-cc known; call find_package(kiln) first "
+                        "or set KILN_CC_COMMAND")
+  endif()
+  get_filename_component(output ${output} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_BINARY_DIR})
+  get_filename_component(name ${output} NAME_WE)
+  if(NOT ARG_TARGET)
+    set(ARG_TARGET kbin_${name})
   endif()
   set(srcs)
   foreach(s ${ARG_SOURCES})
@@ -38,11 +40,14 @@ function(kiln_add_kernel output)
     COMMAND ${cc} ${srcs} -o ${output}
     DEPENDS ${srcs} ${deps}
     COMMENT "kiln-cc ${output}" VERBATIM)
+  set(outputs ${output})
   if(ARG_EMBED)
     list(GET ARG_EMBED 0 sym)
     list(GET ARG_EMBED 1 cpp)
     add_custom_command(OUTPUT ${cpp}
       COMMAND ${CMAKE_COMMAND} -DIN=${output} -DOUT=${cpp} -DSYM=${sym} -P ${KILN_KERNEL_CMAKE_DIR}/embed.cmake
       DEPENDS ${output} ${KILN_KERNEL_CMAKE_DIR}/embed.cmake VERBATIM)
+    list(APPEND outputs ${cpp})
   endif()
+  add_custom_target(${ARG_TARGET} ALL DEPENDS ${outputs})
 endfunction()

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // libkiln: device enumeration, diagnosis, PCI details, Device and Buffer.
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,8 +23,8 @@ extern "C" {
 
 #include "internal.hpp"
 
-#ifndef KILN_INSTALL_OPS_DIR
-#define KILN_INSTALL_OPS_DIR "/usr/local/share/kiln/ops"
+#ifndef KILN_LIB_TO_OPS_DIR
+#define KILN_LIB_TO_OPS_DIR "../share/kiln/ops"
 #endif
 #ifndef KILN_BUILD_OPS_DIR
 #define KILN_BUILD_OPS_DIR ""
@@ -465,8 +466,15 @@ std::vector<fs::path> ops_search_path() {
     }
   }
   if (const char* p = std::getenv("KILN_OPS_DIR"); p && *p) v.emplace_back(p);  // set by the VM harness
-  for (const char* d : {KILN_INSTALL_OPS_DIR, "/usr/share/kiln/ops", "/usr/local/share/kiln/ops", KILN_BUILD_OPS_DIR})
-    if (*d && std::find(v.begin(), v.end(), fs::path(d)) == v.end()) v.emplace_back(d);
+  auto add = [&v](const fs::path& d) {
+    if (!d.empty() && std::find(v.begin(), v.end(), d) == v.end()) v.push_back(d);
+  };
+  // The prefix this library is installed in, wherever `make install PREFIX=...` put it:
+  // found from the library's own path rather than compiled in.
+  Dl_info self{};
+  if (dladdr(reinterpret_cast<const void*>(&ops_search_path), &self) && self.dli_fname)
+    add((fs::path(self.dli_fname).parent_path() / KILN_LIB_TO_OPS_DIR).lexically_normal());
+  for (const char* d : {"/usr/share/kiln/ops", "/usr/local/share/kiln/ops", KILN_BUILD_OPS_DIR}) add(d);
   return v;
 }
 
