@@ -162,5 +162,6 @@
 #define KILN_REG_DMA_BYTES		(KILN_REG_TELEMETRY_BASE + 0x18) /* 64-bit */
 #define KILN_REG_PACKETS		(KILN_REG_TELEMETRY_BASE + 0x20) /* 64-bit */
 #define KILN_REG_LAUNCHES		(KILN_REG_TELEMETRY_BASE + 0x28) /* 64-bit */
+#define KILN_REG_ENERGY_UJ		(KILN_REG_TELEMETRY_BASE + 0x30) /* 64-bit, modelled */
 
 #endif /* KILN_HW_REGS_H */
