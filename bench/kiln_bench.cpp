@@ -573,10 +573,11 @@ int cmd_sample(const Opts& o) {
   auto b = dev.telemetry();
   rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + (WIFSIGNALED(rc) ? WTERMSIG(rc) : 0);
   Rec("sample").kv("name", name).kv("rc", rc).kv("wall_s", wall)
-      .kv("device_s", double(b.device_time_ns - a.device_time_ns) / 1e9)
+      .kv("emulator_s", double(b.emulator_time_ns - a.emulator_time_ns) / 1e9)
       .kv("busy_s", double(b.busy_ns - a.busy_ns) / 1e9)
       .kv("cycles", b.total_cycles - a.total_cycles)
-      .kv("emulated_s", double(b.total_cycles - a.total_cycles) / (dev.info().clock_mhz ? dev.info().clock_mhz * 1e6 : 1.35e9))
+      .kv("device_s", double((b.device_time() - a.device_time()).count()) / 1e9)
+      .kv("energy_j", b.energy_j - a.energy_j)
       .kv("launches", b.launches - a.launches).emit();
   return 0;
 }
@@ -584,7 +585,7 @@ int cmd_sample(const Opts& o) {
 int cmd_telemetry(const Opts& o) {
   kiln::Device dev = open_dev(o);
   auto t = dev.telemetry();
-  Rec("telemetry").kv("tag", o.get("tag", "")).kv("device_time_ns", t.device_time_ns).kv("total_cycles", t.total_cycles)
+  Rec("telemetry").kv("tag", o.get("tag", "")).kv("emulator_time_ns", t.emulator_time_ns).kv("total_cycles", t.total_cycles)
       .kv("busy_ns", t.busy_ns).kv("launches", t.launches).kv("dma_bytes", t.dma_bytes).emit();
   return 0;
 }

@@ -36,7 +36,7 @@
 #define KILN_CHIP_ID			0x4b31
 /* Hardware interface version: the driver refuses a different major. */
 #define KILN_IFACE_VERSION_MAJOR	1
-#define KILN_IFACE_VERSION_MINOR	0
+#define KILN_IFACE_VERSION_MINOR	1
 /* Device firmware version reported by the model. */
 #define KILN_FW_VERSION_MAJOR		1
 #define KILN_FW_VERSION_MINOR		0
