@@ -23,10 +23,11 @@
 
 #include "kiln_drv.h"
 #include "kiln_mgmt.h"
-#include "kiln_mmu.h"
+#include "kiln_stale.h"
 #include "kiln_reset.h"
 
 #define KILN_MGMT_TIMEOUT_MS	2000
+#define KILN_MGMT_POLL_MS	10
 
 static_assert(KILN_MGMT_CLEAR_BATCH + 1 < KILN_QUEUE_MIN_ENTRIES);
 
@@ -41,7 +42,7 @@ static int kiln_mgmt_run_batch(struct kiln_device *kdev,
 			       unsigned int timeout_ms, u32 *fail_gen)
 {
 	struct kiln_queue *q = &kdev->queues[KILN_MGMT_QUEUE];
-	unsigned long flags;
+	unsigned long flags, deadline;
 	long left;
 	u64 seqno;
 	u32 i;
@@ -69,8 +70,13 @@ static int kiln_mgmt_run_batch(struct kiln_device *kdev,
 	kiln_queue_kick(q);
 	spin_unlock_irqrestore(&q->lock, flags);
 
-	left = wait_event_timeout(kdev->mgmt_wq, kiln_mgmt_done(q, seqno),
-				  msecs_to_jiffies(timeout_ms));
+	/* Polled too: a lost interrupt costs one slice, not the timeout. */
+	deadline = jiffies + msecs_to_jiffies(timeout_ms);
+	do {
+		left = wait_event_timeout(kdev->mgmt_wq,
+					  kiln_mgmt_done(q, seqno),
+					  msecs_to_jiffies(KILN_MGMT_POLL_MS));
+	} while (!left && time_before(jiffies, deadline));
 	if (READ_ONCE(q->shared->fence) >= seqno) {
 		q->completed = seqno;
 		drm_dev_exit(idx);
