@@ -135,6 +135,8 @@ TEST(Ops, EltwiseAndActivations)
     Ops o;
     const uint64_t n = 20000;
     auto A = randv(n, -3, 3, 7), B = randv(n, 0.5, 3, 8);
+    A[0] = 0.0f;    // relu_grad's edge: neither zero is > 0
+    A[1] = -0.0f;
     uint64_t va = o.m.upload(A), vb = o.m.upload(B), vo = o.m.alloc(n * 4);
     for (uint32_t op = 0; op <= 8; op++) {
         auto a = o.args("kiln_eltwise");
@@ -156,6 +158,12 @@ TEST(Ops, EltwiseAndActivations)
             }
             ASSERT_EQ(r[i], ref) << op << " " << i;
         }
+    }
+    {   // relu_grad: out = a * [b > 0], here a = B, b = A (both signs)
+        auto a = o.args("kiln_eltwise");
+        a << 9u << vb << va << vo << n << 0.0f;
+        ASSERT_EQ(o.run("kiln_eltwise", a).status, KILN_STATUS_OK);
+        for (uint64_t i = 0; i < n; i++) ASSERT_EQ(o.m.at<float>(vo)[i], A[i] > 0 ? B[i] : 0.0f) << i;
     }
     for (uint32_t fn = 0; fn <= 10; fn++) {
         auto a = o.args("kiln_activation");
@@ -309,6 +317,17 @@ TEST(Ops, EmbeddingBagTransposeOptimizers)
     for (uint64_t i = 0; i < n; i++)
         ASSERT_NEAR(o.m.at<float>(vw)[i], W[i] - 0.1f * (Gr[i] + 0.01f * W[i]), 1e-6);
     auto W1 = o.m.download<float>(vw, n);
+    {   // momentum: v = 0.9 v + (g + 0.01 w); w -= 0.1 v, on a copy of the state
+        uint64_t vw2 = o.m.upload(W1), vv2 = o.m.upload(V);
+        a = o.args("kiln_sgd_momentum");
+        a << vw2 << vg << vv2 << n << 0.1f << 0.9f << 0.01f;
+        ASSERT_EQ(o.run("kiln_sgd_momentum", a).status, KILN_STATUS_OK);
+        for (uint64_t i = 0; i < n; i++) {
+            double v1 = 0.9 * V[i] + (Gr[i] + 0.01 * W1[i]);
+            ASSERT_NEAR(o.m.at<float>(vv2)[i], v1, 1e-6);
+            ASSERT_NEAR(o.m.at<float>(vw2)[i], W1[i] - 0.1 * v1, 1e-6);
+        }
+    }
     a = o.args("kiln_adam");
     a << vw << vg << vm << vv << n << 0.001f << 0.9f << 0.999f << 1e-8f << 3u;
     ASSERT_EQ(o.run("kiln_adam", a).status, KILN_STATUS_OK);
