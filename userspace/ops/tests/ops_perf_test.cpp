@@ -188,20 +188,21 @@ INSTANTIATE_TEST_SUITE_P(
 
 // ---- bandwidth-bound ops ------------------------------------------------------------------
 
+constexpr double kMinBwFrac = 0.85;     // of the bandwidth roofline
+
 class OpsPerfBw : public ::testing::TestWithParam<Place> {};
 
 TEST_P(OpsPerfBw, ReachBandwidthRoofline)
 {
     const Place P = GetParam();
-    const double min_frac = 0.85;
     const std::string pl = place_name(P);
     Perf o;
     // @sram_frac: below the 85 % target on SRAM (13x the bandwidth of DRAM), where the
     // per-row / per-bag work of two ops still shows (docs/performance.md §8)
     auto check = [&](const std::string &what, const std::string &k, const Args &a, double bytes,
-                     double sram_frac = min_frac) {
+                     double sram_frac = kMinBwFrac) {
         double f = o.measure(what + " " + pl, k, a, cycles_for(bytes, bw(P)), pl.c_str());
-        EXPECT_GE(f, P == Place::sram ? sram_frac : min_frac) << what;
+        EXPECT_GE(f, P == Place::sram ? sram_frac : kMinBwFrac) << what;
     };
 
     {   o.reset();  // eltwise add: 12 bytes per element
