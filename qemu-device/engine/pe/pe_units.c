@@ -675,6 +675,63 @@ static bool se_cvt(KilnPe *pe, const struct kiln_se_desc *s, uint64_t da)
     return true;
 }
 
+/*
+ * The SE on int32 (src_type = INT32): add, sub, min, max (b from memory, or
+ * the bits of desc.scalar with KILN_SE_SCALAR) and relu, with two's-complement
+ * wrap-around. The GEMM's int8 epilogue needs exact int32 arithmetic, which
+ * fp32 is not beyond 2^24. Same rate as the fp32 simple ops.
+ */
+static bool se_exec_i32(KilnPe *pe, uint32_t op, const struct kiln_se_desc *s, uint64_t da)
+{
+    uint32_t base = op & ~(uint32_t)KILN_SE_SCALAR;
+    bool binary = op <= (KILN_SE_MAX | KILN_SE_SCALAR) && base != KILN_SE_MUL &&
+                  base != KILN_SE_DIV;
+    bool use_scalar = binary && (op & KILN_SE_SCALAR);
+    uint8_t *pd, *pa, *pb = NULL;
+    int32_t sc;
+
+    if ((!binary && op != KILN_SE_RELU) || s->dst_type != KILN_DTYPE_INT32) {
+        kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, da, 0, 2);
+        return false;
+    }
+    if (!s->rows || !s->cols) {
+        return true;
+    }
+    pd = lm_operand(pe, s->dst, s->rows, s->cols, s->dst_ld, 1, 4, KILN_ACCESS_WRITE);
+    pa = pd ? lm_operand(pe, s->a, s->rows, s->cols, s->a_ld, s->a_cs, 4, KILN_ACCESS_READ)
+            : NULL;
+    if (!pa) {
+        return false;
+    }
+    if (binary && !use_scalar) {
+        pb = lm_operand(pe, s->b, s->rows, s->cols, s->b_ld, s->b_cs, 4, KILN_ACCESS_READ);
+        if (!pb) {
+            return false;
+        }
+    }
+    memcpy(&sc, &s->scalar, 4);
+    /* element by element, in order, so overlapping operands behave as in the fp32 path */
+    for (uint32_t r = 0; r < s->rows; r++) {
+        for (uint32_t c = 0; c < s->cols; c++) {
+            int32_t x, y = sc, v;
+            memcpy(&x, pa + ((int64_t)r * s->a_ld + (int64_t)c * s->a_cs) * 4, 4);
+            if (pb) {
+                memcpy(&y, pb + ((int64_t)r * s->b_ld + (int64_t)c * s->b_cs) * 4, 4);
+            }
+            switch (base) {
+            case KILN_SE_ADD: v = (int32_t)((uint32_t)x + (uint32_t)y); break;
+            case KILN_SE_SUB: v = (int32_t)((uint32_t)x - (uint32_t)y); break;
+            case KILN_SE_MIN: v = x < y ? x : y; break;
+            case KILN_SE_MAX: v = x > y ? x : y; break;
+            default: v = x > 0 ? x : 0; break;     /* relu */
+            }
+            memcpy(pd + ((int64_t)r * s->dst_ld + c) * 4, &v, 4);
+        }
+    }
+    add_cycles(pe, div_up((uint64_t)s->rows * s->cols, KILN_COST_SE_ELEMS));
+    return true;
+}
+
 static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
 {
     struct kiln_se_desc s;
@@ -695,6 +752,9 @@ static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
     }
     if (op == KILN_SE_CVT) {
         return se_cvt(pe, &s, da);
+    }
+    if (s.src_type == KILN_DTYPE_INT32 && op != KILN_SE_FILL) {
+        return se_exec_i32(pe, op, &s, da);
     }
     if ((binary && base > KILN_SE_FMA) ||
         (!binary && !(op >= KILN_SE_EXP && op <= KILN_SE_COPY) &&
