@@ -268,15 +268,46 @@ static void dma_account(KilnPe *pe, uint32_t tag, uint64_t bytes,
     }
 }
 
+/*
+ * A transfer's size is not bounded by anything else: a zero stride repeats
+ * rows at will, so one instruction could copy terabytes. One that cannot end
+ * before the PE's watchdog, even at the full local-port rate, faults the PE
+ * now rather than running for hours of host time; and a copy stops between
+ * rows when the launch is cancelled (job timeout, reset).
+ */
+static bool dma_admit(KilnPe *pe, uint64_t bytes)
+{
+    uint64_t now = kiln_pe_cycles(pe);
+    uint64_t start = pe->dma_busy_until > now ? pe->dma_busy_until : now;
+
+    if (start + kiln_cost_xfer_cycles(bytes, KILN_COST_LOCAL_BPS) >=
+        pe->launch->watchdog) {
+        kiln_pe_fault(pe, KILN_STATUS_WATCHDOG, now, 0, 0);
+        return false;
+    }
+    return true;
+}
+
+static bool dma_cancelled(KilnPe *pe)
+{
+    if (pe->launch->cancel && *pe->launch->cancel) {
+        pe->state = KILN_PE_STOPPED;
+        return true;
+    }
+    return false;
+}
+
 static bool dma_copy2d(KilnPe *pe, uint64_t da, uint32_t tag)
 {
     struct kiln_dma_desc d;
 
-    if (!read_desc(pe, da, &d, sizeof(d))) {
+    if (!read_desc(pe, da, &d, sizeof(d)) ||
+        !dma_admit(pe, (uint64_t)d.rows * d.row_bytes)) {
         return false;
     }
     for (uint32_t r = 0; r < d.rows; r++) {
-        if (!copy_any(pe, d.dst + (uint64_t)(d.dst_stride * r),
+        if (dma_cancelled(pe) ||
+            !copy_any(pe, d.dst + (uint64_t)(d.dst_stride * r),
                       d.src + (uint64_t)(d.src_stride * r), d.row_bytes)) {
             return false;
         }
@@ -307,6 +338,9 @@ static bool dma_gather(KilnPe *pe, uint64_t da, uint32_t tag)
     if (!g.count || !g.row_bytes) {
         return true;
     }
+    if (!dma_admit(pe, (uint64_t)g.count * g.row_bytes)) {
+        return false;
+    }
     idx = lm_span(pe, g.indices, 0, (int64_t)g.count * isz, isz,
                   KILN_ACCESS_READ);
     if (!idx) {
@@ -326,6 +360,9 @@ static bool dma_gather(KilnPe *pe, uint64_t da, uint32_t tag)
     for (uint32_t i = 0; i < g.count; i++) {
         int64_t ix;
         uint64_t src;
+        if (dma_cancelled(pe)) {
+            goto out;
+        }
         if (isz == 8) {
             memcpy(&ix, idx + (uint64_t)i * 8, 8);
         } else {
