@@ -305,7 +305,8 @@ static bool dma_copy2d(KilnPe *pe, uint64_t da, uint32_t tag)
         !dma_admit(pe, (uint64_t)d.rows * d.row_bytes)) {
         return false;
     }
-    for (uint32_t r = 0; r < d.rows; r++) {
+    /* empty rows copy nothing, however many (admitted as 0 bytes) */
+    for (uint32_t r = 0; d.row_bytes && r < d.rows; r++) {
         if (dma_cancelled(pe) ||
             !copy_any(pe, d.dst + (uint64_t)(d.dst_stride * r),
                       d.src + (uint64_t)(d.src_stride * r), d.row_bytes)) {
