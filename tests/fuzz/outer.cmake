@@ -37,8 +37,9 @@ message(STATUS "tests/fuzz: libFuzzer targets in ${KILN_FUZZ_BUILD_DIR}/bin (cla
 # A few seconds of each target from its corpus (which holds the regression inputs of
 # every bug found so far): a crash, a sanitizer report or a failed check fails the test.
 foreach(t ${KILN_FUZZ_TARGETS})
-  add_test(NAME fuzz.${t}
+  string(REGEX REPLACE "^fuzz_" "fuzz." _name ${t})
+  add_test(NAME ${_name}
            COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/run-fuzz ${t}
                    --build ${KILN_FUZZ_BUILD_DIR} --seconds 5 --work ${CMAKE_CURRENT_BINARY_DIR}/smoke)
-  set_tests_properties(fuzz.${t} PROPERTIES TIMEOUT 120 LABELS fuzz)
+  set_tests_properties(${_name} PROPERTIES TIMEOUT 120 LABELS fuzz)
 endforeach()

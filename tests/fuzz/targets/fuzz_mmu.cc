@@ -197,7 +197,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(m.dram.data(), img, img_len);
     m.dram_dirty = img_len;
 
-    KilnMmu *mmu = kiln_mmu_new(&m.phys, kContexts);
+    // One MMU for all inputs, reset like a device reset between them: a
+    // fresh one per input would cost more than the walks.
+    static KilnMmu *mmu = kiln_mmu_new(&m.phys, kContexts);
+    kiln_mmu_reset(mmu);
     Ref ref{&m};
     for (size_t i = 0; i < nops; i++) {
         const uint8_t *o = ops + i * 12;
@@ -252,6 +255,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
     }
-    kiln_mmu_free(mmu);
     return 0;
 }
