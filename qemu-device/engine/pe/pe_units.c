@@ -40,8 +40,8 @@ static uint8_t *lm_span(KilnPe *pe, uint64_t addr, int64_t lo, int64_t hi,
         kiln_pe_fault(pe, KILN_STATUS_MISALIGNED, addr, access, 0);
         return NULL;
     }
-    if ((int64_t)off + lo < 0 || (uint64_t)((int64_t)off + hi) > pe->lm_size ||
-        hi < lo) {
+    /* off + lo >= 0 and off + hi <= lm_size, written so that nothing overflows */
+    if (lo < -(int64_t)off || hi > (int64_t)(pe->lm_size - off) || hi < lo) {
         kiln_pe_fault(pe, KILN_STATUS_LOCAL_MEM_BOUNDS,
                       addr + (uint64_t)(hi > 0 ? hi - 1 : lo), access, 0);
         return NULL;
@@ -52,19 +52,32 @@ static uint8_t *lm_span(KilnPe *pe, uint64_t addr, int64_t lo, int64_t hi,
     return pe->lm + off;
 }
 
-/* Extent in bytes of a rows x cols operand with row stride ld, col stride cs */
+/*
+ * Extent in bytes of a rows x cols operand with row stride ld, col stride cs.
+ * False if it does not fit in 64 bits: such an operand cannot lie in local
+ * memory, and a wrapped extent would pass the bounds check while the rows
+ * in between lie anywhere in host memory.
+ */
 static bool extent(uint32_t rows, uint32_t cols, int64_t ld, int64_t cs,
                    uint32_t es, int64_t *lo, int64_t *hi)
 {
-    int64_t last_row = (int64_t)(rows - 1) * ld * es;
-    int64_t last_col = (int64_t)(cols - 1) * cs * es;
+    int64_t last_row, last_col;
 
     if (rows == 0 || cols == 0) {
         *lo = *hi = 0;
         return true;
     }
-    *lo = (last_row < 0 ? last_row : 0) + (last_col < 0 ? last_col : 0);
-    *hi = (last_row > 0 ? last_row : 0) + (last_col > 0 ? last_col : 0) + es;
+    if (__builtin_mul_overflow((int64_t)(rows - 1), ld, &last_row) ||
+        __builtin_mul_overflow(last_row, (int64_t)es, &last_row) ||
+        __builtin_mul_overflow((int64_t)(cols - 1), cs, &last_col) ||
+        __builtin_mul_overflow(last_col, (int64_t)es, &last_col) ||
+        __builtin_add_overflow((last_row < 0 ? last_row : 0),
+                               (last_col < 0 ? last_col : 0), lo) ||
+        __builtin_add_overflow((last_row > 0 ? last_row : 0),
+                               (last_col > 0 ? last_col : 0), hi) ||
+        __builtin_add_overflow(*hi, (int64_t)es, hi)) {
+        return false;
+    }
     return true;
 }
 
@@ -74,10 +87,9 @@ static uint8_t *lm_operand(KilnPe *pe, uint64_t addr, uint32_t rows,
 {
     int64_t lo, hi;
 
-    extent(rows, cols, ld, cs, es, &lo, &hi);
-    if (rows == 0 || cols == 0) {
-        lo = 0;
-        hi = 0;
+    if (!extent(rows, cols, ld, cs, es, &lo, &hi)) {
+        kiln_pe_fault(pe, KILN_STATUS_LOCAL_MEM_BOUNDS, addr, access, 0);
+        return NULL;
     }
     return lm_span(pe, addr, lo, hi, es, access);
 }
