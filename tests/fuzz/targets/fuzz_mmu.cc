@@ -26,9 +26,7 @@
 #include <cstring>
 #include <vector>
 
-extern "C" {
-#include "kiln_engine.h"
-}
+#include "device_memory.hpp"
 
 namespace {
 
@@ -38,29 +36,9 @@ constexpr uint64_t kDramSize = 4ull << 20;
 constexpr uint64_t kSramSize = 64ull << 10;
 constexpr uint64_t kHostSize = 64ull << 10;
 
-struct Machine {
-    std::vector<uint8_t> dram = std::vector<uint8_t>(kDramSize);
-    std::vector<uint8_t> sram = std::vector<uint8_t>(kSramSize);
-    std::vector<uint8_t> host = std::vector<uint8_t>(kHostSize);
-    uint64_t dram_dirty = 0;
-    KilnPhys phys{};
-
-    static int host_rd(void *o, uint64_t a, void *b, uint64_t l)
-    {
-        auto *m = static_cast<Machine *>(o);
-        if (a > kHostSize || l > kHostSize - a) return -1;
-        memcpy(b, m->host.data() + a, l);
-        return 0;
-    }
-    Machine()
-    {
-        phys.dram = dram.data();
-        phys.dram_size = kDramSize;
-        phys.sram = sram.data();
-        phys.sram_size = kSramSize;
-        phys.opaque = this;
-        phys.host_read = host_rd;
-    }
+struct Machine : DeviceMemory {
+    uint64_t dram_dirty = 0;   // bytes of DRAM an input wrote
+    Machine() : DeviceMemory(kDramSize, kSramSize, kHostSize) {}
 };
 
 // ---- the reference: include/kiln/hw/kiln_mmu.h, restated ----------------

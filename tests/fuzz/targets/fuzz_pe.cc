@@ -26,8 +26,9 @@
 #include <cstring>
 #include <vector>
 
+#include "device_memory.hpp"
+
 extern "C" {
-#include "kiln_engine.h"
 #include "kiln/hw/kiln_isa.h"
 }
 
@@ -47,30 +48,12 @@ constexpr uint64_t kHostMapped = kHostSize + 0x1000;
 // The DRAM a kernel may write or execute: code, data, R and RWX pages.
 constexpr uint64_t kDramLo = kCodeVa, kDramHi = kRwxVa + 0x1000;
 
-struct Machine {
-    std::vector<uint8_t> dram = std::vector<uint8_t>(kDramSize);
-    std::vector<uint8_t> sram = std::vector<uint8_t>(kSramSize);
-    std::vector<uint8_t> host = std::vector<uint8_t>(kHostSize);
-    KilnPhys phys{};
+struct Machine : DeviceMemory {
     KilnMmu *mmu;
     KilnAddrSpace as{};
     KilnPeEngine *eng;
     uint64_t pt_next = kPtBase + 0x1000;
 
-    static int host_rd(void *o, uint64_t a, void *b, uint64_t l)
-    {
-        auto *m = static_cast<Machine *>(o);
-        if (a > kHostSize || l > kHostSize - a) return -1;
-        memcpy(b, m->host.data() + a, l);
-        return 0;
-    }
-    static int host_wr(void *o, uint64_t a, const void *b, uint64_t l)
-    {
-        auto *m = static_cast<Machine *>(o);
-        if (a > kHostSize || l > kHostSize - a) return -1;
-        memcpy(m->host.data() + a, b, l);
-        return 0;
-    }
     void map(uint64_t va, uint64_t pa, uint64_t size, uint64_t perms)
     {
         for (uint64_t o = 0; o < size; o += 4096) {
@@ -87,15 +70,8 @@ struct Machine {
                 ((pa + o) & KILN_PTE_ADDR_MASK) | KILN_PTE_VALID | perms;
         }
     }
-    Machine()
+    Machine() : DeviceMemory(kDramSize, kSramSize, kHostSize)
     {
-        phys.dram = dram.data();
-        phys.dram_size = kDramSize;
-        phys.sram = sram.data();
-        phys.sram_size = kSramSize;
-        phys.opaque = this;
-        phys.host_read = host_rd;
-        phys.host_write = host_wr;
         mmu = kiln_mmu_new(&phys, 2);
         map(kCodeVa, kCodeVa, kCodeSize, KILN_PTE_READ | KILN_PTE_EXEC);
         map(kDataVa, kDataVa, kDataSize, KILN_PTE_READ | KILN_PTE_WRITE);
