@@ -81,6 +81,22 @@ static bool extent(uint32_t rows, uint32_t cols, int64_t ld, int64_t cs,
     return true;
 }
 
+/*
+ * Work that cannot end before the PE's watchdog (@cycles from cycle @from)
+ * faults the PE now: a single unit or DMA instruction is not interrupted by
+ * the watchdog checks between instructions.
+ */
+static bool watchdog_admit(KilnPe *pe, uint64_t from, uint64_t cycles)
+{
+    uint64_t wd = pe->launch->watchdog;
+
+    if (from >= wd || cycles >= wd - from) {
+        kiln_pe_fault(pe, KILN_STATUS_WATCHDOG, kiln_pe_cycles(pe), 0, 0);
+        return false;
+    }
+    return true;
+}
+
 static uint8_t *lm_operand(KilnPe *pe, uint64_t addr, uint32_t rows,
                            uint32_t cols, int64_t ld, int64_t cs, uint32_t es,
                            uint32_t access)
@@ -89,6 +105,15 @@ static uint8_t *lm_operand(KilnPe *pe, uint64_t addr, uint32_t rows,
 
     if (!extent(rows, cols, ld, cs, es, &lo, &hi)) {
         kiln_pe_fault(pe, KILN_STATUS_LOCAL_MEM_BOUNDS, addr, access, 0);
+        return NULL;
+    }
+    /*
+     * Zero strides let 2^32 x 2^32 elements fit in local memory. No unit
+     * takes in more than KILN_COST_DPE_MACS_INT8 elements of an operand per
+     * cycle, so an op on this one costs at least this much.
+     */
+    if (!watchdog_admit(pe, kiln_pe_cycles(pe),
+                        div_up((uint64_t)rows * cols, KILN_COST_DPE_MACS_INT8))) {
         return NULL;
     }
     return lm_span(pe, addr, lo, hi, es, access);
@@ -282,22 +307,17 @@ static void dma_account(KilnPe *pe, uint32_t tag, uint64_t bytes,
 
 /*
  * A transfer's size is not bounded by anything else: a zero stride repeats
- * rows at will, so one instruction could copy terabytes. One that cannot end
- * before the PE's watchdog, even at the full local-port rate, faults the PE
- * now rather than running for hours of host time; and a copy stops between
- * rows when the launch is cancelled (job timeout, reset).
+ * rows at will, so one instruction could copy terabytes. It is admitted at
+ * the full local-port rate, the fastest any transfer runs; a copy also stops
+ * between rows when the launch is cancelled (job timeout, reset).
  */
 static bool dma_admit(KilnPe *pe, uint64_t bytes)
 {
     uint64_t now = kiln_pe_cycles(pe);
     uint64_t start = pe->dma_busy_until > now ? pe->dma_busy_until : now;
 
-    if (start + kiln_cost_xfer_cycles(bytes, KILN_COST_LOCAL_BPS) >=
-        pe->launch->watchdog) {
-        kiln_pe_fault(pe, KILN_STATUS_WATCHDOG, now, 0, 0);
-        return false;
-    }
-    return true;
+    return watchdog_admit(pe, start,
+                          kiln_cost_xfer_cycles(bytes, KILN_COST_LOCAL_BPS));
 }
 
 static bool dma_cancelled(KilnPe *pe)
