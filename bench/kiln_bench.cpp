@@ -313,6 +313,21 @@ int cmd_dma(const Opts& o) {
       }
     }
   }
+  // What handing out cleared memory costs: a device BO is zeroed by the device's fill engine
+  // before BO_CREATE returns, a host BO gets zeroed pages from the kernel. Interleaved per size.
+  hb = {}, d0 = {}, d1 = {};
+  for (uint64_t sz = 2ull << 20; sz <= std::min<uint64_t>(maxb, 64ull << 20); sz *= 4) {
+    for (auto [name, mem] : {std::pair{"device", kiln::Memory::device}, std::pair{"host", kiln::Memory::host}}) {
+      try {
+        auto [best, med] = time_batches([&](int b) { for (int i = 0; i < b; i++) (void)dev.alloc(sz, mem); }, 1,
+                                        std::min(min_time, 0.2));
+        Rec("alloc").kv("memory", name).kv("bytes", sz).kv("size", fmt_size(sz)).kv("best_s", best)
+            .kv("median_s", med).kv("gbps", double(sz) / best / 1e9).emit();
+      } catch (const kiln::Error& e) {
+        failed("alloc", std::string(name) + " " + fmt_size(sz) + ": " + e.what());
+      }
+    }
+  }
   return 0;
 }
 

@@ -325,6 +325,7 @@ int kiln_ioctl_ctx_status(struct drm_device *drm, void *data,
 		return -ENODEV;
 	ctx = kiln_ctx_lookup(kfile, args->ctx_id);
 	if (!ctx) {
+		drm_dbg(drm, "CTX_STATUS: no context %u\n", args->ctx_id);
 		drm_dev_exit(idx);
 		return -ENOENT;
 	}
@@ -357,16 +358,20 @@ int kiln_ioctl_job_status(struct drm_device *drm, void *data,
 	u64 seqno = args->seqno;
 	int ret = 0, idx;
 
-	if (args->pad || args->pad2)
+	if (args->pad || args->pad2) {
+		drm_dbg(drm, "JOB_STATUS: pad and pad2 must be zero\n");
 		return -EINVAL;
+	}
 	if (!drm_dev_enter(drm, &idx))
 		return -ENODEV;
 	ctx = kiln_ctx_lookup(kfile, args->ctx_id);
 	if (!ctx) {
+		drm_dbg(drm, "JOB_STATUS: no context %u\n", args->ctx_id);
 		drm_dev_exit(idx);
 		return -ENOENT;
 	}
 	if (!seqno || seqno > READ_ONCE(ctx->submitted)) {
+		drm_dbg(drm, "JOB_STATUS: seqno %llu not submitted yet\n", seqno);
 		ret = -EINVAL;
 		goto out;
 	}

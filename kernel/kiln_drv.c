@@ -122,8 +122,10 @@ static int kiln_ioctl_get_param(struct drm_device *drm, void *data,
 	struct drm_kiln_get_param *args = data;
 	int ret = 0, idx;
 
-	if (args->index)
+	if (args->index) {
+		drm_dbg(drm, "GET_PARAM: index must be zero\n");
 		return -EINVAL;
+	}
 	if (!drm_dev_enter(drm, &idx))
 		return -ENODEV;
 
@@ -324,6 +326,7 @@ static int kiln_ioctl_query_info(struct drm_device *drm, void *data,
 		break;
 	}
 	default:
+		drm_dbg(drm, "QUERY_INFO: unknown type %u\n", args->type);
 		ret = -EINVAL;
 	}
 	drm_dev_exit(idx);
@@ -331,19 +334,16 @@ static int kiln_ioctl_query_info(struct drm_device *drm, void *data,
 }
 
 static const struct drm_ioctl_desc kiln_ioctls[] = {
-#define KILN_IOCTL(n, f) \
-	DRM_IOCTL_DEF_DRV(KILN_##n, kiln_ioctl_##f, DRM_RENDER_ALLOW)
-	KILN_IOCTL(GET_PARAM, get_param),
-	KILN_IOCTL(QUERY_INFO, query_info),
-	KILN_IOCTL(BO_CREATE, bo_create),
-	KILN_IOCTL(BO_INFO, bo_info),
-	KILN_IOCTL(BO_WAIT, bo_wait),
-	KILN_IOCTL(CTX_CREATE, ctx_create),
-	KILN_IOCTL(CTX_DESTROY, ctx_destroy),
-	KILN_IOCTL(SUBMIT, submit),
-	KILN_IOCTL(CTX_STATUS, ctx_status),
-	KILN_IOCTL(JOB_STATUS, job_status),
-#undef KILN_IOCTL
+	DRM_IOCTL_DEF_DRV(KILN_GET_PARAM, kiln_ioctl_get_param, DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KILN_QUERY_INFO, kiln_ioctl_query_info, DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KILN_BO_CREATE, kiln_ioctl_bo_create, DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KILN_BO_INFO, kiln_ioctl_bo_info, DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KILN_BO_WAIT, kiln_ioctl_bo_wait, DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KILN_CTX_CREATE, kiln_ioctl_ctx_create, DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KILN_CTX_DESTROY, kiln_ioctl_ctx_destroy, DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KILN_SUBMIT, kiln_ioctl_submit, DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KILN_CTX_STATUS, kiln_ioctl_ctx_status, DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KILN_JOB_STATUS, kiln_ioctl_job_status, DRM_RENDER_ALLOW),
 };
 
 /*
@@ -552,10 +552,9 @@ static int kiln_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		return ret;
 
-	ret = pcim_iomap_regions(pdev, BIT(KILN_BAR_REGS), KILN_DRIVER_NAME);
-	if (ret)
-		return ret;
-	kdev->regs = pcim_iomap_table(pdev)[KILN_BAR_REGS];
+	kdev->regs = pcim_iomap_region(pdev, KILN_BAR_REGS, KILN_DRIVER_NAME);
+	if (IS_ERR(kdev->regs))
+		return PTR_ERR(kdev->regs);
 	if (pci_resource_len(pdev, KILN_BAR_REGS) < KILN_BAR0_SIZE)
 		return -ENODEV;
 	kdev->dram_bar_start = pci_resource_start(pdev, KILN_BAR_DRAM);
@@ -666,6 +665,7 @@ static struct pci_driver kiln_pci_driver = {
 	.probe = kiln_probe,
 	.remove = kiln_remove,
 	.err_handler = &kiln_pci_err_handlers,
+	.driver.pm = pm_sleep_ptr(&kiln_pm_ops),
 };
 
 static int __init kiln_init(void)

@@ -116,7 +116,8 @@ struct kiln_device {
 	struct mutex reset_lock;	/* one recovery at a time */
 	bool in_reset;			/* management queue unusable (mgmt_lock) */
 	bool own_flr;			/* our FLR: skip the PCI reset hooks */
-	bool pci_reset_active;		/* between reset_prepare and reset_done */
+	bool pci_reset_active;		/* between a PCI quiesce and restore */
+	bool pci_hw_reset;		/* ... and the device was reset since */
 	bool lost;			/* recovery failed: device unusable */
 	atomic_t reset_count;
 	atomic_t mmu_faults;

@@ -644,11 +644,14 @@ int kiln_ioctl_bo_info(struct drm_device *drm, void *data,
 		return -ENODEV;
 	obj = drm_gem_object_lookup(file, args->handle);
 	if (!obj) {
+		drm_dbg(drm, "BO_INFO: no handle %u\n", args->handle);
 		ret = -ENOENT;
 		goto out;
 	}
 	bo = to_kiln_bo(obj);
 	if (!kiln_bo_va_range(bo, kfile->vm, &va, &size)) {
+		drm_dbg(drm, "BO_INFO: handle %u is not mapped in this file\n",
+			args->handle);
 		ret = -ENOENT;
 		goto put;
 	}
@@ -675,12 +678,15 @@ int kiln_ioctl_bo_wait(struct drm_device *drm, void *data,
 	long ret;
 	int idx;
 
-	if (args->pad)
+	if (args->pad) {
+		drm_dbg(drm, "BO_WAIT: pad must be zero\n");
 		return -EINVAL;
+	}
 	if (!drm_dev_enter(drm, &idx))
 		return -ENODEV;
 	obj = drm_gem_object_lookup(file, args->handle);
 	if (!obj) {
+		drm_dbg(drm, "BO_WAIT: no handle %u\n", args->handle);
 		drm_dev_exit(idx);
 		return -ENOENT;
 	}

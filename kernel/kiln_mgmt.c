@@ -16,17 +16,17 @@
 
 #include <linux/cleanup.h>
 #include <linux/jiffies.h>
-#include <linux/sizes.h>
 #include <linux/string.h>
 
 #include <drm/drm_drv.h>
 
 #include "kiln_drv.h"
 #include "kiln_mgmt.h"
-#include "kiln_mmu.h"
+#include "kiln_stale.h"
 #include "kiln_reset.h"
 
 #define KILN_MGMT_TIMEOUT_MS	2000
+#define KILN_MGMT_POLL_MS	10
 
 static_assert(KILN_MGMT_CLEAR_BATCH + 1 < KILN_QUEUE_MIN_ENTRIES);
 
@@ -35,15 +35,15 @@ static bool kiln_mgmt_done(struct kiln_queue *q, u64 seqno)
 	return READ_ONCE(q->shared->fence) >= seqno || READ_ONCE(q->stopped);
 }
 
-/* Run @n packets, then wait up to @timeout_ms for the FENCE after them. */
+/* Run @n packets, then wait for the FENCE after them. */
 static int kiln_mgmt_run_batch(struct kiln_device *kdev,
 			       const struct kiln_pkt_generic *pkts, u32 n,
-			       unsigned int timeout_ms, u32 *fail_gen)
+			       u32 *fail_gen)
 {
 	struct kiln_queue *q = &kdev->queues[KILN_MGMT_QUEUE];
-	unsigned long flags;
+	unsigned long flags, deadline;
 	long left;
-	u64 seqno;
+	u64 seqno, progress;
 	u32 i;
 	int idx;
 
@@ -69,8 +69,25 @@ static int kiln_mgmt_run_batch(struct kiln_device *kdev,
 	kiln_queue_kick(q);
 	spin_unlock_irqrestore(&q->lock, flags);
 
-	left = wait_event_timeout(kdev->mgmt_wq, kiln_mgmt_done(q, seqno),
-				  msecs_to_jiffies(timeout_ms));
+	/*
+	 * Polled too: a lost interrupt costs one slice, not the timeout. The
+	 * timeout counts from the queue's last progress, so a long fill on a
+	 * loaded host is not mistaken for a stuck queue.
+	 */
+	progress = kiln_rd64(kdev, KILN_REG_QUEUE(q->id) + KILN_QREG_PROGRESS);
+	deadline = jiffies + msecs_to_jiffies(KILN_MGMT_TIMEOUT_MS);
+	do {
+		u64 now;
+
+		left = wait_event_timeout(kdev->mgmt_wq,
+					  kiln_mgmt_done(q, seqno),
+					  msecs_to_jiffies(KILN_MGMT_POLL_MS));
+		now = kiln_rd64(kdev, KILN_REG_QUEUE(q->id) + KILN_QREG_PROGRESS);
+		if (now != progress) {
+			progress = now;
+			deadline = jiffies + msecs_to_jiffies(KILN_MGMT_TIMEOUT_MS);
+		}
+	} while (!left && time_before(jiffies, deadline));
 	if (READ_ONCE(q->shared->fence) >= seqno) {
 		q->completed = seqno;
 		drm_dev_exit(idx);
@@ -97,7 +114,7 @@ static int kiln_mgmt_run_batch(struct kiln_device *kdev,
 static int kiln_mgmt_run(struct kiln_device *kdev, const void *pkt,
 			 u32 *fail_gen)
 {
-	return kiln_mgmt_run_batch(kdev, pkt, 1, KILN_MGMT_TIMEOUT_MS, fail_gen);
+	return kiln_mgmt_run_batch(kdev, pkt, 1, fail_gen);
 }
 
 /*
@@ -113,7 +130,6 @@ int kiln_mgmt_clear(struct kiln_device *kdev, const u64 *pa, const u64 *size,
 
 	while (done < n) {
 		u32 batch = min_t(u32, n - done, KILN_MGMT_CLEAR_BATCH);
-		u64 bytes = 0;
 
 		for (i = 0; i < batch; i++) {
 			struct kiln_pkt_dma_fill *fill = (void *)&pkts[i];
@@ -122,12 +138,8 @@ int kiln_mgmt_clear(struct kiln_device *kdev, const u64 *pa, const u64 *size,
 			fill->header = KILN_PKT_HEADER(KILN_OP_DMA_FILL, 0);
 			fill->dst = pa[done + i];
 			fill->size = size[done + i];
-			bytes += size[done + i];
 		}
-		/* 1 GB/s is slower than the emulated fill on a loaded host. */
-		ret = kiln_mgmt_run_batch(kdev, pkts, batch,
-					  KILN_MGMT_TIMEOUT_MS + bytes / SZ_1M,
-					  NULL);
+		ret = kiln_mgmt_run_batch(kdev, pkts, batch, NULL);
 		if (ret)
 			return ret;
 		done += batch;

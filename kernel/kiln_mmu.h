@@ -12,19 +12,11 @@
 
 #include <drm/drm_mm.h>
 
+#include "kiln_stale.h"
+
 struct kiln_device;
 struct sg_table;
 struct drm_printer;
-
-/*
- * Something the device may still reach through stale TLB entries,
- * released by @release once the TLB generation moved past @gen.
- */
-struct kiln_stale {
-	struct list_head link;		/* kdev->stale_list */
-	u32 gen;
-	void (*release)(struct kiln_stale *s);
-};
 
 /* One 4 KiB page table and, above level 0, its children. */
 struct kiln_pt {
@@ -75,12 +67,5 @@ int kiln_vm_unmap(struct kiln_vm *vm, u64 va, u64 size, u32 *fail_gen);
 void kiln_vm_rebind_all(struct kiln_device *kdev);
 void kiln_vm_abandon(struct kiln_vm *vm);
 void kiln_vm_print(struct kiln_vm *vm, struct drm_printer *p);
-
-void kiln_stale_init(struct kiln_device *kdev);
-void kiln_stale_defer(struct kiln_device *kdev, struct kiln_stale *s, u32 gen,
-		      void (*release)(struct kiln_stale *s));
-void kiln_stale_kick(struct kiln_device *kdev);
-void kiln_stale_release_all(struct kiln_device *kdev);
-void kiln_stale_fini(struct kiln_device *kdev);
 
 #endif /* KILN_MMU_H */

@@ -64,6 +64,7 @@ struct kiln_queue {
 	unsigned long wd_since;
 	bool wd_hung;			/* reset for a hang ... */
 	u64 wd_hung_completed;		/* ... when `completed` was this */
+	unsigned long wd_stuck_since;	/* jiffies | 1; 0: not stuck */
 
 	char irq_name[32];
 };

@@ -47,6 +47,7 @@
 #include "kiln_reset.h"
 
 #define KILN_WATCHDOG_MS	100
+#define KILN_STUCK_MS		(2 * KILN_WATCHDOG_MS)
 
 void kiln_watchdog_kick(struct kiln_device *kdev)
 {
@@ -231,8 +232,10 @@ static void kiln_device_recover(struct kiln_device *kdev,
 	lockdep_assert_held(&kdev->reset_lock);
 
 	drm_err(&kdev->drm, "resetting device: %s\n", reason);
-	for (i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++)
+	for (i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++) {
 		kdev->queues[i].wd_hung = false;
+		kdev->queues[i].wd_stuck_since = 0;
+	}
 	kiln_reset_stop_all(kdev);
 	for (i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++)
 		if (kdev->queues[i].sched_ready)
@@ -275,6 +278,29 @@ static void kiln_queue_recover(struct kiln_queue *q, int error)
 		q->wd_hung = error == -ETIMEDOUT;
 		q->wd_hung_completed = READ_ONCE(q->completed);
 	}
+}
+
+/*
+ * True once @q has had work for KILN_STUCK_MS that the device neither
+ * executes (RUNNING), nor has ready for a worker (READY), nor waits in
+ * (WAITING): a state no job can cause.
+ */
+static bool kiln_queue_stuck(struct kiln_queue *q, u32 status)
+{
+	const u32 alive = KILN_QSTATUS_IDLE | KILN_QSTATUS_RUNNING |
+			  KILN_QSTATUS_READY | KILN_QSTATUS_WAITING |
+			  KILN_QSTATUS_STOPPED;
+
+	if (!(status & KILN_QSTATUS_ENABLED) || (status & alive)) {
+		q->wd_stuck_since = 0;
+		return false;
+	}
+	if (!q->wd_stuck_since) {
+		q->wd_stuck_since = jiffies | 1;
+		return false;
+	}
+	return time_after_eq(jiffies, q->wd_stuck_since +
+			     msecs_to_jiffies(KILN_STUCK_MS));
 }
 
 static void kiln_watchdog_fn(struct work_struct *work)
@@ -324,7 +350,11 @@ static void kiln_watchdog_fn(struct work_struct *work)
 		}
 		busy = true;
 
-		if (READ_ONCE(q->stopped)) {
+		status = kiln_rd32(kdev, KILN_REG_QUEUE(i) + KILN_QREG_STATUS);
+		if (status == ~0u)
+			status = 0;
+		/* STATUS.STOPPED too: the error interrupt may have been lost. */
+		if (READ_ONCE(q->stopped) || (status & KILN_QSTATUS_STOPPED)) {
 			if (kiln_disable_recovery)
 				continue;
 			kiln_queue_recover(q, -EIO);
@@ -335,11 +365,23 @@ static void kiln_watchdog_fn(struct work_struct *work)
 			kiln_queue_recover(q, 0);
 			continue;
 		}
+		/*
+		 * Work the device neither runs, nor has ready, nor waits in:
+		 * the queue itself is stuck, no job is to blame. Only a
+		 * device reset clears that.
+		 */
+		if (kiln_queue_stuck(q, status)) {
+			if (kiln_disable_recovery)
+				continue;
+			kiln_device_recover(kdev, NULL, "a queue is not executed");
+			goto out;
+		}
+		if (q->wd_stuck_since)
+			continue;
 
 		progress = kiln_rd64(kdev, KILN_REG_QUEUE(i) + KILN_QREG_PROGRESS);
-		status = kiln_rd32(kdev, KILN_REG_QUEUE(i) + KILN_QREG_STATUS);
 		/* Waiting for a worker that other queues' kernels hold is no hang. */
-		starved = status != ~0u && (status & KILN_QSTATUS_READY);
+		starved = status & KILN_QSTATUS_READY;
 		if (seqno != q->wd_seqno || progress != q->wd_progress || starved) {
 			q->wd_seqno = seqno;
 			q->wd_progress = progress;
@@ -406,36 +448,160 @@ void kiln_reset_fini(struct kiln_device *kdev)
 	kdev->reset_wq = NULL;
 }
 
-/* FLR from outside (sysfs reset, VFIO): quiesce before, restore after. */
-static void kiln_pci_reset_prepare(struct pci_dev *pdev)
+/*
+ * Resets the PCI core drives — an FLR from outside (sysfs reset, VFIO) or
+ * AER recovery — are bracketed by a quiesce, which holds reset_lock until
+ * the matching restore: the watchdog and the driver's own resets wait.
+ */
+static void kiln_quiesce_locked(struct kiln_device *kdev)
 {
-	struct kiln_device *kdev = pci_get_drvdata(pdev);
-
-	if (!kdev || kdev->own_flr)
-		return;
-	mutex_lock(&kdev->reset_lock);
+	lockdep_assert_held(&kdev->reset_lock);
 	kdev->pci_reset_active = true;
+	kdev->pci_hw_reset = false;
 	kiln_reset_stop_all(kdev);
 	for (u32 i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++)
 		if (kdev->queues[i].sched_ready)
 			kiln_queue_process(&kdev->queues[i]);
 }
 
-static void kiln_pci_reset_done(struct pci_dev *pdev)
+/* Bring the device back after the core's reset, or reset it here. */
+static void kiln_restore_locked(struct kiln_device *kdev)
 {
-	struct kiln_device *kdev = pci_get_drvdata(pdev);
-
-	if (!kdev || kdev->own_flr || !kdev->pci_reset_active)
-		return;
-	if (kiln_hw_soft_reset(kdev))
+	lockdep_assert_held(&kdev->reset_lock);
+	if (!kdev->pci_hw_reset && kiln_hw_soft_reset(kdev))
 		kiln_reset_lost(kdev);
 	else
 		kiln_reset_restart_all(kdev, NULL);
 	kdev->pci_reset_active = false;
+}
+
+static void kiln_pci_quiesce(struct kiln_device *kdev)
+{
+	mutex_lock(&kdev->reset_lock);
+	kiln_quiesce_locked(kdev);
+}
+
+static void kiln_pci_restore(struct kiln_device *kdev)
+{
+	kiln_restore_locked(kdev);
 	mutex_unlock(&kdev->reset_lock);
 }
 
+static void kiln_pci_reset_prepare(struct pci_dev *pdev)
+{
+	struct kiln_device *kdev = pci_get_drvdata(pdev);
+
+	if (kdev && !kdev->own_flr)
+		kiln_pci_quiesce(kdev);
+}
+
+static void kiln_pci_reset_done(struct pci_dev *pdev)
+{
+	struct kiln_device *kdev = pci_get_drvdata(pdev);
+
+	if (kdev && !kdev->own_flr && kdev->pci_reset_active)
+		kiln_pci_restore(kdev);
+}
+
+/*
+ * AER: stop taking work. A non-fatal error leaves MMIO usable (the core
+ * calls mmio_enabled); a fatal one freezes the link until the core resets
+ * the slot. Either way the device is soft-reset before work resumes, so
+ * jobs in flight end as after any device reset (replayed or INTERRUPTED).
+ */
+static pci_ers_result_t kiln_pci_error_detected(struct pci_dev *pdev,
+						pci_channel_state_t state)
+{
+	struct kiln_device *kdev = pci_get_drvdata(pdev);
+
+	if (!kdev)
+		return PCI_ERS_RESULT_DISCONNECT;
+	drm_err(&kdev->drm, "PCI error reported (channel state %d)\n", state);
+	if (state == pci_channel_io_perm_failure) {
+		scoped_guard(mutex, &kdev->reset_lock)
+			kiln_reset_lost(kdev);
+		return PCI_ERS_RESULT_DISCONNECT;
+	}
+	if (!kdev->pci_reset_active)
+		kiln_pci_quiesce(kdev);
+	return state == pci_channel_io_normal ? PCI_ERS_RESULT_CAN_RECOVER :
+						PCI_ERS_RESULT_NEED_RESET;
+}
+
+static pci_ers_result_t kiln_pci_mmio_enabled(struct pci_dev *pdev)
+{
+	struct kiln_device *kdev = pci_get_drvdata(pdev);
+
+	return kiln_hw_fatal(kdev) ? PCI_ERS_RESULT_NEED_RESET :
+				     PCI_ERS_RESULT_RECOVERED;
+}
+
+static pci_ers_result_t kiln_pci_slot_reset(struct pci_dev *pdev)
+{
+	struct kiln_device *kdev = pci_get_drvdata(pdev);
+
+	pci_restore_state(pdev);
+	pci_save_state(pdev);
+	if (kiln_hw_soft_reset(kdev)) {
+		kiln_reset_lost(kdev);
+		kdev->pci_reset_active = false;
+		mutex_unlock(&kdev->reset_lock);
+		return PCI_ERS_RESULT_DISCONNECT;
+	}
+	kdev->pci_hw_reset = true;
+	return PCI_ERS_RESULT_RECOVERED;
+}
+
+static void kiln_pci_resume(struct pci_dev *pdev)
+{
+	struct kiln_device *kdev = pci_get_drvdata(pdev);
+
+	if (kdev->pci_reset_active)
+		kiln_pci_restore(kdev);
+	drm_info(&kdev->drm, "recovered from the PCI error (%d resets)\n",
+		 atomic_read(&kdev->reset_count));
+}
+
+/*
+ * System sleep. The device may lose its state in D3, so jobs in flight
+ * are handled as in a device reset: those not started run after resume,
+ * the one that may have been running is re-run only if replayable. The
+ * suspend and resume callbacks may run in different tasks, so reset_lock
+ * is not held across them: pci_reset_active keeps the watchdog and
+ * resets off meanwhile.
+ */
+static int kiln_pm_suspend(struct device *dev)
+{
+	struct kiln_device *kdev = pci_get_drvdata(to_pci_dev(dev));
+
+	scoped_guard(mutex, &kdev->reset_lock) {
+		if (kdev->lost)
+			return 0;
+		kiln_quiesce_locked(kdev);
+		kiln_hw_stop(kdev);
+	}
+	cancel_delayed_work_sync(&kdev->watchdog);
+	return 0;
+}
+
+static int kiln_pm_resume(struct device *dev)
+{
+	struct kiln_device *kdev = pci_get_drvdata(to_pci_dev(dev));
+
+	scoped_guard(mutex, &kdev->reset_lock) {
+		if (kdev->pci_reset_active)
+			kiln_restore_locked(kdev);
+	}
+	return 0;
+}
+
+DEFINE_SIMPLE_DEV_PM_OPS(kiln_pm_ops, kiln_pm_suspend, kiln_pm_resume);
+
 const struct pci_error_handlers kiln_pci_err_handlers = {
+	.error_detected = kiln_pci_error_detected,
+	.mmio_enabled = kiln_pci_mmio_enabled,
+	.slot_reset = kiln_pci_slot_reset,
+	.resume = kiln_pci_resume,
 	.reset_prepare = kiln_pci_reset_prepare,
 	.reset_done = kiln_pci_reset_done,
 };

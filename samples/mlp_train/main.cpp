@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 // mlp_train: trains a 2-64-64-4 MLP on a synthetic 2-D classification set
-// entirely on the Kiln device (forward, softmax cross-entropy, backward,
-// SGD with momentum). One epoch is one recorded CommandList, replayed with a
-// single submission per epoch. Exits non-zero unless the loss falls and the
-// accuracy beats chance (25%) by a wide margin.
+// entirely on the Kiln device with the op library (kiln::ops): GEMMs with a
+// bias + ReLU epilogue forward, softmax cross-entropy, GEMMs with transposed
+// operands backward, SGD with momentum. Every tensor is allocated with
+// Library::alloc, i.e. in on-chip SRAM. One epoch is one recorded
+// CommandList, replayed with a single submission per epoch. Exits non-zero
+// unless the loss falls and the accuracy beats chance (25%) by a wide margin.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,9 +14,6 @@
 #include <numeric>
 #include <random>
 #include <vector>
-
-extern const unsigned char mlp_kbin[];
-extern const std::size_t mlp_kbin_size;
 
 namespace {
 constexpr uint32_t kBatch = 512, kIn = 2, kHidden = 64, kClasses = 4, kEpochs = 40;
@@ -34,89 +34,98 @@ void make_data(std::vector<float>& x, std::vector<uint32_t>& y) {
 
 struct Layer {
   uint32_t in, out;
-  size_t w, b;  // float offsets in the parameter buffer
+  kiln::Buffer w, b, dw, db, vw, vb;  // weights, bias, their gradients and momentum
 };
 }  // namespace
 
 int main() try {
   auto dev = kiln::Device::open(0);
   auto q = dev.queue();
-  auto mod = dev.load(std::as_bytes(std::span(mlp_kbin, mlp_kbin_size)), "mlp.kbin");
-  auto fwd = mod.kernel("dense_fwd"), xent = mod.kernel("softmax_xent");
-  auto bwd_data = mod.kernel("dense_bwd_data"), bwd_w = mod.kernel("dense_bwd_weight");
-  auto sgd = mod.kernel("sgd_momentum");
-  const kiln::Launch grid{.grid = {dev.info().pe_count(), 1, 1}};
+  kiln::ops::Library lib(dev);
+  namespace ops = kiln::ops;
 
-  // Parameters, gradients and momentum each live in one buffer.
-  std::vector<Layer> layers{{kIn, kHidden, 0, 0}, {kHidden, kHidden, 0, 0}, {kHidden, kClasses, 0, 0}};
-  size_t nparams = 0;
-  for (auto& l : layers) l.w = nparams, nparams += l.in * l.out, l.b = nparams, nparams += l.out;
-  std::vector<float> params(nparams, 0.f);
+  auto f32 = [&](size_t n) { return lib.alloc(n * sizeof(float)); };
   std::mt19937 rng(1);
-  for (auto& l : layers) {
-    std::normal_distribution<float> he(0, std::sqrt(2.0f / float(l.in)));
-    for (uint32_t i = 0; i < l.in * l.out; i++) params[l.w + i] = he(rng);
+  std::vector<Layer> layers;
+  size_t nparams = 0;
+  const std::pair<uint32_t, uint32_t> shapes[] = {{kIn, kHidden}, {kHidden, kHidden}, {kHidden, kClasses}};
+  for (auto [in, out] : shapes) {
+    Layer l{in, out, f32(in * out), f32(out), f32(in * out), f32(out), f32(in * out), f32(out)};
+    std::normal_distribution<float> he(0, std::sqrt(2.0f / float(in)));
+    std::vector<float> w(in * out);
+    for (auto& x : w) x = he(rng);
+    q.upload(l.w, w);
+    for (auto* z : {&l.b, &l.vw, &l.vb}) q.fill(*z, 0u);
+    nparams += in * out + out;
+    layers.push_back(std::move(l));
   }
   std::vector<float> x(kBatch * kIn);
   std::vector<uint32_t> y(kBatch);
   make_data(x, y);
-
-  auto f32 = [&](size_t n) { return dev.alloc(n * sizeof(float)); };
-  auto P = f32(nparams), G = f32(nparams), V = f32(nparams);
-  auto X = f32(kBatch * kIn), Y = dev.alloc(kBatch * 4);
+  auto X = f32(kBatch * kIn), Y = lib.alloc(kBatch * 4), ones = f32(kBatch);
   kiln::Buffer H[3] = {f32(kBatch * kHidden), f32(kBatch * kHidden), f32(kBatch * kClasses)};  // activations
   kiln::Buffer D[3] = {f32(kBatch * kHidden), f32(kBatch * kHidden), f32(kBatch * kClasses)};  // their gradients
-  auto loss = f32(kBatch), correct = dev.alloc(kBatch * 4);
-  q.upload(P, params);
-  q.fill(V, 0);
+  auto loss = f32(kBatch);
   q.upload(X, x);
   q.upload(Y, y);
+  q.upload(ones, std::vector<float>(kBatch, 1.0f));
 
   // Record one training step.
-  std::vector<float> host_loss(kBatch);
-  std::vector<uint32_t> host_correct(kBatch);
+  std::vector<float> host_loss(kBatch), host_logits(kBatch * kClasses);
   kiln::CommandList step(dev);
   const kiln::Buffer* in = &X;
   for (size_t l = 0; l < 3; l++) {
-    kiln::Args a(fwd);
-    a.set("X", *in).set("W", P, layers[l].w * 4).set("bias", P, layers[l].b * 4).set("Y", H[l]);
-    a.set("B", kBatch).set("I", layers[l].in).set("O", layers[l].out).set("relu", uint32_t(l < 2));
-    step.launch(fwd, grid, a);
+    auto& L = layers[l];
+    lib.record(step, lib.gemm(*in, L.w, H[l],
+                              {.m = kBatch, .n = L.out, .k = L.in,
+                               .epilogue = l < 2 ? ops::Epilogue::relu : ops::Epilogue::none},
+                              &L.b));
     in = &H[l];
   }
-  step.launch_with(xent, grid, H[2], Y, D[2], loss, correct, kBatch, kClasses);
+  // D[2] = (softmax(logits) - onehot) / batch
+  lib.record(step, lib.cross_entropy(H[2], Y, loss, &D[2], kBatch, kClasses, 1.0f / kBatch));
   for (size_t l = 3; l-- > 0;) {
+    auto& L = layers[l];
     const kiln::Buffer& layer_in = l ? H[l - 1] : X;
-    kiln::Args w(bwd_w);
-    w.set("X", layer_in).set("dY", D[l]).set("dW", G, layers[l].w * 4).set("db", G, layers[l].b * 4);
-    w.set("B", kBatch).set("I", layers[l].in).set("O", layers[l].out);
-    step.launch(bwd_w, grid, w);
+    // dW = X^T dY, db = 1^T dY (column sums as a 1 x batch GEMM)
+    lib.record(step, lib.gemm(layer_in, D[l], L.dw, {.m = L.in, .n = L.out, .k = kBatch, .trans_a = true}));
+    lib.record(step, lib.gemm(ones, D[l], L.db, {.m = 1, .n = L.out, .k = kBatch}));
     if (l > 0) {
-      kiln::Args d(bwd_data);
-      d.set("dY", D[l]).set("W", P, layers[l].w * 4).set("H", H[l - 1]).set("dX", D[l - 1]);
-      d.set("B", kBatch).set("I", layers[l].in).set("O", layers[l].out);
-      step.launch(bwd_data, grid, d);
+      // dX = dY W^T, through the ReLU that produced the layer's input
+      lib.record(step, lib.gemm(D[l], L.w, D[l - 1], {.m = kBatch, .n = L.in, .k = L.out, .trans_b = true}));
+      lib.record(step, lib.eltwise(ops::Binary::relu_grad, D[l - 1], &H[l - 1], D[l - 1], kBatch * L.in));
     }
   }
-  step.launch_with(sgd, grid, P, G, V, uint32_t(nparams), 0.05f, 0.9f);
+  for (auto& L : layers) {
+    lib.record(step, lib.sgd_momentum(L.w, L.dw, L.vw, L.in * L.out, 0.05f, 0.9f));
+    lib.record(step, lib.sgd_momentum(L.b, L.db, L.vb, L.out, 0.05f, 0.9f));
+  }
   step.read(std::as_writable_bytes(std::span(host_loss)), loss);
-  step.read(std::as_writable_bytes(std::span(host_correct)), correct);
+  step.read(std::as_writable_bytes(std::span(host_logits)), H[2]);
 
+  const double mhz = dev.info().clock_mhz ? dev.info().clock_mhz : 1350.0;
   std::printf("mlp_train: %u samples, 2-%u-%u-%u MLP, %zu parameters, on %s (%ux%u PEs)\n", kBatch, kHidden, kHidden,
               kClasses, nparams, dev.info().path.c_str(), dev.info().pe_grid_width, dev.info().pe_grid_height);
-  std::printf("  one epoch = %zu commands in one submission\n\n", step.size());
-  std::printf("  epoch   loss     accuracy   device ms   cycles\n");
+  std::printf("  one epoch = %zu commands in one submission, tensors in %s\n\n", step.size(),
+              X.memory() == kiln::Memory::sram ? "SRAM" : "DRAM");
+  std::printf("  epoch   loss     accuracy   device ms   cycles     modelled us\n");
   auto t0 = std::chrono::steady_clock::now();
   double first = 0, last = 0, acc = 0;
   for (uint32_t epoch = 1; epoch <= kEpochs; epoch++) {
     auto done = q.submit(step);
     done.wait();
     last = std::accumulate(host_loss.begin(), host_loss.end(), 0.0) / kBatch;
-    acc = 100.0 * std::accumulate(host_correct.begin(), host_correct.end(), 0u) / kBatch;
+    uint32_t correct = 0;
+    for (uint32_t i = 0; i < kBatch; i++) {
+      const float* row = &host_logits[i * kClasses];
+      correct += uint32_t(std::max_element(row, row + kClasses) - row) == y[i];
+    }
+    acc = 100.0 * correct / kBatch;
     if (epoch == 1) first = last;
     if (epoch == 1 || epoch % 5 == 0)
-      std::printf("  %5u   %.4f   %6.1f %%   %9.3f   %llu\n", epoch, last, acc,
-                  double(done.device_time().count()) / 1e6, (unsigned long long)done.cycles());
+      std::printf("  %5u   %.4f   %6.1f %%   %9.3f   %-9llu  %9.1f\n", epoch, last, acc,
+                  double(done.device_time().count()) / 1e6, (unsigned long long)done.cycles(),
+                  double(done.cycles()) / mhz);
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("\n  loss %.4f -> %.4f, final accuracy %.1f %% (chance 25 %%), %.1f s wall\n", first, last, acc, secs);

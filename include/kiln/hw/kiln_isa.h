@@ -195,7 +195,7 @@ struct kiln_se_desc {
 	float scalar;
 	uint32_t reserved0;
 	uint8_t a_cs, b_cs, c_cs;
-	uint8_t src_type;	/* CVT */
+	uint8_t src_type;	/* CVT; INT32 selects the integer add/sub/min/max/relu */
 	uint8_t dst_type;	/* CVT, FILL */
 	uint8_t reserved1[3];
 };

@@ -21,6 +21,11 @@ extern "C" {
 #define KILN_UAPI_VERSION_MAJOR		1
 #define KILN_UAPI_VERSION_MINOR		3
 
+/**
+ * enum drm_kiln_ioctl - Kiln ioctl numbers, relative to DRM_COMMAND_BASE
+ *
+ * Numbers are never reused or reordered; see docs/uapi.md for each ioctl.
+ */
 enum drm_kiln_ioctl {
 	DRM_KILN_GET_PARAM	= 0x00,
 	DRM_KILN_QUERY_INFO	= 0x01,
@@ -35,6 +40,13 @@ enum drm_kiln_ioctl {
 };
 
 /* Parameters for DRM_KILN_GET_PARAM */
+/**
+ * enum drm_kiln_param - scalar device and driver parameters for
+ * &DRM_IOCTL_KILN_GET_PARAM
+ *
+ * Values and units are given next to each entry and in docs/uapi.md. New
+ * parameters are only added at the end.
+ */
 enum drm_kiln_param {
 	DRM_KILN_PARAM_DEVICE_ID	= 0,	/* PCI device id */
 	DRM_KILN_PARAM_REVISION		= 1,
@@ -78,6 +90,12 @@ enum drm_kiln_param {
 	DRM_KILN_PARAM_NUM_PARAMS
 };
 
+/**
+ * struct drm_kiln_get_param - argument of &DRM_IOCTL_KILN_GET_PARAM
+ * @param: in, an &enum drm_kiln_param; unknown values are -EINVAL
+ * @index: in, must be zero
+ * @value: out, the parameter's value
+ */
 struct drm_kiln_get_param {
 	__u32 param;		/* in: enum drm_kiln_param */
 	__u32 index;		/* in: must be zero */
@@ -85,17 +103,35 @@ struct drm_kiln_get_param {
 };
 
 /* DRM_KILN_QUERY_INFO: size-negotiated structured queries */
+/**
+ * enum drm_kiln_query - structured queries of &DRM_IOCTL_KILN_QUERY_INFO
+ * @DRM_KILN_QUERY_DEVICE: &struct drm_kiln_device_info
+ * @DRM_KILN_QUERY_TELEMETRY: &struct drm_kiln_telemetry (the device counters
+ *	hwmon also exposes, read in one call)
+ */
 enum drm_kiln_query {
 	DRM_KILN_QUERY_DEVICE		= 0,	/* struct drm_kiln_device_info */
 	DRM_KILN_QUERY_TELEMETRY	= 1,	/* struct drm_kiln_telemetry */
 };
 
+/**
+ * struct drm_kiln_query_info - argument of &DRM_IOCTL_KILN_QUERY_INFO
+ * @type: in, an &enum drm_kiln_query
+ * @size: in, bytes at @ptr; out, bytes the kernel knows for @type. A shorter
+ *	buffer gets a prefix, a longer one is zero-filled past the kernel's size.
+ * @ptr: in, user pointer to the result, or 0 to ask for the size only
+ */
 struct drm_kiln_query_info {
 	__u32 type;		/* in: enum drm_kiln_query */
 	__u32 size;		/* in: size of *ptr; out: bytes the kernel knows */
 	__u64 ptr;		/* in: user pointer, or 0 to ask for the size */
 };
 
+/**
+ * struct drm_kiln_device_info - &DRM_KILN_QUERY_DEVICE: identity, geometry and
+ * limits of the device in one call (the same values as the GET_PARAM
+ * parameters of the same names)
+ */
 struct drm_kiln_device_info {
 	__u32 device_id;
 	__u32 revision;
@@ -119,6 +155,10 @@ struct drm_kiln_device_info {
 	__u32 clock_mhz;
 };
 
+/**
+ * struct drm_kiln_telemetry - &DRM_KILN_QUERY_TELEMETRY: the device's
+ * telemetry registers (docs/hardware.md), read together
+ */
 struct drm_kiln_telemetry {
 	__u32 temperature_mc;	/* millidegree Celsius */
 	__u32 power_mw;
@@ -144,10 +184,16 @@ struct drm_kiln_telemetry {
 				 DRM_KILN_BO_NO_MMAP | DRM_KILN_BO_WC | \
 				 DRM_KILN_BO_EXEC | DRM_KILN_BO_READ_ONLY)
 
-/*
- * Creates a buffer object and maps it into the file's device address space.
- * The size is rounded up to the page size (4 KiB; 2 MiB-aligned DRAM BOs of
- * 2 MiB multiples are mapped with large pages).
+/**
+ * struct drm_kiln_bo_create - argument of &DRM_IOCTL_KILN_BO_CREATE
+ * @size: in, bytes (> 0); out, rounded up to 4 KiB
+ * @flags: in, DRM_KILN_BO_*; out, the flags in effect (SRAM adds NO_MMAP)
+ * @handle: out, GEM handle (in: must be zero)
+ * @va: out, device virtual address in this file's address space (in: zero)
+ *
+ * Creates a buffer object and maps it into the file's device address
+ * space; 2 MiB-aligned DRAM BOs of 2 MiB multiples are mapped with large
+ * pages. A new BO is always zeroed, whatever its placement.
  */
 struct drm_kiln_bo_create {
 	__u64 size;		/* in; out: rounded size */
@@ -156,9 +202,14 @@ struct drm_kiln_bo_create {
 	__u64 va;		/* out: device virtual address in this file */
 };
 
-/*
- * Information about a BO, including one imported through PRIME: importing
- * maps it into this file's address space on first use.
+/**
+ * struct drm_kiln_bo_info - argument of &DRM_IOCTL_KILN_BO_INFO, also for a
+ * BO imported through PRIME (importing maps it into this file's address space)
+ * @handle: in, a GEM handle of this file (created or imported)
+ * @flags: out, DRM_KILN_BO_*
+ * @size: out, bytes
+ * @va: out, device virtual address in this file's address space
+ * @mmap_offset: out, offset for mmap() on the device fd; 0 for NO_MMAP BOs
  */
 struct drm_kiln_bo_info {
 	__u32 handle;		/* in */
@@ -168,7 +219,13 @@ struct drm_kiln_bo_info {
 	__u64 mmap_offset;	/* out: for mmap() on the device fd; 0 if NO_MMAP */
 };
 
-/* Waits until every job using the BO finished, or the absolute timeout passes. */
+/**
+ * struct drm_kiln_bo_wait - argument of &DRM_IOCTL_KILN_BO_WAIT: waits until
+ * every job using the BO finished, or the absolute timeout passes
+ * @handle: in, a GEM handle of this file
+ * @pad: must be zero
+ * @timeout_ns: in, absolute CLOCK_MONOTONIC deadline; -ETIME when reached
+ */
 struct drm_kiln_bo_wait {
 	__u32 handle;
 	__u32 pad;
@@ -176,6 +233,13 @@ struct drm_kiln_bo_wait {
 };
 
 /* DRM_KILN_CTX_CREATE */
+/**
+ * enum drm_kiln_priority - context priorities, mapped to hardware queues
+ * @DRM_KILN_PRIORITY_LOW: background work
+ * @DRM_KILN_PRIORITY_NORMAL: the default
+ * @DRM_KILN_PRIORITY_HIGH: latency-sensitive work
+ * @DRM_KILN_PRIORITY_REALTIME: needs CAP_SYS_NICE
+ */
 enum drm_kiln_priority {
 	DRM_KILN_PRIORITY_LOW		= 0,
 	DRM_KILN_PRIORITY_NORMAL	= 1,
@@ -183,6 +247,13 @@ enum drm_kiln_priority {
 	DRM_KILN_PRIORITY_REALTIME	= 3,	/* needs CAP_SYS_NICE */
 };
 
+/**
+ * struct drm_kiln_ctx_create - argument of &DRM_IOCTL_KILN_CTX_CREATE
+ * @priority: in, an &enum drm_kiln_priority
+ * @flags: in, must be zero
+ * @timeout_ms: in, no-progress time before a job is hung; 0: the default
+ * @ctx_id: out, non-zero (in: must be zero)
+ */
 struct drm_kiln_ctx_create {
 	__u32 priority;		/* in: enum drm_kiln_priority */
 	__u32 flags;		/* in: must be zero */
@@ -190,12 +261,24 @@ struct drm_kiln_ctx_create {
 	__u32 ctx_id;		/* out: non-zero */
 };
 
+/**
+ * struct drm_kiln_ctx_destroy - argument of &DRM_IOCTL_KILN_CTX_DESTROY
+ * @ctx_id: in, a context of this file; its unfinished jobs are cancelled
+ * @pad: must be zero
+ */
 struct drm_kiln_ctx_destroy {
 	__u32 ctx_id;
 	__u32 pad;
 };
 
 /* Array of structs in user memory; stride lets the element grow. */
+/**
+ * struct drm_kiln_array - an array of structs in user memory
+ * @ptr: user pointer to the first element
+ * @count: number of elements
+ * @stride: sizeof(element) as user space knows it; a longer element must
+ *	have a zero tail, a shorter one is zero-extended
+ */
 struct drm_kiln_array {
 	__u64 ptr;
 	__u32 count;
@@ -206,6 +289,12 @@ struct drm_kiln_array {
 #define DRM_KILN_SYNC_SIGNAL	(1u << 1)	/* out-sync: signalled when the job ends */
 
 /* A syncobj; point != 0 selects a timeline point. */
+/**
+ * struct drm_kiln_sync - a syncobj a job waits for and/or signals
+ * @handle: syncobj handle of this file
+ * @flags: DRM_KILN_SYNC_WAIT and/or DRM_KILN_SYNC_SIGNAL, at least one
+ * @point: timeline point, or 0 for a binary syncobj
+ */
 struct drm_kiln_sync {
 	__u32 handle;
 	__u32 flags;
@@ -214,6 +303,11 @@ struct drm_kiln_sync {
 
 #define DRM_KILN_BO_REF_WRITE	(1u << 0)	/* job writes the BO (implicit sync) */
 
+/**
+ * struct drm_kiln_bo_ref - a BO a job's command buffer uses
+ * @handle: GEM handle of this file
+ * @flags: DRM_KILN_BO_REF_WRITE if the job writes it (implicit sync)
+ */
 struct drm_kiln_bo_ref {
 	__u32 handle;
 	__u32 flags;		/* DRM_KILN_BO_REF_* */
@@ -228,14 +322,24 @@ struct drm_kiln_bo_ref {
 #define DRM_KILN_SUBMIT_REPLAYABLE	(1u << 0)
 #define DRM_KILN_SUBMIT_FLAGS		DRM_KILN_SUBMIT_REPLAYABLE
 
-/*
- * Runs the command buffer at cmd_va (cmd_size bytes of packets, see
- * docs/hardware.md) on the context's queue. Every BO the command buffer
- * touches must be listed in bos. A full hardware queue does not fail the
- * call (the job waits in the scheduler), but a context with
- * DRM_KILN_PARAM_MAX_QUEUED_JOBS jobs submitted and not yet completed, or
- * a file with DRM_KILN_PARAM_MAX_FILE_JOBS, gets -EBUSY: wait for its
- * oldest job, then submit again. A context being destroyed gets -ENOENT.
+/**
+ * struct drm_kiln_submit - argument of &DRM_IOCTL_KILN_SUBMIT
+ * @ctx_id: in, the context to run on
+ * @flags: in, DRM_KILN_SUBMIT_*
+ * @cmd_va: in, device VA of the command buffer, 64-byte aligned
+ * @cmd_size: in, bytes of packets, a multiple of 64, at most 4 MiB
+ * @pad: must be zero
+ * @bos: in, &struct drm_kiln_bo_ref of every BO the job uses
+ * @syncs: in, &struct drm_kiln_sync to wait for and signal
+ * @seqno: out, the job's number in its context (in: must be zero)
+ *
+ * Runs the command buffer (packets of docs/hardware.md) on the context's
+ * queue. Every BO the command buffer touches must be listed in @bos. A full
+ * hardware queue does not fail the call (the job waits in the scheduler),
+ * but a context with DRM_KILN_PARAM_MAX_QUEUED_JOBS jobs submitted and not
+ * yet completed, or a file with DRM_KILN_PARAM_MAX_FILE_JOBS, gets -EBUSY:
+ * wait for its oldest job, then submit again. A context being destroyed
+ * gets -ENOENT.
  */
 struct drm_kiln_submit {
 	__u32 ctx_id;
@@ -251,6 +355,11 @@ struct drm_kiln_submit {
 #define DRM_KILN_CTX_BANNED	(1u << 0)
 
 /* State of a context: banned after a hang, and its last error. */
+/**
+ * struct drm_kiln_ctx_status - argument of &DRM_IOCTL_KILN_CTX_STATUS
+ *
+ * All fields but @ctx_id are out; see the comment on each field.
+ */
 struct drm_kiln_ctx_status {
 	__u32 ctx_id;		/* in */
 	__u32 flags;		/* out: DRM_KILN_CTX_* */
@@ -264,6 +373,12 @@ struct drm_kiln_ctx_status {
 	__u32 reset_count;	/* out: device resets that hit this context */
 };
 
+/**
+ * enum drm_kiln_job_state - what &DRM_IOCTL_KILN_JOB_STATUS knows of a job
+ * @DRM_KILN_JOB_PENDING: not finished
+ * @DRM_KILN_JOB_DONE: finished; the status fields are valid
+ * @DRM_KILN_JOB_EXPIRED: more than 256 jobs ago, record no longer kept
+ */
 enum drm_kiln_job_state {
 	DRM_KILN_JOB_PENDING	= 0,
 	DRM_KILN_JOB_DONE	= 1,
@@ -271,6 +386,12 @@ enum drm_kiln_job_state {
 };
 
 /* Outcome of one job; the driver keeps the most recent 256 per context. */
+/**
+ * struct drm_kiln_job_status - argument of &DRM_IOCTL_KILN_JOB_STATUS
+ *
+ * @ctx_id and @seqno are in, everything else out; see the comment on each
+ * field and docs/uapi.md.
+ */
 struct drm_kiln_job_status {
 	__u32 ctx_id;		/* in */
 	__u32 pad;

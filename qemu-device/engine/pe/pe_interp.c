@@ -150,21 +150,26 @@ static int32_t imm_i(uint32_t w)
     return (int32_t)w >> 20;
 }
 
+/*
+ * The sign bits are shifted as unsigned: left-shifting a negative int is
+ * undefined behaviour in C, and every backward branch has a negative offset.
+ */
 static int32_t imm_s(uint32_t w)
 {
-    return ((int32_t)w >> 25 << 5) | ((w >> 7) & 31);
+    return (int32_t)((uint32_t)((int32_t)w >> 25) << 5 | ((w >> 7) & 31));
 }
 
 static int32_t imm_b(uint32_t w)
 {
-    return ((int32_t)w >> 31 << 12) | (((w >> 7) & 1) << 11) |
-           (((w >> 25) & 63) << 5) | (((w >> 8) & 15) << 1);
+    return (int32_t)((uint32_t)((int32_t)w >> 31) << 12 |
+                     (((w >> 7) & 1) << 11) | (((w >> 25) & 63) << 5) |
+                     (((w >> 8) & 15) << 1));
 }
 
 static int32_t imm_j(uint32_t w)
 {
-    return ((int32_t)w >> 31 << 20) | (w & 0xff000) | (((w >> 20) & 1) << 11) |
-           (((w >> 21) & 0x3ff) << 1);
+    return (int32_t)((uint32_t)((int32_t)w >> 31) << 20 | (w & 0xff000) |
+                     (((w >> 20) & 1) << 11) | (((w >> 21) & 0x3ff) << 1));
 }
 
 /* RV64A funct5 values */

@@ -20,6 +20,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define KILN_SIMD_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -654,9 +655,12 @@ static const KilnSimdOps ops_avx512 = {
 
 static bool host_has(KilnSimdLevel level)
 {
+    unsigned int eax, ebx, ecx, edx;
+
     __builtin_cpu_init();
+    /* F16C from CPUID: clang before 16 has no "f16c" for __builtin_cpu_supports */
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
-        !__builtin_cpu_supports("f16c")) {
+        !__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & bit_F16C)) {
         return false;
     }
     return level == KILN_SIMD_AVX2 ||

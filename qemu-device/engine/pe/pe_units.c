@@ -35,8 +35,8 @@ static uint8_t *lm_span(KilnPe *pe, uint64_t addr, int64_t lo, int64_t hi,
         kiln_pe_fault(pe, KILN_STATUS_MISALIGNED, addr, access, 0);
         return NULL;
     }
-    if ((int64_t)off + lo < 0 || (uint64_t)((int64_t)off + hi) > pe->lm_size ||
-        hi < lo) {
+    /* off + lo >= 0 and off + hi <= lm_size, written so that nothing overflows */
+    if (lo < -(int64_t)off || hi > (int64_t)(pe->lm_size - off) || hi < lo) {
         kiln_pe_fault(pe, KILN_STATUS_LOCAL_MEM_BOUNDS,
                       addr + (uint64_t)(hi > 0 ? hi - 1 : lo), access, 0);
         return NULL;
@@ -47,19 +47,48 @@ static uint8_t *lm_span(KilnPe *pe, uint64_t addr, int64_t lo, int64_t hi,
     return pe->lm + off;
 }
 
-/* Extent in bytes of a rows x cols operand with row stride ld, col stride cs */
+/*
+ * Extent in bytes of a rows x cols operand with row stride ld, col stride cs.
+ * False if it does not fit in 64 bits: such an operand cannot lie in local
+ * memory, and a wrapped extent would pass the bounds check while the rows
+ * in between lie anywhere in host memory.
+ */
 static bool extent(uint32_t rows, uint32_t cols, int64_t ld, int64_t cs,
                    uint32_t es, int64_t *lo, int64_t *hi)
 {
-    int64_t last_row = (int64_t)(rows - 1) * ld * es;
-    int64_t last_col = (int64_t)(cols - 1) * cs * es;
+    int64_t last_row, last_col;
 
     if (rows == 0 || cols == 0) {
         *lo = *hi = 0;
         return true;
     }
-    *lo = (last_row < 0 ? last_row : 0) + (last_col < 0 ? last_col : 0);
-    *hi = (last_row > 0 ? last_row : 0) + (last_col > 0 ? last_col : 0) + es;
+    if (__builtin_mul_overflow((int64_t)(rows - 1), ld, &last_row) ||
+        __builtin_mul_overflow(last_row, (int64_t)es, &last_row) ||
+        __builtin_mul_overflow((int64_t)(cols - 1), cs, &last_col) ||
+        __builtin_mul_overflow(last_col, (int64_t)es, &last_col) ||
+        __builtin_add_overflow((last_row < 0 ? last_row : 0),
+                               (last_col < 0 ? last_col : 0), lo) ||
+        __builtin_add_overflow((last_row > 0 ? last_row : 0),
+                               (last_col > 0 ? last_col : 0), hi) ||
+        __builtin_add_overflow(*hi, (int64_t)es, hi)) {
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Work that cannot end before the PE's watchdog (@cycles from cycle @from)
+ * faults the PE now: a single unit or DMA instruction is not interrupted by
+ * the watchdog checks between instructions.
+ */
+static bool watchdog_admit(KilnPe *pe, uint64_t from, uint64_t cycles)
+{
+    uint64_t wd = pe->launch->watchdog;
+
+    if (from >= wd || cycles >= wd - from) {
+        kiln_pe_fault(pe, KILN_STATUS_WATCHDOG, kiln_pe_cycles(pe), 0, 0);
+        return false;
+    }
     return true;
 }
 
@@ -69,10 +98,18 @@ static uint8_t *lm_operand(KilnPe *pe, uint64_t addr, uint32_t rows,
 {
     int64_t lo, hi;
 
-    extent(rows, cols, ld, cs, es, &lo, &hi);
-    if (rows == 0 || cols == 0) {
-        lo = 0;
-        hi = 0;
+    if (!extent(rows, cols, ld, cs, es, &lo, &hi)) {
+        kiln_pe_fault(pe, KILN_STATUS_LOCAL_MEM_BOUNDS, addr, access, 0);
+        return NULL;
+    }
+    /*
+     * Zero strides let 2^32 x 2^32 elements fit in local memory. No unit
+     * takes in more than KILN_COST_DPE_MACS_INT8 elements of an operand per
+     * cycle, so an op on this one costs at least this much.
+     */
+    if (!watchdog_admit(pe, kiln_pe_cycles(pe),
+                        div_up((uint64_t)rows * cols, KILN_COST_DPE_MACS_INT8))) {
+        return NULL;
     }
     return lm_span(pe, addr, lo, hi, es, access);
 }
@@ -265,15 +302,42 @@ static void dma_account(KilnPe *pe, uint32_t tag, uint64_t bytes,
     }
 }
 
+/*
+ * A transfer's size is not bounded by anything else: a zero stride repeats
+ * rows at will, so one instruction could copy terabytes. It is admitted at
+ * the full local-port rate, the fastest any transfer runs; a copy also stops
+ * between rows when the launch is cancelled (job timeout, reset).
+ */
+static bool dma_admit(KilnPe *pe, uint64_t bytes)
+{
+    uint64_t now = kiln_pe_cycles(pe);
+    uint64_t start = pe->dma_busy_until > now ? pe->dma_busy_until : now;
+
+    return watchdog_admit(pe, start,
+                          kiln_cost_xfer_cycles(bytes, KILN_COST_LOCAL_BPS));
+}
+
+static bool dma_cancelled(KilnPe *pe)
+{
+    if (pe->launch->cancel && *pe->launch->cancel) {
+        pe->state = KILN_PE_STOPPED;
+        return true;
+    }
+    return false;
+}
+
 static bool dma_copy2d(KilnPe *pe, uint64_t da, uint32_t tag)
 {
     struct kiln_dma_desc d;
 
-    if (!read_desc(pe, da, &d, sizeof(d))) {
+    if (!read_desc(pe, da, &d, sizeof(d)) ||
+        !dma_admit(pe, (uint64_t)d.rows * d.row_bytes)) {
         return false;
     }
-    for (uint32_t r = 0; r < d.rows; r++) {
-        if (!copy_any(pe, d.dst + (uint64_t)(d.dst_stride * r),
+    /* empty rows copy nothing, however many (admitted as 0 bytes) */
+    for (uint32_t r = 0; d.row_bytes && r < d.rows; r++) {
+        if (dma_cancelled(pe) ||
+            !copy_any(pe, d.dst + (uint64_t)(d.dst_stride * r),
                       d.src + (uint64_t)(d.src_stride * r), d.row_bytes)) {
             return false;
         }
@@ -304,6 +368,9 @@ static bool dma_gather(KilnPe *pe, uint64_t da, uint32_t tag)
     if (!g.count || !g.row_bytes) {
         return true;
     }
+    if (!dma_admit(pe, (uint64_t)g.count * g.row_bytes)) {
+        return false;
+    }
     idx = lm_span(pe, g.indices, 0, (int64_t)g.count * isz, isz,
                   KILN_ACCESS_READ);
     if (!idx) {
@@ -323,6 +390,9 @@ static bool dma_gather(KilnPe *pe, uint64_t da, uint32_t tag)
     for (uint32_t i = 0; i < g.count; i++) {
         int64_t ix;
         uint64_t src;
+        if (dma_cancelled(pe)) {
+            goto out;
+        }
         if (isz == 8) {
             memcpy(&ix, idx + (uint64_t)i * 8, 8);
         } else {
@@ -676,6 +746,63 @@ static bool se_cvt(KilnPe *pe, const struct kiln_se_desc *s, uint64_t da)
     return true;
 }
 
+/*
+ * The SE on int32 (src_type = INT32): add, sub, min, max (b from memory, or
+ * the bits of desc.scalar with KILN_SE_SCALAR) and relu, with two's-complement
+ * wrap-around. The GEMM's int8 epilogue needs exact int32 arithmetic, which
+ * fp32 is not beyond 2^24. Same rate as the fp32 simple ops.
+ */
+static bool se_exec_i32(KilnPe *pe, uint32_t op, const struct kiln_se_desc *s, uint64_t da)
+{
+    uint32_t base = op & ~(uint32_t)KILN_SE_SCALAR;
+    bool binary = op <= (KILN_SE_MAX | KILN_SE_SCALAR) && base != KILN_SE_MUL &&
+                  base != KILN_SE_DIV;
+    bool use_scalar = binary && (op & KILN_SE_SCALAR);
+    uint8_t *pd, *pa, *pb = NULL;
+    int32_t sc;
+
+    if ((!binary && op != KILN_SE_RELU) || s->dst_type != KILN_DTYPE_INT32) {
+        kiln_pe_fault(pe, KILN_STATUS_ILLEGAL_INSTRUCTION, da, 0, 2);
+        return false;
+    }
+    if (!s->rows || !s->cols) {
+        return true;
+    }
+    pd = lm_operand(pe, s->dst, s->rows, s->cols, s->dst_ld, 1, 4, KILN_ACCESS_WRITE);
+    pa = pd ? lm_operand(pe, s->a, s->rows, s->cols, s->a_ld, s->a_cs, 4, KILN_ACCESS_READ)
+            : NULL;
+    if (!pa) {
+        return false;
+    }
+    if (binary && !use_scalar) {
+        pb = lm_operand(pe, s->b, s->rows, s->cols, s->b_ld, s->b_cs, 4, KILN_ACCESS_READ);
+        if (!pb) {
+            return false;
+        }
+    }
+    memcpy(&sc, &s->scalar, 4);
+    /* element by element, in order, so overlapping operands behave as in the fp32 path */
+    for (uint32_t r = 0; r < s->rows; r++) {
+        for (uint32_t c = 0; c < s->cols; c++) {
+            int32_t x, y = sc, v;
+            memcpy(&x, pa + ((int64_t)r * s->a_ld + (int64_t)c * s->a_cs) * 4, 4);
+            if (pb) {
+                memcpy(&y, pb + ((int64_t)r * s->b_ld + (int64_t)c * s->b_cs) * 4, 4);
+            }
+            switch (base) {
+            case KILN_SE_ADD: v = (int32_t)((uint32_t)x + (uint32_t)y); break;
+            case KILN_SE_SUB: v = (int32_t)((uint32_t)x - (uint32_t)y); break;
+            case KILN_SE_MIN: v = x < y ? x : y; break;
+            case KILN_SE_MAX: v = x > y ? x : y; break;
+            default: v = x > 0 ? x : 0; break;     /* relu */
+            }
+            memcpy(pd + ((int64_t)r * s->dst_ld + c) * 4, &v, 4);
+        }
+    }
+    add_cycles(pe, div_up((uint64_t)s->rows * s->cols, KILN_COST_SE_ELEMS));
+    return true;
+}
+
 static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
 {
     struct kiln_se_desc s;
@@ -696,6 +823,9 @@ static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
     }
     if (op == KILN_SE_CVT) {
         return se_cvt(pe, &s, da);
+    }
+    if (s.src_type == KILN_DTYPE_INT32 && op != KILN_SE_FILL) {
+        return se_exec_i32(pe, op, &s, da);
     }
     if ((binary && base > KILN_SE_FMA) ||
         (!binary && !(op >= KILN_SE_EXP && op <= KILN_SE_COPY) &&

@@ -73,7 +73,9 @@ PciInfo pci_details(const std::string& address) {
   pci_access* pa = pci_alloc();
   if (!pa) return p;
   pa->method = PCI_ACCESS_SYS_BUS_PCI;
-  pa->error = pci_quiet;  // never exit() the application
+  // Never exit() the application. libpci declares the error handler noreturn, which
+  // gcc lets a plain function satisfy and clang does not: hence the cast.
+  pa->error = reinterpret_cast<decltype(pa->error)>(&pci_quiet);
   pa->warning = pci_quiet;
   pci_init(pa);
   if (std::sscanf(address.c_str(), "%x:%x:%x.%x", &dom, &bus, &dev, &fn) == 4) {

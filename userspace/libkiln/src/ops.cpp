@@ -2,6 +2,8 @@
 // libkiln: op-library wrappers (argument order from docs/pe-isa.md §7).
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "internal.hpp"
 
 namespace kiln::ops {
@@ -19,7 +21,20 @@ Launch Library::grid() const {
   return {.grid = {std::max(1u, dev_.info().pe_count()), 1, 1}};
 }
 
+Buffer Library::alloc(size_t bytes) {
+  try {
+    return dev_.alloc(bytes, Memory::sram);
+  } catch (const Error& e) {
+    if (e.code() != Errc::out_of_memory) throw;
+  }
+  return dev_.alloc(bytes);
+}
+
 namespace {
+// Smallest GEMM (m * n * k) for which copying A and B into SRAM first pays: below it a
+// GEMM is a few tiles per PE and the staged kernel's barriers cost more than DRAM reuse gains.
+constexpr uint64_t kStageMinWork = uint64_t(512) * 512 * 512;
+
 void opt(Args& a, size_t i, const Buffer* b) {
   if (b)
     a.set(i, *b);
@@ -50,14 +65,28 @@ Args Library::gemm(const Buffer& a, const Buffer& b, const Buffer& c, const Gemm
     throw Error(Errc::invalid_argument, "gemm: an int8 GEMM's epilogue is none or relu");
   uint32_t flags =
       (g.trans_a ? 1u : 0u) | (g.trans_b ? 2u : 0u) | (g.accumulate ? 4u : 0u) | (uint32_t(g.epilogue) << 8);
-  Args args(kernel("gemm", names[int(g.dtype)]));
+  // Placement: operands off chip are copied once into an SRAM workspace (owned by the
+  // returned Args, so it lives until the launch completes) if there is room for it.
+  Buffer ws;
+  if (g.stage_in_sram && (a.memory() != Memory::sram || b.memory() != Memory::sram) &&
+      uint64_t(g.m) * g.n * g.k >= kStageMinWork) {
+    try {
+      ws = dev_.alloc((uint64_t(g.m) * g.k + uint64_t(g.k) * g.n) * esz, Memory::sram);
+    } catch (const Error& e) {
+      if (e.code() != Errc::out_of_memory) throw;   // no room: stream from DRAM instead
+    }
+  }
+  Args args(kernel("gemm", std::string(names[int(g.dtype)]) + (ws ? "_staged" : "")));
   args.set(0, a).set(1, b).set(2, c);
   opt(args, 3, bias);
   args.set(4, g.m).set(5, g.n).set(6, g.k).set(7, lda).set(8, ldb).set(9, ldc).set(10, flags);
+  if (ws) args.set(11, ws);
   return args;
 }
 
 Args Library::eltwise(Binary op, const Buffer& a, const Buffer* b, const Buffer& out, uint64_t n, float scalar) {
+  bool reads_b = op <= Binary::max || op == Binary::relu_grad;
+  if (reads_b && !b) throw Error(Errc::invalid_argument, "eltwise: this op reads b, which is null");
   if (n * 4 > out.size() || n * 4 > a.size() || (b && n * 4 > b->size()))
     throw Error(Errc::invalid_argument, fmt::format("eltwise: {} elements do not fit the buffers", n));
   Args args(kernel("eltwise", "kiln_eltwise"));
@@ -125,6 +154,14 @@ Args Library::transpose(const Buffer& in, const Buffer& out, uint32_t rows, uint
 Args Library::sgd(const Buffer& w, const Buffer& g, uint64_t n, float lr, float weight_decay) {
   Args args(kernel("optim", "kiln_sgd"));
   return std::move(args.set(0, w).set(1, g).set(2, n).set(3, lr).set(4, weight_decay));
+}
+
+Args Library::sgd_momentum(const Buffer& w, const Buffer& g, const Buffer& v, uint64_t n, float lr, float momentum,
+                           float weight_decay) {
+  if (n * 4 > std::min({w.size(), g.size(), v.size()}))
+    throw Error(Errc::invalid_argument, fmt::format("sgd_momentum: {} parameters do not fit w, g and v", n));
+  Args args(kernel("optim", "kiln_sgd_momentum"));
+  return std::move(args.set(0, w).set(1, g).set(2, v).set(3, n).set(4, lr).set(5, momentum).set(6, weight_decay));
 }
 
 Args Library::adam(const Buffer& w, const Buffer& g, const Buffer& m, const Buffer& v, uint64_t n, float lr,

@@ -13,8 +13,33 @@
 
 enum {
     ELT_ADD = 0, ELT_SUB = 1, ELT_MUL = 2, ELT_DIV = 3, ELT_MIN = 4, ELT_MAX = 5,
-    ELT_ADD_SCALAR = 6, ELT_MUL_SCALAR = 7, ELT_FILL = 8,
+    ELT_ADD_SCALAR = 6, ELT_MUL_SCALAR = 7, ELT_FILL = 8, ELT_RELU_GRAD = 9,
 };
+
+/*
+ * o = a * [b > 0] (ReLU backward: a the output gradient, b the ReLU's
+ * output). b > 0 exactly when its bits, read as int32, are positive, so the
+ * SE's integer mode makes the 0/1 mask, min(max(bits, 0), 1), without any
+ * rounding; it is converted to fp32 into o and multiplied in place.
+ */
+static void relu_grad(float *o, const float *a, const float *b, uint32_t n)
+{
+    struct kiln_se_desc d = { 0 };
+
+    d.dst = (uint64_t)(uintptr_t)o;
+    d.a = (uint64_t)(uintptr_t)b;
+    d.rows = 1;
+    d.cols = n;
+    d.a_cs = 1;
+    d.src_type = KILN_DTYPE_INT32;
+    d.dst_type = KILN_DTYPE_INT32;
+    kiln_se_exec(KILN_SE_MAX | KILN_SE_SCALAR, &d);     /* scalar bits 0 */
+    d.a = d.dst;
+    d.scalar = 1.4e-45f;                                 /* the bits of int32 1 */
+    kiln_se_exec(KILN_SE_MIN | KILN_SE_SCALAR, &d);
+    kiln_se_cvt(o, KILN_DTYPE_FP32, o, KILN_DTYPE_INT32, n);
+    kiln_se_mul(o, a, o, n);
+}
 
 static void binop(uint32_t op, float *o, const float *a, const float *b, float s, uint32_t n)
 {
@@ -27,18 +52,19 @@ static void binop(uint32_t op, float *o, const float *a, const float *b, float s
     case ELT_MAX: kiln_se_max(o, a, b, n); break;
     case ELT_ADD_SCALAR: kiln_se_add_s(o, a, s, n); break;
     case ELT_MUL_SCALAR: kiln_se_mul_s(o, a, s, n); break;
+    case ELT_RELU_GRAD: relu_grad(o, a, b, n); break;
     default: kiln_se_fill(o, s, n); break;
     }
 }
 
 /* out = a <op> b (or a <op> scalar); op: 0 add 1 sub 2 mul 3 div 4 min 5 max
- * 6 add-scalar 7 mul-scalar 8 fill(scalar) */
+ * 6 add-scalar 7 mul-scalar 8 fill(scalar) 9 relu-grad (a * [b > 0]) */
 KILN_KERNEL void kiln_eltwise(uint32_t op, const float *a, const float *b, KILN_OUT float *out,
                               uint64_t n, float scalar)
 {
     uint64_t nch = (n + CH - 1) / CH;
     uint32_t step = kiln_num_wg(), buf = 0;
-    int need_a = op != ELT_FILL, need_b = op <= ELT_MAX;
+    int need_a = op != ELT_FILL, need_b = op <= ELT_MAX || op == ELT_RELU_GRAD;
     uint64_t c = kiln_wg_id();
 
     if (c < nch) {

@@ -3,30 +3,62 @@
  * Embedding-bag: out[b] = sum (or mean) of table rows indices[offsets[b] ..
  * offsets[b + 1]) (int32 indices, fp32 rows of dim elements, dim <= 16384),
  * with the DMA engine's accumulating indexed gather. mode: 0 sum, 1 mean.
- * Double-buffered: the offsets and first indices of the workgroup's next
- * bag come in (tag 1 - buf) while the gather sums the current one, whose
- * result leaves with tag 2 + buf.
+ *
+ * Each workgroup takes a contiguous range of bags and works through it in
+ * blocks: one DMA brings a block's offsets, one its indices, then one gather
+ * per bag sums into that bag's row of the block's accumulator, and one DMA
+ * writes the block's rows out. Bags are small (a few rows each), so doing
+ * them one by one would pay a DMA latency or two per bag; a block pays them
+ * once. Blocks are double-buffered: the next block's offsets and indices
+ * come in while this one is gathered, and a buffer is refilled only after
+ * its results have left (tag 2 + buf).
  */
 #include "ops_common.h"
 
-#define MAX_IDX 16384
-#define LM_ACC(buf) ((buf) * 16384 * 4)
-#define LM_IDX(buf) (2 * 16384 * 4 + (buf) * MAX_IDX * 4)
-#define LM_OFFS(buf) (2 * 16384 * 4 + 2 * MAX_IDX * 4 + (buf) * 16)
+#define ACC_BYTES (96u << 10)               /* accumulator rows per buffer */
+#define MAX_IDX 16384                       /* indices per buffer */
+#define MAX_BLOCK 256                       /* bags per block */
+#define LM_ACC(buf) ((buf) * ACC_BYTES)
+#define LM_IDX(buf) (2 * ACC_BYTES + (buf) * MAX_IDX * 4)
+#define LM_OFFS(buf) (2 * ACC_BYTES + 2 * MAX_IDX * 4 + (buf) * (MAX_BLOCK + 1) * 4)
+#define LM_SCALE (2 * ACC_BYTES + 2 * MAX_IDX * 4 + 2 * (MAX_BLOCK + 1) * 4)
 #define TAG_OFFS 4
 #define TAG_GATHER 5
 
-/* Offsets of bag @b, and its first chunk of indices started with tag @buf */
-static void bag_prefetch(const int32_t *indices, const int32_t *offsets, uint32_t b,
-                         uint32_t buf)
+struct block {
+    uint32_t first, count;      /* bags [first, first + count) */
+    int32_t base;               /* offsets[first]: where its indices start */
+    uint32_t nidx;              /* indices loaded (capped at MAX_IDX) */
+};
+
+static uint32_t bag_len(const int32_t *offs, uint32_t i)
+{
+    return offs[i + 1] > offs[i] ? (uint32_t)(offs[i + 1] - offs[i]) : 0;
+}
+
+/*
+ * Load the offsets of up to @max bags from @first, cut the block where its
+ * indices would exceed MAX_IDX (a single larger bag is gathered in pieces),
+ * and start loading its indices with tag @buf.
+ */
+static void block_load(struct block *bl, const int32_t *indices, const int32_t *offsets,
+                       uint32_t first, uint32_t max, uint32_t buf)
 {
     int32_t *offs = KILN_LM(int32_t, LM_OFFS(buf));
+    uint32_t n = 0, total = 0;
 
-    kiln_dma_copy(offs, offsets + b, 8, TAG_OFFS);
+    kiln_dma_copy(offs, offsets + first, (max + 1) * 4, TAG_OFFS);
     kiln_dma_wait(1u << TAG_OFFS);
-    if (offs[1] > offs[0]) {
-        uint32_t cnt = (uint32_t)kiln_min_u32((uint32_t)(offs[1] - offs[0]), MAX_IDX);
-        kiln_dma_copy(KILN_LM(int32_t, LM_IDX(buf)), indices + offs[0], cnt * 4, buf);
+    while (n < max && (n == 0 || total + bag_len(offs, n) <= MAX_IDX)) {
+        total += bag_len(offs, n);
+        n++;
+    }
+    bl->first = first;
+    bl->count = n;
+    bl->base = offs[0];
+    bl->nidx = kiln_min_u32(total, MAX_IDX);
+    if (bl->nidx) {
+        kiln_dma_copy(KILN_LM(int32_t, LM_IDX(buf)), indices + offs[0], bl->nidx * 4, buf);
     }
 }
 
@@ -34,40 +66,65 @@ KILN_KERNEL void kiln_embedding_bag(const float *table, uint64_t num_rows, uint3
                                     const int32_t *indices, const int32_t *offsets,
                                     uint32_t bags, uint32_t mode, KILN_OUT float *out)
 {
-    uint32_t step = kiln_num_wg(), b = kiln_wg_id(), buf = 0;
+    uint32_t w = kiln_wg_id(), nwg = kiln_num_wg(), buf = 0;
+    uint32_t b0 = (uint32_t)((uint64_t)bags * w / nwg), b1 = (uint32_t)((uint64_t)bags * (w + 1) / nwg);
+    uint32_t per_block;
+    struct block cur, next;
 
-    if (dim > 16384) {
+    if (dim == 0 || dim > 16384) {
         kiln_trap(1);
     }
-    if (b < bags) {
-        bag_prefetch(indices, offsets, b, 0);
+    per_block = kiln_min_u32(MAX_BLOCK, ACC_BYTES / (dim * 4));     /* >= 1: a row is <= 64 KiB */
+    if (b0 >= b1) {
+        return;
     }
-    for (; b < bags; b += step, buf ^= 1) {
+    block_load(&cur, indices, offsets, b0, kiln_min_u32(per_block, b1 - b0), 0);
+    for (;;) {
         float *acc = KILN_LM(float, LM_ACC(buf));
         int32_t *idx = KILN_LM(int32_t, LM_IDX(buf));
         const int32_t *offs = KILN_LM(int32_t, LM_OFFS(buf));
-        int32_t beg = offs[0], end = offs[1];
+        float *scale = KILN_LM(float, LM_SCALE);
+        uint32_t nb = cur.first + cur.count;
+        int more = nb < b1;
 
-        if (b + step < bags) {
-            kiln_dma_wait(1u << (2 + (buf ^ 1)));
-            bag_prefetch(indices, offsets, b + step, buf ^ 1);
+        if (more) {
+            kiln_dma_wait(1u << (2 + (buf ^ 1)));   /* its results have left */
+            block_load(&next, indices, offsets, nb, kiln_min_u32(per_block, b1 - nb), buf ^ 1);
         }
         kiln_dma_wait(1u << buf);
-        kiln_se_fill(acc, 0.0f, dim);
-        for (int32_t s = beg; s < end; s += MAX_IDX) {
-            uint32_t cnt = (uint32_t)(end - s < MAX_IDX ? end - s : MAX_IDX);
-            if (s != beg) {
-                kiln_dma_copy(idx, indices + s, cnt * 4, buf);
-                kiln_dma_wait(1u << buf);
+        kiln_se_fill(acc, 0.0f, cur.count * dim);
+        for (uint32_t i = 0; i < cur.count; i++) {
+            uint32_t cnt = bag_len(offs, i);
+            float *row = acc + (uint64_t)i * dim;
+            if (cnt <= MAX_IDX && (uint32_t)(offs[i] - cur.base) + cnt <= cur.nidx) {
+                if (cnt) {
+                    kiln_dma_gather(row, table, idx + (offs[i] - cur.base), cnt, dim * 4,
+                                    (uint64_t)dim * 4, num_rows, 0, KILN_GATHER_ACCUM_F32,
+                                    TAG_GATHER);
+                }
+            } else {
+                /* a bag of more indices than the buffer holds (alone in its block) */
+                for (uint32_t s = 0; s < cnt; s += MAX_IDX) {
+                    uint32_t c = kiln_min_u32(cnt - s, MAX_IDX);
+                    kiln_dma_wait(1u << TAG_GATHER);
+                    kiln_dma_copy(idx, indices + offs[i] + s, c * 4, buf);
+                    kiln_dma_wait(1u << buf);
+                    kiln_dma_gather(row, table, idx, c, dim * 4, (uint64_t)dim * 4, num_rows, 0,
+                                    KILN_GATHER_ACCUM_F32, TAG_GATHER);
+                }
             }
-            kiln_dma_gather(acc, table, idx, cnt, dim * 4, (uint64_t)dim * 4, num_rows, 0,
-                            KILN_GATHER_ACCUM_F32, TAG_GATHER);
-            kiln_dma_wait(1u << TAG_GATHER);
+            scale[i] = mode == 1 && cnt ? 1.0f / (float)cnt : 1.0f;
         }
-        if (mode == 1 && end > beg) {
-            kiln_se_mul_s(acc, acc, 1.0f / (float)(end - beg), dim);
+        kiln_dma_wait(1u << TAG_GATHER);
+        if (mode == 1) {
+            OPS_SE_ROWVEC(KILN_SE_MUL, acc, acc, scale, cur.count, dim, 1);
         }
-        kiln_dma_copy(out + (uint64_t)b * dim, acc, dim * 4, 2 + buf);
+        kiln_dma_copy(out + (uint64_t)cur.first * dim, acc, cur.count * dim * 4, 2 + buf);
+        if (!more) {
+            break;
+        }
+        cur = next;
+        buf ^= 1;
     }
     kiln_dma_wait_all();
 }

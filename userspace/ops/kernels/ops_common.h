@@ -25,6 +25,20 @@ static inline void ops_activation(float *x, uint32_t n, uint32_t act)
     }
 }
 
+/* dst = max(a, 0) on n int32 elements: the SE's integer mode (src_type INT32), exact */
+static inline void ops_se_relu_i32(int32_t *dst, const int32_t *a, uint32_t n)
+{
+    struct kiln_se_desc d = { 0 };
+    d.dst = (uint64_t)(uintptr_t)dst;
+    d.a = (uint64_t)(uintptr_t)a;
+    d.rows = 1;
+    d.cols = n;
+    d.a_cs = 1;
+    d.src_type = KILN_DTYPE_INT32;
+    d.dst_type = KILN_DTYPE_INT32;
+    kiln_se_exec(KILN_SE_RELU, &d);
+}
+
 /* 2-D SE op with a per-row (col-broadcast) or per-column (row-broadcast) b operand */
 static inline void ops_se_rowvec(uint32_t op_unused, float *dst, const float *a,
                                  const float *b, uint32_t rows, uint32_t cols,

@@ -99,6 +99,29 @@ KILN_KERNEL void kiln_sgd(KILN_INOUT float *w, const float *g, uint64_t n, float
     run_chunks(&k, sgd_update, &s);
 }
 
+struct momentum_args {
+    float lr, momentum, weight_decay;
+};
+
+static void momentum_update(float **la, float *lg, uint32_t len, const void *ctx)
+{
+    const struct momentum_args *s = ctx;
+    float *lw = la[0], *lv = la[1];
+
+    if (s->weight_decay != 0.0f) kiln_se_axpy(lg, lw, s->weight_decay, lg, len);
+    kiln_se_axpy(lv, lv, s->momentum, lg, len);         /* v = mu v + g */
+    kiln_se_axpy(lw, lv, -s->lr, lw, len);
+}
+
+/* v = momentum * v + (g + weight_decay * w); w -= lr * v */
+KILN_KERNEL void kiln_sgd_momentum(KILN_INOUT float *w, const float *g, KILN_INOUT float *v,
+                                   uint64_t n, float lr, float momentum, float weight_decay)
+{
+    struct chunks k = { .arr = { w, v }, .g = g, .narr = 2, .n = n };
+    struct momentum_args s = { lr, momentum, weight_decay };
+    run_chunks(&k, momentum_update, &s);
+}
+
 struct adam_args {
     float lr, beta1, beta2, eps, bc1, bc2;
 };

@@ -147,15 +147,19 @@ static void cross_entropy_fn(const struct rows_job *j, float *lx, uint32_t r0, u
     float *ll = KILN_LM(float, LM_OUT(buf));
 
     softmax_rows(lx, r, cols, KILN_LM(float, LM_V1));
+    /* pick each row's probability on the scalar core; the logs are one SE op for the block */
     for (uint32_t i = 0; i < r; i++) {
         int32_t l = lab[i];
         if (l < 0 || (uint32_t)l >= cols) {
             kiln_trap(2);
         }
         float p = lx[(uint64_t)i * cols + (uint32_t)l];
-        ll[i] = -kiln_logf(p > 1e-30f ? p : 1e-30f);
+        ll[i] = p;
         lx[(uint64_t)i * cols + (uint32_t)l] = p - 1.0f;
     }
+    kiln_se_max_s(ll, ll, 1e-30f, r);
+    kiln_se_log(ll, ll, r);
+    kiln_se_neg(ll, ll, r);
     kiln_dma_copy(j->loss + r0, ll, r * 4, 2 + buf);
     if (j->y) {
         kiln_se_mul_s(lx, lx, j->grad_scale, r * cols);

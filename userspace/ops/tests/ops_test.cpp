@@ -3,65 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
-#include "kbin_loader.hpp"
-#include "pe_harness.hpp"
+#include "ops_harness.hpp"
 
 using namespace kt;
-
-namespace {
-
-struct Ops {
-    Machine m;
-    std::map<std::string, Kbin> libs;
-    std::map<std::string, std::pair<std::string, uint64_t>> where;   // kernel -> lib, base
-    explicit Ops(uint32_t workers = 1, uint32_t gw = 2, uint32_t gh = 2) : m(gw, gh, workers)
-    {
-        uint64_t base = kKbinVa;
-        for (const char *lib : {"gemm", "eltwise", "softmax", "embedding", "transpose", "optim"}) {
-            Kbin k = load_kbin(std::string(KILN_OPS_DIR) + "/" + lib + ".kbin", base);
-            memcpy(m.dram.data() + base, k.image.data(), k.image.size());
-            for (auto &kv : k.kernels) where[kv.first] = {lib, base};
-            base += (k.image.size() + 0xffff) & ~0xffffull;
-            libs[lib] = std::move(k);
-        }
-    }
-    const KernelInfo &info(const std::string &k) { return libs.at(where.at(k).first).kernels.at(k); }
-    Args args(const std::string &k) { return Args(info(k)); }
-    KilnLaunchResult run(const std::string &k, const Args &a, uint32_t grid = 8)
-    {
-        memcpy(m.dram.data() + kArgsVa, a.block.data(), a.block.size());
-        return m.launch(where.at(k).second + info(k).entry, kArgsVa, grid, 1, 1, 0, 0, 0, 0, 0,
-                        (uint32_t)a.block.size());
-    }
-};
-
-std::vector<float> randv(size_t n, float lo, float hi, uint32_t seed)
-{
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> U(lo, hi);
-    std::vector<float> v(n);
-    for (auto &x : v) x = U(rng);
-    return v;
-}
-
-uint16_t bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fff + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-float from_bf16(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-}  // namespace
 
 struct GemmCase {
     uint32_t m, n, k, flags;
@@ -77,8 +22,11 @@ TEST_P(OpsGemm, AllTypesMatchCpu)
     Ops o;
     auto A = randv(c.m * c.k, -1, 1, 1), B = randv(c.k * c.n, -1, 1, 2), bias = randv(c.n, -1, 1, 3);
     auto C0 = randv(c.m * c.n, -1, 1, 4);
-    for (const char *ty : {"f32", "bf16", "f16", "i8"}) {
-        std::string kname = std::string("kiln_gemm_") + ty;
+    // each type through both kernels: direct, and staged through an SRAM workspace
+    for (int variant = 0; variant < 8; variant++) {
+        const char *ty = (const char *[]){"f32", "bf16", "f16", "i8"}[variant / 2];
+        bool staged = variant & 1;
+        std::string kname = std::string("kiln_gemm_") + ty + (staged ? "_staged" : "");
         bool is_i8 = ty[0] == 'i';
         // quantise inputs to the type, keep the exact values for the reference
         std::vector<double> Aq(A.size()), Bq(B.size());
@@ -123,7 +71,8 @@ TEST_P(OpsGemm, AllTypesMatchCpu)
         auto a = o.args(kname);
         a << va << vb << vc << vbias << c.m << c.n << c.k << (ta ? c.m : c.k) << (tb ? c.k : c.n)
           << c.n << c.flags;
-        auto r = o.run(kname, a);
+        if (staged) a << kSramVa;   // the workspace: a copy of A and B
+        auto r = o.run(kname, a, staged ? 4 : 8);
         if (is_i8 && act > 1) {     // only relu is defined on int32 results
             EXPECT_EQ(r.status, KILN_STATUS_KERNEL_TRAP);
             continue;
@@ -155,7 +104,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, OpsGemm,
                                            GemmCase{200, 260, 100, 1}, GemmCase{33, 140, 77, 2},
                                            GemmCase{129, 129, 65, 3},
                                            GemmCase{100, 90, 80, 4 | (1 << 8)},
-                                           GemmCase{50, 60, 70, 3 | (3 << 8)}));
+                                           GemmCase{50, 60, 70, 3 | (3 << 8)},
+                                           // several rounds and k-panels in the staged kernel
+                                           GemmCase{300, 290, 200, 1 << 8},
+                                           GemmCase{270, 300, 330, 3 | (1 << 8)},
+                                           GemmCase{260, 140, 90, 4}));
 
 TEST(Ops, GemmIdenticalForAnyWorkerCount)
 {
@@ -182,6 +135,8 @@ TEST(Ops, EltwiseAndActivations)
     Ops o;
     const uint64_t n = 20000;
     auto A = randv(n, -3, 3, 7), B = randv(n, 0.5, 3, 8);
+    A[0] = 0.0f;    // relu_grad's edge: neither zero is > 0
+    A[1] = -0.0f;
     uint64_t va = o.m.upload(A), vb = o.m.upload(B), vo = o.m.alloc(n * 4);
     for (uint32_t op = 0; op <= 8; op++) {
         auto a = o.args("kiln_eltwise");
@@ -203,6 +158,12 @@ TEST(Ops, EltwiseAndActivations)
             }
             ASSERT_EQ(r[i], ref) << op << " " << i;
         }
+    }
+    {   // relu_grad: out = a * [b > 0], here a = B, b = A (both signs)
+        auto a = o.args("kiln_eltwise");
+        a << 9u << vb << va << vo << n << 0.0f;
+        ASSERT_EQ(o.run("kiln_eltwise", a).status, KILN_STATUS_OK);
+        for (uint64_t i = 0; i < n; i++) ASSERT_EQ(o.m.at<float>(vo)[i], A[i] > 0 ? B[i] : 0.0f) << i;
     }
     for (uint32_t fn = 0; fn <= 10; fn++) {
         auto a = o.args("kiln_activation");
@@ -356,6 +317,17 @@ TEST(Ops, EmbeddingBagTransposeOptimizers)
     for (uint64_t i = 0; i < n; i++)
         ASSERT_NEAR(o.m.at<float>(vw)[i], W[i] - 0.1f * (Gr[i] + 0.01f * W[i]), 1e-6);
     auto W1 = o.m.download<float>(vw, n);
+    {   // momentum: v = 0.9 v + (g + 0.01 w); w -= 0.1 v, on a copy of the state
+        uint64_t vw2 = o.m.upload(W1), vv2 = o.m.upload(V);
+        a = o.args("kiln_sgd_momentum");
+        a << vw2 << vg << vv2 << n << 0.1f << 0.9f << 0.01f;
+        ASSERT_EQ(o.run("kiln_sgd_momentum", a).status, KILN_STATUS_OK);
+        for (uint64_t i = 0; i < n; i++) {
+            double v1 = 0.9 * V[i] + (Gr[i] + 0.01 * W1[i]);
+            ASSERT_NEAR(o.m.at<float>(vv2)[i], v1, 1e-6);
+            ASSERT_NEAR(o.m.at<float>(vw2)[i], W1[i] - 0.1 * v1, 1e-6);
+        }
+    }
     a = o.args("kiln_adam");
     a << vw << vg << vm << vv << n << 0.001f << 0.9f << 0.999f << 1e-8f << 3u;
     ASSERT_EQ(o.run("kiln_adam", a).status, KILN_STATUS_OK);

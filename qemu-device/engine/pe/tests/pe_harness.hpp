@@ -76,8 +76,11 @@ struct Machine {
         return 0;
     }
 
-    explicit Machine(uint32_t gw = 2, uint32_t gh = 2, uint32_t nworkers = 1)
-        : dram(kDramSize), sram(1 << 20), host(64 << 10), workers(nworkers)
+    // dram_bytes >= kDramSize and sram_bytes >= 1 MiB: the layout above,
+    // with room past it that a test maps for itself (map()).
+    explicit Machine(uint32_t gw = 2, uint32_t gh = 2, uint32_t nworkers = 1,
+                     uint64_t dram_bytes = kDramSize, uint64_t sram_bytes = 1 << 20)
+        : dram(dram_bytes), sram(sram_bytes), host(64 << 10), workers(nworkers)
     {
         phys.dram = dram.data();
         phys.dram_size = dram.size();
