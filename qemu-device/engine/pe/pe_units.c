@@ -799,7 +799,9 @@ static bool se_exec_i32(KilnPe *pe, uint32_t op, const struct kiln_se_desc *s, u
             memcpy(pd + ((int64_t)r * s->dst_ld + c) * 4, &v, 4);
         }
     }
-    add_cycles(pe, div_up((uint64_t)s->rows * s->cols, KILN_COST_SE_ELEMS));
+    pe->se_elems += (uint64_t)s->rows * s->cols;
+    kiln_pe_activity(pe, KILN_PROF_SE,
+                     div_up((uint64_t)s->rows * s->cols, KILN_COST_SE_ELEMS));
     return true;
 }
 
