@@ -30,6 +30,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -605,11 +606,46 @@ int cmd_telemetry(const Opts& o) {
   return 0;
 }
 
+// Published MTIA 2i figures next to the model's, measured through the SDK in
+// modelled time (docs/fidelity.md). Each record: figure, reference, kiln, unit.
+int cmd_fidelity(const Opts& o) {
+  kiln::Device dev = open_dev(o);
+  kiln::Module mod = dev.load_file(o.get("kbin", "bench.kbin"));
+  kiln::Queue q = dev.queue();
+  const uint32_t pes = dev.info().pe_count();
+  auto fig = [](const char* name, double reference, double kiln, const char* unit) {
+    Rec("fidelity").kv("figure", name).kv("reference", reference).kv("kiln", kiln).kv("unit", unit).emit();
+  };
+  auto secs = [](const kiln::Event& e) { return double(e.device_time().count()) * 1e-9; };
+  // Bandwidth: every PE streams 4 MiB into its local memory.
+  const uint64_t per_pe = uint64_t(o.num("stream-mib", 4)) << 20;
+  for (auto [name, mem, ref] : {std::tuple{"dram_bw_64pe_GBps", kiln::Memory::device, 204.8},
+                                std::tuple{"sram_bw_64pe_GBps", kiln::Memory::sram, 2700.0}}) {
+    kiln::Buffer src = dev.alloc(per_pe, mem);
+    kiln::Event e = q.launch_with(mod.kernel("bench_stream"), {.grid = {pes, 1, 1}}, src, per_pe);
+    fig(name, ref, double(per_pe) * pes / secs(e) / 1e9, "GB/s");
+  }
+  // Launch: a no-op kernel on every PE (MTIA 2i: under 1 us).
+  kiln::Event noop = q.launch_with(mod.kernel("bench_noop"), {.grid = {pes, 1, 1}});
+  fig("launch_noop_us", 1.0, secs(noop) * 1e6, "us");
+  // Full load: the bf16 GEMM the energy model is calibrated on (TDP 85 W,
+  // 177 TFLOPS dense bf16, hence 2.08 TFLOPS/W).
+  const uint32_t tile = 128 * 128 * 2, b_tiles = 4, tiles = uint32_t(o.num("tiles", 256));
+  kiln::Buffer a = dev.alloc(tile), b = dev.alloc(size_t(tile) * b_tiles, kiln::Memory::sram),
+               c = dev.alloc(size_t(pes) * 128 * 128 * 4);
+  kiln::Event g = q.launch_with(mod.kernel("bench_gemm_bf16"), {.grid = {pes, 1, 1}}, a, b, c, tiles, b_tiles);
+  const double flops = 2.0 * pes * tiles * 128 * 128 * 128;
+  fig("bf16_dense_tflops", 177.0, flops / secs(g) / 1e12, "TFLOPS");
+  fig("full_load_power_W", 85.0, g.usage().power_w(), "W");
+  fig("bf16_tflops_per_W", 177.0 / 85.0, flops / g.energy() / 1e12, "TFLOPS/W");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: kiln_bench gemm|dma|latency|blk|interp|scale|telemetry [--key value]...\n");
+    std::fprintf(stderr, "usage: kiln_bench gemm|dma|latency|blk|interp|scale|telemetry|fidelity [--key value]...\n");
     return 2;
   }
   std::string cmd = argv[1];
@@ -624,7 +660,8 @@ int main(int argc, char** argv) {
   }
   std::map<std::string, int (*)(const Opts&)> cmds{
       {"gemm", cmd_gemm}, {"dma", cmd_dma},       {"latency", cmd_latency},   {"blk", cmd_blk},
-      {"interp", cmd_interp}, {"scale", cmd_scale}, {"telemetry", cmd_telemetry}, {"sample", cmd_sample}};
+      {"interp", cmd_interp}, {"scale", cmd_scale}, {"telemetry", cmd_telemetry}, {"sample", cmd_sample},
+      {"fidelity", cmd_fidelity}};
   auto it = cmds.find(cmd);
   if (it == cmds.end()) {
     std::fprintf(stderr, "kiln_bench: unknown benchmark %s\n", cmd.c_str());

@@ -73,6 +73,7 @@ struct LaunchProfile {
   uint64_t cycles = 0;        ///< modelled cycles of the launch
   uint64_t start_cycles = 0;  ///< the device's modelled time (TOTAL_CYCLES) when it began
   uint32_t waves = 0;
+  uint32_t launches = 0;      ///< launches whose figures this holds (1, or more after +=)
   uint64_t instructions = 0;  ///< retired by all PEs
   uint64_t energy_pj = 0;     ///< modelled energy (idle power + dynamic)
   std::array<uint64_t, fabric_count> bytes{};  ///< by Fabric, per crossing
@@ -87,6 +88,9 @@ struct LaunchProfile {
   /// Cycles of `a` summed over all PEs.
   [[nodiscard]] uint64_t total(Activity a) const noexcept;
   [[nodiscard]] Roofline roofline() const;
+  /// Adds another launch's figures (e.g. to sum the launches of an epoch);
+  /// the roofline of a sum is that of the launches back to back.
+  LaunchProfile& operator+=(const LaunchProfile& o);
   /// A human-readable report: time, energy, what the PEs did, bytes, rates, roofline.
   [[nodiscard]] std::string report() const;
 };

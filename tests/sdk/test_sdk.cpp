@@ -592,6 +592,7 @@ TEST(Profile, RooflineFindsTheBound) {
   LaunchProfile p;
   p.clock_mhz = 1350;
   p.waves = 1;
+  p.launches = 1;
   p.pes.resize(64);
   p.macs[KILN_DTYPE_BF16] = 2048ull * 2048 * 2048;  // 2K^3: 131,072 cycles on 64 DPEs
   p.bytes[size_t(Fabric::dram)] = 3 * 2048 * 2048 * 2;  // A, B and C once: 165,888 cycles of DRAM
@@ -605,6 +606,12 @@ TEST(Profile, RooflineFindsTheBound) {
   EXPECT_EQ(r.bound, "DPE");
   EXPECT_EQ(r.bound_cycles, KILN_COST_LAUNCH + 131072u);
   EXPECT_EQ(p.flops(), 2ull * 2048 * 2048 * 2048);
+  // two such launches back to back: twice the bound, dispatch included
+  LaunchProfile two;
+  two += p;
+  two += p;
+  EXPECT_EQ(two.launches, 2u);
+  EXPECT_EQ(two.roofline().bound_cycles, 2 * (KILN_COST_LAUNCH + 131072u));
   EXPECT_EQ(to_string(Activity::dma_wait), "DMA wait");
   EXPECT_EQ(to_string(Fabric::sram), "SRAM");
 }

@@ -40,6 +40,22 @@ uint64_t LaunchProfile::flops() const noexcept {
   return f;
 }
 
+LaunchProfile& LaunchProfile::operator+=(const LaunchProfile& o) {
+  if (kernel.empty()) kernel = o.kernel, grid = o.grid, start_cycles = o.start_cycles;
+  if (!clock_mhz) clock_mhz = o.clock_mhz;
+  cycles += o.cycles, waves += o.waves, launches += o.launches, instructions += o.instructions;
+  energy_pj += o.energy_pj;
+  for (size_t f = 0; f < fabric_count; f++) bytes[f] += o.bytes[f];
+  for (size_t d = 0; d < macs.size(); d++) macs[d] += o.macs[d];
+  se_elems += o.se_elems, se_transc_elems += o.se_transc_elems, re_elems += o.re_elems, mlu_bytes += o.mlu_bytes;
+  if (pes.size() < o.pes.size()) pes.resize(o.pes.size());
+  for (size_t i = 0; i < o.pes.size(); i++) {
+    for (size_t a = 0; a < activity_count; a++) pes[i].cycles[a] += o.pes[i].cycles[a];
+    pes[i].workgroups += o.pes[i].workgroups;
+  }
+  return *this;
+}
+
 uint64_t LaunchProfile::total(Activity a) const noexcept {
   uint64_t t = 0;
   for (const auto& p : pes) t += p[a];
@@ -81,7 +97,8 @@ Roofline LaunchProfile::roofline() const {
   terms[0].name = dpe >= se && dpe >= other ? "DPE" : se >= other ? "SE" : "RE/MLU";
   const Term* top = std::max_element(std::begin(terms), std::end(terms),
                                      [](const Term& a, const Term& b) { return a.cycles < b.cycles; });
-  const uint64_t fixed = KILN_COST_LAUNCH + uint64_t(waves > 1 ? waves - 1 : 0) * KILN_COST_WAVE;
+  const uint64_t n = std::max<uint32_t>(1, launches);
+  const uint64_t fixed = n * KILN_COST_LAUNCH + uint64_t(waves > n ? waves - n : 0) * KILN_COST_WAVE;
   Roofline r;
   r.bound = top->cycles > fixed ? top->name : "launch";
   r.bound_cycles = fixed + top->cycles;
@@ -128,6 +145,7 @@ std::optional<LaunchProfile> parse_profile(std::span<const std::byte> buf, std::
   p.grid = grid;
   p.clock_mhz = clock_mhz;
   p.cycles = h.cycles, p.start_cycles = h.start_cycles, p.waves = h.waves, p.instructions = h.instructions;
+  p.launches = 1;
   p.energy_pj = h.energy_pj;
   std::copy(std::begin(h.fabric_bytes), std::end(h.fabric_bytes), p.bytes.begin());
   std::copy(std::begin(h.macs), std::end(h.macs), p.macs.begin());
@@ -212,16 +230,7 @@ struct Profiler {
     if (opt.launches) fmt::print(stream(), "kiln-prof: {}", p.report());
     auto& k = kernels[p.kernel];
     k.launches++;
-    auto& s = k.sum;
-    s.kernel = p.kernel, s.clock_mhz = p.clock_mhz;
-    s.cycles += p.cycles, s.waves += p.waves, s.instructions += p.instructions, s.energy_pj += p.energy_pj;
-    for (size_t f = 0; f < fabric_count; f++) s.bytes[f] += p.bytes[f];
-    for (size_t d = 0; d < 4; d++) s.macs[d] += p.macs[d];
-    s.se_elems += p.se_elems, s.se_transc_elems += p.se_transc_elems, s.re_elems += p.re_elems;
-    s.mlu_bytes += p.mlu_bytes;
-    if (s.pes.size() < p.pes.size()) s.pes.resize(p.pes.size());
-    for (size_t i = 0; i < p.pes.size(); i++)
-      for (size_t a = 0; a < activity_count; a++) s.pes[i].cycles[a] += p.pes[i].cycles[a];
+    k.sum += p;
     Roofline r = p.roofline();
     k.bound_cycles += r.bound_cycles;
     k.bounds[r.bound]++;
