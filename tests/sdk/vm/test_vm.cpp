@@ -130,22 +130,22 @@ uint64_t idle_pj(uint64_t cycles) {
 }
 }  // namespace
 
-// "Device time" is modelled time, from the job status: a DMA_FILL of 1 MiB
-// of DRAM costs its cycles at DRAM's 152 bytes/cycle, whatever the
-// emulator took, and its energy is the idle power over that time plus
-// 32 pJ per DRAM byte written.
+// "Device time" is modelled time, from the job status: a DMA_FILL of a
+// 4 KiB page of DRAM costs its cycles at DRAM's 152 bytes/cycle (plus one),
+// whatever the emulator took, and its energy is the idle power over that
+// time plus 32 pJ per DRAM byte written.
 TEST_F(Vm, DeviceTimeAndEnergyAreModelled) {
   auto q = dev.queue();
-  auto b = dev.alloc(1 << 20, Memory::device);
+  auto b = dev.alloc(4096, Memory::device);
   auto e = q.fill(b, 7);
   Usage u = e.usage();
-  const uint64_t cycles = (1 << 20) / 152 + 1;
+  const uint64_t cycles = 4096 / 152 + 1;
   EXPECT_EQ(u.cycles, cycles);
   EXPECT_EQ(e.cycles(), cycles);
   EXPECT_EQ(u.device_time, cycles_to_time(cycles, dev.info().clock_mhz));
   EXPECT_EQ(e.device_time(), u.device_time);
   EXPECT_GT(e.emulator_time().count(), 0);  // the emulator's own, not asserted further
-  EXPECT_EQ(u.energy_pj, idle_pj(cycles) + (1ull << 20) * KILN_ENERGY_DRAM_BYTE_FJ / 1000);
+  EXPECT_EQ(u.energy_pj, idle_pj(cycles) + 4096ull * KILN_ENERGY_DRAM_BYTE_FJ / 1000);
   EXPECT_DOUBLE_EQ(e.energy(), u.energy_j());
   EXPECT_GT(u.power_w(), KILN_POWER_IDLE_MW / 1000.0);
 }

@@ -108,15 +108,23 @@ Roofline LaunchProfile::roofline() const {
 
 std::string LaunchProfile::report() const {
   const double s = double(device_time().count()) * 1e-9;
-  std::string o = fmt::format("{} [{}x{}x{}]: {:.3f} us modelled ({} cycles, {} wave{}), {:.3f} mJ, {:.1f} W\n",
-                              kernel, grid[0], grid[1], grid[2], s * 1e6, cycles, waves, waves == 1 ? "" : "s",
-                              energy_j() * 1e3, s > 0 ? energy_j() / s : 0.0);
+  std::string o = launches > 1 ? fmt::format("{} launches", launches)
+                               : fmt::format("{} [{}x{}x{}]", kernel, grid[0], grid[1], grid[2]);
+  o += fmt::format(": {:.3f} us modelled ({} cycles, {} wave{}), {:.3f} mJ, {:.1f} W\n", s * 1e6, cycles, waves,
+                   waves == 1 ? "" : "s", energy_j() * 1e3, s > 0 ? energy_j() / s : 0.0);
   if (!pes.empty()) {
     const double all = double(cycles) * double(pes.size());
     o += "  PE time:";
     for (size_t a = 0; a < activity_count; a++)
       if (uint64_t t = total(Activity(a))) o += fmt::format(" {} {:.1f}%", to_string(Activity(a)), 100.0 * t / all);
-    o += "\n";
+    // How evenly the work spread: a PE is working unless idle, held by a
+    // fabric or being dispatched to.
+    std::vector<uint64_t> busy;
+    for (const auto& p : pes) busy.push_back(cycles - p[Activity::idle] - p[Activity::fabric] - p[Activity::launch]);
+    std::sort(busy.begin(), busy.end());
+    o += fmt::format("\n  PE busy time: busiest {:.1f}%, median {:.1f}% of the launch ({} PEs)\n",
+                     cycles ? 100.0 * busy.back() / cycles : 0.0, cycles ? 100.0 * busy[busy.size() / 2] / cycles : 0.0,
+                     pes.size());
   }
   o += "  bytes:";
   for (size_t f = 0; f < fabric_count; f++)
