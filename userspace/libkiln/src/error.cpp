@@ -190,6 +190,8 @@ struct Tracer {
     // job's start is placed at its host submit, and the rest keep their
     // modelled distances from it.
     auto dev_ns = [](uint64_t cycles, uint32_t mhz) { return mhz ? double(cycles) * 1e3 / mhz : 0.0; };
+    // The tracer starts at the first completion: start the clock at the first submit.
+    for (const auto& r : recs) t0 = std::min(t0, r.host_submit_ns);
     double dev_shift = 0;
     bool have_shift = false;
     for (const auto& r : recs) {
