@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <kiln/hw/kiln_isa.h>
 #include <kiln/kiln.hpp>
 #include <map>
 #include <random>
@@ -638,6 +639,24 @@ int cmd_fidelity(const Opts& o) {
   fig("bf16_dense_tflops", 177.0, flops / secs(g) / 1e12, "TFLOPS");
   fig("full_load_power_W", 85.0, g.usage().power_w(), "W");
   fig("bf16_tflops_per_W", 177.0 / 85.0, flops / g.energy() / 1e12, "TFLOPS/W");
+  // The op library's 2K^3 bf16 GEMM: operands on chip against the DPE peak, and
+  // operands in DRAM against that size's DRAM roofline (A and B read once, C
+  // written once, plus the launch's dispatch). MTIA 2i: > 92 % of peak.
+  kiln::ops::Library lib(dev);
+  const uint32_t n = 2048;
+  const double peak_cycles = double(n) * n * n / (KILN_COST_DPE_MACS_BF16 * double(pes));
+  const double dram_cycles = (2.0 * n * n * 2 + double(n) * n * 4) * KILN_PE_CLOCK_HZ / KILN_COST_DRAM_BPS;
+  for (auto mem : {kiln::Memory::sram, kiln::Memory::device}) {
+    kiln::Buffer A = dev.alloc(size_t(n) * n * 2, mem), B = dev.alloc(size_t(n) * n * 2, mem),
+                 C = dev.alloc(size_t(n) * n * 4, mem);
+    kiln::Event e = lib.run(q, lib.gemm(A, B, C, {.m = n, .n = n, .k = n, .dtype = kiln::ops::DType::bf16}));
+    const double cycles = double(e.cycles());
+    if (mem == kiln::Memory::sram)
+      fig("gemm_bf16_2048_pct_peak", 92.0, 100 * peak_cycles / cycles, "%");
+    else
+      fig("gemm_bf16_2048_dram_pct_roofline", 92.0,
+          100 * (std::max(peak_cycles, dram_cycles) + KILN_COST_LAUNCH) / cycles, "%");
+  }
   return 0;
 }
 
