@@ -98,7 +98,7 @@ def find_tool(names):
         p = shutil.which(n)
         if p:
             return p
-    die("none of %s found (install clang-14 and lld-14)" % ", ".join(names))
+    die("none of %s found (install clang, lld and llvm: scripts/setup.sh)" % ", ".join(names))
 
 
 def paths():
