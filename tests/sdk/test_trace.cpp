@@ -37,4 +37,7 @@ TEST(Trace, WritesChromeTraceWithDeviceTimes) {
   EXPECT_NE(s.find("\"pid\":2"), std::string::npos);  // device track
   EXPECT_NE(s.find("\"cycles\""), std::string::npos);
   EXPECT_EQ(s.back(), '\n');
+  // The tracer starts at the first completion, after the first submission: time 0 is
+  // that submission, not the tracer's start.
+  EXPECT_EQ(s.find("\"ts\":-"), std::string::npos) << s;
 }

@@ -28,3 +28,9 @@ KILN_KERNEL void spin(uint64_t iters, uint64_t *out)
         acc += i;
     out[kiln_wg_id()] = acc;
 }
+
+/* Debug channel: every workgroup says who it is. */
+KILN_KERNEL void hello(uint32_t x)
+{
+    kiln_printf("hello from wg %u of %u on pe %u, x=%u\n", kiln_wg_id(), kiln_num_wg(), kiln_pe_id(), x);
+}

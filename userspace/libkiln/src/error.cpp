@@ -44,6 +44,8 @@ class Category final : public std::error_category {
         return "invalid kernel binary";
       case Errc::no_device:
         return "no device";
+      case Errc::not_found:
+        return "not found";
       case Errc::version_mismatch:
         return "driver version mismatch";
       case Errc::io_error:
@@ -133,10 +135,20 @@ Level log_level() noexcept {
     if (v == "info" || v == "1") return Level::info;
     if (v == "debug" || v == "2") return Level::debug;
     if (v == "trace" || v == "3") return Level::trace;
+    // A typo must not silently hide the output the user asked for.
+    log_write(Level::warn, fmt::format("KILN_LOG='{}' is not one of off, error, warn, info, debug, trace "
+                                       "(or 0-3); using warn",
+                                       v));
     return Level::warn;
   }();
   return lvl;
 }
+
+namespace {
+// Read KILN_LOG when the library loads, so a bad value is reported even by a program
+// that never logs anything.
+[[maybe_unused]] const Level initial_level = log_level();
+}  // namespace
 
 void log_write(Level l, const std::string& msg) {
   static constexpr const char* names[] = {"", "error", "warn", "info", "debug", "trace"};
@@ -183,15 +195,20 @@ struct Tracer {
     f << R"J({"ph":"M","pid":1,"name":"process_name","args":{"name":"host (libkiln)"}},)J"
          "\n";
     f << R"J({"ph":"M","pid":2,"name":"process_name","args":{"name":"kiln device (emulated)"}})J";
-    // Device timestamps use the device clock: align the first device start with
+    // Records come in completion order, and the tracer may start after the first
+    // submission: time 0 is the earliest submission, so no "ts" is negative.
+    int64_t origin = t0;
+    for (const auto& r : recs) origin = std::min(origin, r.host_submit_ns);
+    // Device timestamps use the device clock: align the earliest device start with
     // its host submit so both tracks line up in the viewer.
     int64_t dev_shift = 0;
     bool have_shift = false;
+    uint64_t first_start = UINT64_MAX;
     for (const auto& r : recs) {
-      if (r.device_end_ns) {
-        dev_shift = (r.host_submit_ns - t0) - int64_t(r.device_start_ns);
+      if (r.device_end_ns && r.device_start_ns < first_start) {
+        first_start = r.device_start_ns;
+        dev_shift = (r.host_submit_ns - origin) - int64_t(r.device_start_ns);
         have_shift = true;
-        break;
       }
     }
     for (const auto& r : recs) {
@@ -201,7 +218,7 @@ struct Tracer {
       f << fmt::format(
           ",\n{{\"ph\":\"X\",\"pid\":1,\"tid\":{},\"name\":\"{}\",\"cat\":\"{}\",\"ts\":{:.3f},\"dur\":{:.3f},\"args\":"
           "{{{}}}}}",
-          r.ctx, esc(r.name), esc(r.category), double(r.host_submit_ns - t0) / 1e3,
+          r.ctx, esc(r.name), esc(r.category), double(r.host_submit_ns - origin) / 1e3,
           double(std::max<int64_t>(0, r.host_complete_ns - r.host_submit_ns)) / 1e3, args);
       if (r.device_end_ns && have_shift)
         f << fmt::format(
