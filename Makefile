@@ -37,12 +37,13 @@ endif
 ifneq ($(filter-out unit qtest vm harness docs,$(subst $(comma), ,$(TIER))),)
 $(error TIER must be a comma-separated subset of: unit qtest vm harness docs (got '$(TIER)'))
 endif
-# The guest kernel version: the installed linux-headers-6.12.*-amd64 (see
-# scripts/guest-kernel.sh).  kiln.ko is built against exactly these headers.
-# Recursively expanded, so it is computed after setup.sh installed the headers.
+# The guest kernel version: Debian's 6.12 amd64 kernel, whose image and headers
+# scripts/guest-kernel.sh unpacks into $(BUILD)/guest (not installed on the host).
+# kiln.ko is built against exactly these headers.  Recursively expanded, so it is
+# computed after guest-kernel.sh ran.
 KVER_DETECTED = $(shell $(REPO)/scripts/guest-kernel.sh --print-kver 2>/dev/null)
 KVER ?= $(KVER_DETECTED)
-KDIR ?= /usr/src/linux-headers-$(KVER)
+KDIR ?= $(B)/guest/usr/src/linux-headers-$(KVER)
 
 Q := $(if $(V),,@)
 say = @printf '\n\033[1m==> %s\033[0m\n' "$(1)"
@@ -157,7 +158,7 @@ endif
 # clean keeps the downloaded sources (QEMU source package, guest kernel .deb)
 clean:
 	$(Q)if [ -f $(REPO)/kernel/Makefile ] && [ -n "$(KVER_DETECTED)" ]; then \
-	    $(MAKE) --no-print-directory -s -C $(REPO)/kernel KDIR=/usr/src/linux-headers-$(KVER_DETECTED) clean >/dev/null 2>&1 || true; fi
+	    $(MAKE) --no-print-directory -s -C $(REPO)/kernel KDIR=$(B)/guest/usr/src/linux-headers-$(KVER_DETECTED) clean >/dev/null 2>&1 || true; fi
 	$(Q)if [ -d $(B) ]; then find $(B) -mindepth 1 -maxdepth 1 ! -name qemu-src ! -name guest -exec rm -rf {} +; \
 	    find $(B)/guest -mindepth 1 -maxdepth 1 ! -name debs -exec rm -rf {} + 2>/dev/null; true; fi
 	@echo "cleaned $(BUILD)/ (kept the downloads: $(BUILD)/qemu-src, $(BUILD)/guest/debs)"

@@ -1,13 +1,19 @@
 #!/bin/bash
-# scripts/guest-kernel.sh — provide the guest kernel for the Kiln VM in build/guest/.
+# scripts/guest-kernel.sh — provide the guest kernel and its headers in build/guest/.
 #
-# The guest runs exactly the Debian kernel whose headers are installed on this machine
-# (linux-headers-6.12.*-amd64), so kiln.ko built against /usr/src/linux-headers-$KVER loads
-# in the guest.  The matching linux-image package is downloaded (apt-get download, not
-# installed) and unpacked with dpkg-deb -x into build/guest/:
-#     build/guest/boot/vmlinuz-$KVER
+# The guest runs Debian's 6.12 "amd64" kernel: the one apt's meta package names
+# (linux-headers-6.12-amd64 on Debian 12, linux-headers-amd64 on Debian 13).  Its packages
+# are downloaded with apt-get download and unpacked with dpkg-deb -x — never installed, so
+# set-up does not put a kernel, initramfs-tools, udev or systemd on the host (the headers
+# package depends on the image package, which pulls those in):
+#     build/guest/boot/vmlinuz-$KVER                     linux-image-$KVER
 #     build/guest/lib/modules/$KVER/...
-#     build/guest/KVER                (the version string, also `make print-KVER`)
+#     build/guest/usr/src/linux-headers-$KVER/           linux-headers-$KVER (+ -common)
+#     build/guest/usr/lib/linux-kbuild-<ver>/            linux-kbuild-<ver> (scripts, tools)
+#     build/guest/KVER                                   the version (`make print-KVER`)
+# kiln.ko and test modules are built with KDIR=build/guest/usr/src/linux-headers-$KVER.
+# The host needs only what building against it runs: the compiler the headers name (gcc-12
+# on Debian 12, gcc-14 on Debian 13: the release's default gcc) and pahole.
 #
 # Usage: scripts/guest-kernel.sh [--print-kver] [--build-dir DIR]
 set -euo pipefail
@@ -24,66 +30,101 @@ while [ $# -gt 0 ]; do
     shift
 done
 die() { echo "guest-kernel.sh: error: $*" >&2; exit 1; }
-
-# Installed headers for a 6.12 flavour "amd64" kernel; the newest one wins.
-read -r HDR_PKG HDR_VER < <(
-    dpkg-query -W -f='${Package} ${Version} ${Status}\n' 'linux-headers-6.12.*-amd64' 2>/dev/null |
-    awk '$5=="installed" && $1 !~ /-common/ {print $1, $2}' | sort -k2,2V | tail -n1) || true
-[ -n "${HDR_PKG:-}" ] || die "no linux-headers-6.12.*-amd64 package installed — run scripts/setup.sh"
-KVER=${HDR_PKG#linux-headers-}
-[ -d "/usr/src/linux-headers-$KVER" ] || die "/usr/src/linux-headers-$KVER missing (package $HDR_PKG broken?)"
-
-if [ "$PRINT_ONLY" = 1 ]; then echo "$KVER"; exit 0; fi
-
 GUEST=$BUILD/guest
-STAMP="$KVER $HDR_VER"
-if [ -f "$GUEST/.stamp" ] && [ "$(cat "$GUEST/.stamp")" = "$STAMP" ] &&
-   [ -f "$GUEST/boot/vmlinuz-$KVER" ] && [ -f "$GUEST/lib/modules/$KVER/modules.dep" ]; then
+
+# The headers package of the 6.12 amd64 kernel apt offers, and its version.
+resolve() {
+    local meta dep
+    for meta in linux-headers-6.12-amd64 linux-headers-amd64; do
+        dep=$(apt-cache depends "$meta" 2>/dev/null |
+              awk '/Depends: linux-headers-6\.12\.[^ ]*-amd64$/ {print $2; exit}')
+        if [ -n "$dep" ]; then
+            HDR_PKG=$dep
+            HDR_VER=$(apt-cache policy "$dep" | awk '/Candidate:/ {print $2; exit}')
+            [ -n "$HDR_VER" ] && [ "$HDR_VER" != "(none)" ] && return 0
+        fi
+    done
+    return 1
+}
+
+if [ "$PRINT_ONLY" = 1 ]; then
+    # what is unpacked is what kiln.ko is built for
+    if [ -f "$GUEST/KVER" ]; then cat "$GUEST/KVER"; exit 0; fi
+    resolve || die "apt knows no linux-headers-6.12.*-amd64 package — run scripts/setup.sh"
+    echo "${HDR_PKG#linux-headers-}"
     exit 0
 fi
 
-# The image package with exactly the headers' version.  On Debian 13 the default image is
-# the signed one with the same name; fall back to the -unsigned build.
-echo "guest-kernel: fetching linux-image-$KVER ($HDR_VER) for the guest"
-for meta in linux-image-6.12-amd64 linux-image-amd64; do
-    dep=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-6\.12\./ {print $2; exit}')
-    if [ -n "$dep" ]; then
-        [ "$dep" = "linux-image-$KVER" ] ||
-            echo "guest-kernel: note: $meta now depends on $dep; using linux-image-$KVER to match the installed headers $HDR_PKG"
-        break
-    fi
-done
+resolve || die "apt knows no linux-headers-6.12.*-amd64 package (through linux-headers-6.12-amd64 or linux-headers-amd64) — run scripts/setup.sh, or apt-get update"
+KVER=${HDR_PKG#linux-headers-}
+KDIR=$GUEST/usr/src/linux-headers-$KVER
+# The stamp names the directory too: the headers' Makefile is rewritten to point into it.
+STAMP="$KVER $HDR_VER $GUEST"
+if [ -f "$GUEST/.stamp" ] && [ "$(cat "$GUEST/.stamp")" = "$STAMP" ] &&
+   [ -f "$GUEST/boot/vmlinuz-$KVER" ] && [ -f "$GUEST/lib/modules/$KVER/modules.dep" ] &&
+   [ -f "$KDIR/Makefile" ]; then
+    exit 0
+fi
 
 mkdir -p "$GUEST/debs"
 cd "$GUEST/debs"
-deb=""
-for pkg in "linux-image-$KVER" "linux-image-$KVER-unsigned"; do
+# fetch PKG: the .deb of PKG at version $HDR_VER, from build/guest/debs, apt's cache or the
+# archive; prints its file name.
+fetch() {
+    local pkg=$1 f
     f=$(ls "${pkg}_${HDR_VER//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)
     if [ -z "$f" ]; then
-        # already in apt's cache (e.g. the host runs this kernel)?
         f=$(ls /var/cache/apt/archives/"${pkg}_${HDR_VER//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)
         [ -n "$f" ] && cp "$f" . && f=$(basename "$f")
     fi
-    if [ -z "$f" ] && apt-get download -q -o APT::Sandbox::User=root "$pkg=$HDR_VER" 2>/dev/null; then
+    if [ -z "$f" ] && apt-get download -q -o APT::Sandbox::User=root "$pkg=$HDR_VER" >&2 2>/dev/null; then
         f=$(ls "${pkg}_${HDR_VER//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)
     fi
-    [ -n "$f" ] && { deb=$f; break; }
-done
-[ -n "$deb" ] || die "cannot download linux-image-$KVER version $HDR_VER (the archive may have moved to a newer kernel: run 'apt-get update && apt-get install linux-headers-6.12-amd64' (Debian 12) or 'linux-headers-amd64' (Debian 13), then retry)"
+    echo "$f"
+}
 
-echo "guest-kernel: unpacking $deb into $GUEST"
+echo "guest-kernel: fetching the $KVER kernel and headers ($HDR_VER) for the guest"
+# On Debian 13 the default image is the signed one with the same name; else -unsigned.
+image=$(fetch "linux-image-$KVER")
+[ -n "$image" ] || image=$(fetch "linux-image-$KVER-unsigned")
+[ -n "$image" ] || die "cannot download linux-image-$KVER version $HDR_VER (try 'apt-get update')"
+headers=$(fetch "$HDR_PKG")
+[ -n "$headers" ] || die "cannot download $HDR_PKG version $HDR_VER (try 'apt-get update')"
+# linux-headers-<ver>-common and linux-kbuild-<ver>, as the headers package names them
+deps=$(dpkg-deb -f "$headers" Depends)
+common=$(grep -o 'linux-headers-6\.12\.[^ ,]*-common' <<<"$deps" | head -n1)
+kbuild=$(grep -o 'linux-kbuild-6\.12\.[^ ,]*' <<<"$deps" | head -n1)
+cc=$(grep -o 'gcc-[0-9][0-9]*' <<<"$deps" | head -n1)
+[ -n "$common" ] && [ -n "$kbuild" ] || die "$headers does not name its -common and linux-kbuild packages (Depends: $deps)"
+debs=("$image" "$headers")
+for p in "$common" "$kbuild"; do
+    f=$(fetch "$p")
+    [ -n "$f" ] || die "cannot download $p version $HDR_VER (try 'apt-get update')"
+    debs+=("$f")
+done
+if [ -n "$cc" ] && ! command -v "$cc" >/dev/null; then
+    die "the $KVER headers build modules with $cc, which is not installed — run scripts/setup.sh (or apt-get install $cc)"
+fi
+
+echo "guest-kernel: unpacking ${debs[*]} into $GUEST"
 rm -rf "$GUEST/boot" "$GUEST/lib" "$GUEST/usr" "$GUEST/etc" "$GUEST/.stamp"
-dpkg-deb -x "$deb" "$GUEST"
+for d in "${debs[@]}"; do dpkg-deb -x "$d" "$GUEST"; done
 # Debian 12 packages install to /lib, Debian 13 to /usr/lib; expose both as lib/.
 if [ ! -d "$GUEST/lib/modules/$KVER" ] && [ -d "$GUEST/usr/lib/modules/$KVER" ]; then
     mkdir -p "$GUEST/lib/modules"
     ln -s "../../usr/lib/modules/$KVER" "$GUEST/lib/modules/$KVER"
 fi
-[ -f "$GUEST/boot/vmlinuz-$KVER" ] || die "$deb has no boot/vmlinuz-$KVER"
+[ -f "$GUEST/boot/vmlinuz-$KVER" ] || die "$image has no boot/vmlinuz-$KVER"
 [ -f "$GUEST/lib/modules/$KVER/modules.dep" ] || {
     # the package does not ship modules.dep (generated by depmod at install time)
     depmod -b "$GUEST" "$KVER" || die "depmod for $KVER failed"
 }
+# The flavour's Makefile includes the -common one by its absolute installed path
+# (everything else is relative): point it at the unpacked copy.
+[ -f "$KDIR/Makefile" ] || die "$headers has no usr/src/linux-headers-$KVER/Makefile"
+sed -i "s|^include /usr/src/|include $GUEST/usr/src/|" "$KDIR/Makefile"
+kr=$(make -s -C "$KDIR" kernelrelease 2>/dev/null) || true
+[ "$kr" = "$KVER" ] || die "the unpacked headers in $KDIR say kernelrelease '$kr', not $KVER"
 echo "$KVER" > "$GUEST/KVER"
 echo "$STAMP" > "$GUEST/.stamp"
-echo "guest-kernel: guest kernel $KVER ready"
+echo "guest-kernel: guest kernel $KVER and its headers ready"

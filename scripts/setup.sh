@@ -14,19 +14,22 @@
 #                         release's own version is older
 #     pkg-a | pkg-b       the first alternative that apt can install
 #
-# Usage: scripts/setup.sh [--check] [--quiet]
-#     --check   report what is missing and exit 1, change nothing
-#     --quiet   print nothing when everything is already present
+# Usage: scripts/setup.sh [--check] [--quiet] [--print-archive]
+#     --check          report what is missing and exit 1, change nothing
+#     --quiet          print nothing when everything is already present
+#     --print-archive  print the Debian archive URI of the apt configuration and exit
+#                      (scripts/fresh-machine uses it for debootstrap)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QEMU_SRC_SUITE=trixie          # Debian release whose source package is QEMU 10.0.x
 APT_ETC=${KILN_APT_ETC:-/etc/apt}   # overridable for testing the source parsing
 EXTRA_SOURCES=$APT_ETC/sources.list.d/kiln-extra.sources
-CHECK_ONLY=0 QUIET=0
+CHECK_ONLY=0 QUIET=0 PRINT_ARCHIVE=0
 for a in "$@"; do
     case "$a" in
         --check) CHECK_ONLY=1 ;;
+        --print-archive) PRINT_ARCHIVE=1 ;;
         --quiet) QUIET=1 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup.sh: unknown option '$a' (try --help)" >&2; exit 2 ;;
@@ -107,6 +110,8 @@ archive_uri() {
     [ -n "$u" ] || die "cannot find the Debian archive for '$CODENAME' in /etc/apt/sources.list{,.d/*.sources,.d/*.list}"
     echo "${u%/}"
 }
+
+if [ "$PRINT_ARCHIVE" = 1 ]; then archive_uri; exit 0; fi
 
 SOURCES_WANTED=()
 has_entry deb-src "$QEMU_SRC_SUITE" || SOURCES_WANTED+=("deb-src $QEMU_SRC_SUITE")

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -136,6 +137,18 @@ std::vector<std::filesystem::path> ops_search_path();
 /// throws Error(no such file) listing the directories searched.
 std::filesystem::path find_kernel_binary(std::string_view name);
 
+/// One line of kernel debug output: what a workgroup wrote with kiln_printf, kiln_puts,
+/// kiln_putc or kiln_write on the device.
+struct DebugLine {
+  std::string_view kernel;  ///< name of the launched kernel
+  uint32_t pe = 0;          ///< PE that ran the workgroup (y * grid width + x)
+  uint32_t workgroup = 0;   ///< linear workgroup id
+  std::string_view text;    ///< the line, without its '\n'
+};
+using DebugSink = std::function<void(const DebugLine&)>;
+/// Debug buffer per launch unless KILN_DEBUG_BYTES or Device::set_debug_output say otherwise.
+inline constexpr size_t default_debug_bytes = 4096;
+
 class Device {
  public:
   /// Open the index-th device of enumerate() (/dev/accel/accelN order).
@@ -161,6 +174,15 @@ class Device {
   Module load_ops(std::string_view name);
 
   Queue queue(QueueDesc desc = {});
+
+  /// Kernel debug output. Every launch submitted afterwards gets a device-written buffer
+  /// of `bytes_per_launch` bytes (64 B .. 16 MiB; 0 turns the channel off and kernels'
+  /// output is discarded). When the launch's work completes (wait(), finish(), a later
+  /// submission), each line its workgroups wrote, in workgroup order, goes to `sink` — or,
+  /// if `sink` is empty, to stderr as "[kiln vadd pe 3 wg 11] text". What does not fit is
+  /// counted in a warning. The sink runs on the thread that observes the completion and
+  /// must not use the Queue. The initial size is $KILN_DEBUG_BYTES, else 4096.
+  void set_debug_output(DebugSink sink = {}, size_t bytes_per_launch = default_debug_bytes);
 
   /// True after an unrecoverable error; every later call throws DeviceLost.
   bool lost() const noexcept;

@@ -27,6 +27,7 @@ enum class Errc {
   no_device,            ///< no usable Kiln device (see kiln::diagnose())
   version_mismatch,     ///< driver UAPI version not supported by this libkiln
   io_error,             ///< any other OS error
+  not_found,            ///< a file (kernel binary) does not exist
 };
 
 const std::error_category& category() noexcept;
@@ -41,7 +42,10 @@ struct JobFault {
   uint32_t packet_index = 0;              ///< failing packet within the command buffer
   std::optional<uint32_t> pe;             ///< failing PE (y * width + x), if a kernel faulted
   uint64_t pc = 0;                        ///< PE program counter of the fault
-  uint64_t fault_addr = 0;                ///< faulting device VA
+  uint64_t module_base = 0;               ///< where the faulting launch's kernel binary is loaded:
+                                          ///< pc - module_base is the address `kiln-cc --disassemble` shows
+  uint64_t fault_addr = 0;                ///< by status: faulting VA, instruction bits (ILLEGAL_INSTRUCTION),
+                                          ///< trap code (KERNEL_TRAP), cycles run (WATCHDOG)
   uint32_t fault_access = 0;              ///< KILN_ACCESS_*
   uint32_t fault_reason = 0;              ///< MMU fault reason or RISC-V cause
   int32_t fence_error = 0;                ///< 0, -EIO, -ETIMEDOUT, -ECANCELED

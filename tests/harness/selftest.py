@@ -48,8 +48,8 @@ def build_warn_module():
         s, d = os.path.join(src, f), os.path.join(dst, f)
         if not os.path.exists(d) or open(s).read() != open(d).read():
             shutil.copy(s, d)
-    rc, out, err = sh(["make", "-s", "-C", f"/usr/src/linux-headers-{kver()}", f"M={dst}",
-                       "modules"])
+    kdir = os.path.join(BUILD, "guest", "usr", "src", f"linux-headers-{kver()}")
+    rc, out, err = sh(["make", "-s", "-C", kdir, f"M={dst}", "modules"])
     expect(rc == 0, "building tests/harness/warn_mod failed", out + err)
     return os.path.join(dst, "kiln_harness_warn.ko")
 

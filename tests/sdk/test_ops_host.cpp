@@ -60,4 +60,18 @@ TEST_F(OpsHost, ShapeChecks) {
   EXPECT_THROW(lib.softmax(big, big, 1, 20000), Error);
   EXPECT_THROW(lib.adam(big, big, big, big, 4, 0.1f, 0), Error);
   EXPECT_THROW(lib.kernel("gemm", "no_such_kernel"), Error);
+  // leading dimensions shorter than a row: rows would overlap
+  for (ops::Gemm g : {ops::Gemm{.m = 8, .n = 8, .k = 16, .lda = 8}, ops::Gemm{.m = 8, .n = 8, .k = 16, .ldb = 4},
+                      ops::Gemm{.m = 8, .n = 8, .k = 16, .ldc = 7},
+                      ops::Gemm{.m = 8, .n = 8, .k = 16, .lda = 7, .trans_a = true}}) {
+    try {
+      lib.gemm(big, big, big, g);
+      ADD_FAILURE() << "lda " << g.lda << " ldb " << g.ldb << " ldc " << g.ldc << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.errc(), Errc::invalid_argument);
+      EXPECT_NE(std::string(e.what()).find("is less than"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(lib.gemm(big, big, big, {.m = 8, .n = 8, .k = 16, .lda = 16, .ldb = 8, .ldc = 8}));
+  EXPECT_NO_THROW(lib.gemm(big, big, big, {.m = 8, .n = 8, .k = 16, .lda = 8, .trans_a = true}));
 }

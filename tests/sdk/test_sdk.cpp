@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // libkiln against the fake driver: argument validation, lifetimes, error
 // mapping, queues, events, command lists, thread safety.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <kiln/hw/kiln_isa.h>
+#include <kiln/hw/kiln_mmu.h>
 
 #include <atomic>
 #include <cerrno>
@@ -201,9 +204,23 @@ TEST_F(Fx, WriteCombinedOnlyForHost) {
   EXPECT_NO_THROW(dev.alloc(4096, Memory::host, BufferFlags::write_combined));
 }
 
-TEST_F(Fx, OutOfDeviceMemoryMapsToOutOfMemory) {
+TEST_F(Fx, AllocationLargerThanDramSaysSo) {
   try {
-    dev.alloc(size_t(1) << 30);
+    dev.alloc(size_t(1) << 30);  // the fake device has 256 MiB
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errc(), Errc::out_of_memory);
+    EXPECT_EQ(e.os_errno(), E2BIG);
+    EXPECT_NE(std::string(e.what()).find("cannot allocate 1 GiB of device DRAM: the device has 256 MiB of DRAM"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(Fx, OutOfDeviceMemoryMapsToOutOfMemory) {
+  auto hold = dev.alloc(size_t(200) << 20);
+  try {
+    dev.alloc(size_t(100) << 20);
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.errc(), Errc::out_of_memory);
@@ -329,7 +346,14 @@ TEST_F(Fx, LoadInvalidBinaryGivesClearError) {
     EXPECT_EQ(e.errc(), Errc::invalid_binary);
     EXPECT_NE(std::string(e.what()).find("junk.kbin"), std::string::npos);
   }
-  EXPECT_THROW(dev.load_file("/nonexistent/x.kbin"), Error);
+  try {
+    dev.load_file("/nonexistent/x.kbin");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errc(), Errc::not_found);
+    EXPECT_EQ(std::string(e.what()),
+              "cannot open kernel binary /nonexistent/x.kbin: No such file or directory: not found");
+  }
 }
 
 TEST_F(Fx, LoadedCodeIsRelocated) {
@@ -725,6 +749,162 @@ TEST_F(Fx, KernelFaultCarriesPePcAddress) {
   EXPECT_THROW(e.wait(), Error);         // every wait reports it
   EXPECT_NO_THROW(q.finish());           // already reported
   EXPECT_NO_THROW(q.fill(A, 0).wait());  // the queue still works
+}
+
+TEST_F(Fx, FaultPcIsPlacedInTheModule) {
+  auto m = vadd_module();
+  auto k = m.kernel("vadd");
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  const uint64_t base = k.entry_address() - k.info().entry;
+  FakeDriver::LaunchResult r;
+  r.status = KILN_STATUS_MMU_FAULT;
+  r.pe = 0;
+  r.pc = k.entry_address() + 8;
+  r.fault_addr = 0xdead000;
+  r.fault_access = KILN_ACCESS_WRITE;
+  r.fault_reason = KILN_MMU_FAULT_NOT_PRESENT;
+  drv->fail_next_job(r);
+  try {
+    q.launch_with(k, {}, A, A, uint32_t(1)).wait();
+    FAIL();
+  } catch (const Error& e) {
+    ASSERT_TRUE(e.job());
+    EXPECT_EQ(e.job()->module_base, base);
+    std::string w = e.what();
+    EXPECT_NE(w.find(fmt::format("at pc {:#x} (offset {:#x} in vadd.kbin, loaded at {:#x})", r.pc,
+                                 k.info().entry + 8, base)),
+              std::string::npos)
+        << w;
+    EXPECT_NE(w.find("write of address 0xdead000 (not mapped)"), std::string::npos) << w;
+  }
+}
+
+// fault_addr is an address, instruction bits, a trap code or a cycle count, by status.
+TEST_F(Fx, FaultFieldsAreLabelledByStatus) {
+  auto m = vadd_module();
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  struct Case {
+    uint32_t status;
+    uint64_t addr;
+    uint32_t access, reason;
+    std::string want;
+  };
+  for (const auto& c : std::vector<Case>{
+           {KILN_STATUS_ILLEGAL_INSTRUCTION, 0x0000300b, 0, 2, "ILLEGAL_INSTRUCTION on PE 2 (0,1) at pc 0x100000040 (offset 0x40 in vadd.kbin, loaded at 0x100000000), instruction bits 0x0000300b"},
+           {KILN_STATUS_ILLEGAL_INSTRUCTION, (1ull << 48) + 0x100, 0, 2, "invalid unit descriptor at 0x1000000000100"},
+           {KILN_STATUS_KERNEL_TRAP, 42, 0, 3, "trap code 42 (kiln_trap or ebreak)"},
+           {KILN_STATUS_KERNEL_TRAP, 0, 0, 8, "0x100000000), ecall"},
+           {KILN_STATUS_KERNEL_TRAP, 77, KILN_ACCESS_READ, 0, "gather index 77 out of range"},
+           {KILN_STATUS_WATCHDOG, 1000003, 0, 0, "stopped after 1000003 emulated cycles"},
+           {KILN_STATUS_MISALIGNED, 0x1002, KILN_ACCESS_WRITE, 6, "misaligned write of address 0x1002"},
+           {KILN_STATUS_LOCAL_MEM_BOUNDS, (1ull << 48) + 0x60000, KILN_ACCESS_READ, 0,
+            "read of address 0x1000000060000, outside the PE's local memory"},
+       }) {
+    FakeDriver::LaunchResult r;
+    r.status = c.status;
+    r.pe = 2;
+    r.pc = m.kernel("vadd").entry_address() - m.kernel("vadd").info().entry + 0x40;
+    r.fault_addr = c.addr;
+    r.fault_access = c.access;
+    r.fault_reason = c.reason;
+    drv->fail_next_job(r);
+    try {
+      q.launch_with(m.kernel("vadd"), {}, A, A, uint32_t(1)).wait();
+      ADD_FAILURE() << c.want;
+    } catch (const Error& e) {
+      std::string w = e.what();
+      EXPECT_NE(w.find(c.want), std::string::npos) << w;
+      if (c.status != KILN_STATUS_MISALIGNED && c.status != KILN_STATUS_LOCAL_MEM_BOUNDS) {
+        EXPECT_EQ(w.find("of address"), std::string::npos) << w;
+      }
+    }
+  }
+}
+
+namespace {
+// The device's side of the debug channel (docs/pe-isa.md section 3): records after
+// the header, each padded to 8 bytes.
+void put_debug(FakeDriver& d, const kiln_pkt_launch& p, uint32_t wg, uint32_t pe, std::string_view text,
+               uint32_t dropped = 0) {
+  auto buf = d.memory(p.debug_va, p.debug_size);
+  ASSERT_FALSE(buf.empty());
+  kiln_debug_header h;
+  std::memcpy(&h, buf.data(), sizeof h);
+  kiln_debug_record r{wg, pe, uint32_t(text.size()), dropped};
+  std::memcpy(buf.data() + sizeof h + h.used, &r, sizeof r);
+  std::memcpy(buf.data() + sizeof h + h.used + sizeof r, text.data(), text.size());
+  h.used += (sizeof r + text.size() + 7) & ~size_t(7);
+  h.dropped += dropped;
+  std::memcpy(buf.data(), &h, sizeof h);
+}
+using Lines = std::vector<std::tuple<std::string, uint32_t, uint32_t, std::string>>;
+}  // namespace
+
+TEST_F(Fx, KernelDebugOutputGoesToTheSinkLineByLine) {
+  auto m = vadd_module();
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  uint32_t seen_size = 0;
+  drv->set_launch_hook([&](const kiln_pkt_launch& p, FakeDriver& d) {
+    seen_size = p.debug_size;
+    put_debug(d, p, 0, 0, "hello from wg 0\nsecond line\n");
+    put_debug(d, p, 5, 1, "no newline");
+    put_debug(d, p, 6, 2, "", 7);
+    return FakeDriver::LaunchResult{};
+  });
+  Lines got;
+  dev.set_debug_output([&](const DebugLine& l) { got.emplace_back(l.kernel, l.pe, l.workgroup, l.text); }, 1024);
+  q.launch_with(m.kernel("vadd"), {}, A, A, uint32_t(1)).wait();
+  EXPECT_EQ(seen_size, 1024u);
+  EXPECT_EQ(got, (Lines{{"vadd", 0, 0, "hello from wg 0"}, {"vadd", 0, 0, "second line"}, {"vadd", 1, 5, "no newline"}}));
+
+  // a launch that faults still shows what it printed
+  got.clear();
+  drv->set_launch_hook([&](const kiln_pkt_launch& p, FakeDriver& d) {
+    put_debug(d, p, 3, 3, "about to fault\n");
+    FakeDriver::LaunchResult r;
+    r.status = KILN_STATUS_KERNEL_TRAP, r.pe = 3, r.fault_reason = 3;
+    return r;
+  });
+  EXPECT_THROW(q.launch_with(m.kernel("vadd"), {}, A, A, uint32_t(1)).wait(), Error);
+  EXPECT_EQ(got, (Lines{{"vadd", 3, 3, "about to fault"}}));
+
+  // off: no buffer
+  dev.set_debug_output({}, 0);
+  drv->set_launch_hook([&](const kiln_pkt_launch& p, FakeDriver&) {
+    seen_size = p.debug_size | uint32_t(p.debug_va);
+    return FakeDriver::LaunchResult{};
+  });
+  q.launch_with(m.kernel("vadd"), {}, A, A, uint32_t(1)).wait();
+  EXPECT_EQ(seen_size, 0u);
+  EXPECT_THROW(dev.set_debug_output({}, 16), Error);
+  EXPECT_THROW(dev.set_debug_output({}, size_t(1) << 30), Error);
+}
+
+TEST_F(Fx, KernelDebugOutputDefaultsToStderrAndSurvivesBadRecords) {
+  auto m = vadd_module();
+  auto q = dev.queue();
+  auto A = dev.alloc(4096);
+  drv->set_launch_hook([&](const kiln_pkt_launch& p, FakeDriver& d) {
+    EXPECT_EQ(p.debug_size, default_debug_bytes);
+    put_debug(d, p, 9, 4, "x=1.5\n");
+    // a record claiming more text than the buffer holds is cut at the buffer's end
+    auto buf = d.memory(p.debug_va, p.debug_size);
+    kiln_debug_header h;
+    std::memcpy(&h, buf.data(), sizeof h);
+    kiln_debug_record r{10, 5, 0xffffffffu, 0};
+    std::memcpy(buf.data() + sizeof h + h.used, &r, sizeof r);
+    h.used = ~0ull;
+    std::memcpy(buf.data(), &h, sizeof h);
+    return FakeDriver::LaunchResult{};
+  });
+  testing::internal::CaptureStderr();
+  q.launch_with(m.kernel("vadd"), {}, A, A, uint32_t(1)).wait();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("[kiln vadd pe 4 wg 9] x=1.5\n"), std::string::npos) << err;
+  EXPECT_NE(err.find("[kiln vadd pe 5 wg 10] "), std::string::npos) << err;
 }
 
 TEST_F(Fx, UnwaitedFailureReportedByFinish) {

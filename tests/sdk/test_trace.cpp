@@ -40,4 +40,7 @@ TEST(Trace, WritesChromeTraceWithModelledDeviceTimes) {
   EXPECT_NE(s.find("\"device_ns\":47"), std::string::npos) << s;  // 64 cycles at 1.35 GHz
   EXPECT_NE(s.find("\"emulator_ns\""), std::string::npos);
   EXPECT_EQ(s.back(), '\n');
+  // The tracer starts at the first completion, after the first submission: time 0 is
+  // that submission, not the tracer's start.
+  EXPECT_EQ(s.find("\"ts\":-"), std::string::npos) << s;
 }

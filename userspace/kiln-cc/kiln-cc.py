@@ -5,6 +5,7 @@
   kiln-cc [options] kernel.c [more.c ...] -o kernel.kbin
   kiln-cc --disassemble kernel.kbin
   kiln-cc --info kernel.kbin
+  kiln-cc --version
 
 Kernels are functions marked KILN_KERNEL (include <kiln/device/kiln_device.h>).
 The argument metadata (.kiln.meta) and the entry wrappers that unpack the
@@ -14,6 +15,7 @@ args block are generated from the kernel declarations; see docs/pe-isa.md.
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import tempfile
 CONFIG = {
     "include_dir": "@KILN_CC_INCLUDE_DIR@",
     "rt_dir": "@KILN_CC_RT_DIR@",
+    "version": "@PROJECT_VERSION@",
 }
 
 ISA_VERSION = 1
@@ -95,7 +98,7 @@ def find_tool(names):
         p = shutil.which(n)
         if p:
             return p
-    die("none of %s found (install clang-14 and lld-14)" % ", ".join(names))
+    die("none of %s found (install clang, lld and llvm: scripts/setup.sh)" % ", ".join(names))
 
 
 def paths():
@@ -142,6 +145,10 @@ def parse_ast(text, src_files):
     ns_stack = []       # (depth, name)
     cur = None          # current candidate function
     cur_param = None
+    # typedef name -> the type it stands for. clang's dump desugars a parameter's type
+    # only at the top level: 'uint8_t *' comes without ':unsigned char *', so the
+    # pointee of a pointer parameter is resolved through these.
+    typedefs = {}
     for line in text.splitlines():
         m = NODE_RE.match(line)
         if not m:
@@ -150,6 +157,10 @@ def parse_ast(text, src_files):
             continue
         depth = (len(m.group(1)) + 2) // 2
         kind, rest = m.group(2), m.group(3)
+        if kind in ("TypedefDecl", "TypeAliasDecl"):
+            tname, ttype = parm_name_type(rest)
+            if tname and ttype[0]:
+                typedefs[tname] = ttype[1] or ttype[0]
         while ns_stack and ns_stack[-1][0] >= depth:
             ns_stack.pop()
         if cur and depth <= cur["depth"]:
@@ -197,6 +208,8 @@ def parse_ast(text, src_files):
             cur_param["annot"].append(annot(rest))
     if cur and cur["is_kernel"] and cur["has_body"]:
         kernels.append(cur)
+    for k in kernels:
+        k["typedefs"] = typedefs
     # A function may appear twice (declaration + definition): keep definitions once
     seen, out = set(), []
     for k in kernels:
@@ -255,6 +268,15 @@ def parm_name_type(rest):
     return (names[-1] if names else None), t
 
 
+def resolve_typedef(name, typedefs):
+    """The builtin type a typedef chain (uint8_t -> __uint8_t -> unsigned char) ends in."""
+    seen = set()
+    while name in typedefs and name not in seen:
+        seen.add(name)
+        name = re.sub(r"\b(const|volatile)\b", "", typedefs[name]).strip()
+    return name
+
+
 def classify(k):
     """Lay out a kernel's args block from its parameters."""
     args, off, max_align = [], 0, 8
@@ -272,7 +294,7 @@ def classify(k):
             elif "kiln_fp16_t" in sbase:
                 elem = "f16"
             else:
-                elem = SCALARS.get(base, (0, "none"))[1]
+                elem = SCALARS.get(resolve_typedef(base, k["typedefs"]), (0, "none"))[1]
             if "kiln_out" in ann:
                 access = 2
             elif "kiln_in" in ann:
@@ -615,14 +637,28 @@ def cmd_compile(args):
 USAGE = """usage: kiln-cc [options] kernel.c|kernel.cpp ... [-o out.kbin]
        kiln-cc --disassemble file.kbin
        kiln-cc --info file.kbin
+       kiln-cc --version
 options: -O<n> -I<dir> -D<macro> -std=<std> -W<warn> -g --keep-temps
 """
 
 
 def main(argv):
+    # Like any filter: `kiln-cc --info f | head` ends quietly when head closes the pipe,
+    # instead of a BrokenPipeError traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(USAGE) if argv else sys.stderr.write(USAGE)
         return 0 if argv else 2
+    if argv[0] == "--version":
+        if len(argv) != 1:
+            sys.stderr.write("kiln-cc: error: --version takes no arguments\n%s" % USAGE)
+            return 2
+        # run from the source tree the placeholder is not filled in
+        ver = CONFIG["version"] if not CONFIG["version"].startswith("@") else "(source tree)"
+        clang = shutil.which("clang-14") or shutil.which("clang") or "not found"
+        print("kiln-cc %s (kernel ISA %d, min device %d; clang: %s)" % (
+            ver, ISA_VERSION, MIN_DEVICE_VERSION, clang))
+        return 0
     try:
         if argv[0] in ("--disassemble", "-d", "--info"):
             if len(argv) != 2:

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // kiln-smi: show Kiln devices, memory, telemetry, contexts and resets.
+#include <charconv>
 #include <fmt/format.h>
 
 #include <cstring>
@@ -155,7 +156,12 @@ int main(int argc, char** argv) {
     std::vector<kiln::Device> devs;
     if (which) {
       bool numeric = !which->empty() && which->find_first_not_of("0123456789") == std::string::npos;
-      devs.push_back(numeric ? kiln::Device::open(std::stoi(*which)) : kiln::Device::open(std::string_view(*which)));
+      int index = 0;
+      if (numeric && std::from_chars(which->data(), which->data() + which->size(), index).ec != std::errc()) {
+        fmt::print(stderr, "kiln-smi: device index {} is out of range\n", *which);
+        return 2;
+      }
+      devs.push_back(numeric ? kiln::Device::open(index) : kiln::Device::open(std::string_view(*which)));
     } else {
       for (const auto& i : kiln::enumerate()) devs.push_back(kiln::Device::open(std::string_view(i.path)));
     }

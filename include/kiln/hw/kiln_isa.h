@@ -255,14 +255,24 @@ KILN_HW_ASSERT_SIZE(struct kiln_mlu_desc, 40);
 
 /*
  * LAUNCH debug buffer at debug_va, debug_size bytes: this header, then
- * text. The device appends after @used (leaving what earlier launches
- * wrote), in workgroup order; what does not fit is counted in @dropped.
+ * records. At the end of each wave the device appends, after @used (leaving
+ * what earlier launches wrote) and in workgroup order, one record per
+ * workgroup that wrote anything: struct kiln_debug_record, its @len text
+ * bytes, padding to 8 bytes. What does not fit is counted in @dropped.
  */
 struct kiln_debug_header {
-	uint64_t used;		/* text bytes after the header */
-	uint64_t dropped;
+	uint64_t used;		/* record bytes after the header (padding included) */
+	uint64_t dropped;	/* text bytes that did not fit, all workgroups */
 };
 KILN_HW_ASSERT_SIZE(struct kiln_debug_header, 16);
+
+struct kiln_debug_record {
+	uint32_t wg;		/* linear workgroup id */
+	uint32_t pe;		/* PE that ran it: y * grid_width + x */
+	uint32_t len;		/* text bytes that follow */
+	uint32_t dropped;	/* text bytes of this workgroup that did not fit */
+};
+KILN_HW_ASSERT_SIZE(struct kiln_debug_record, 16);
 
 /*
  * ---- cost model (emulated cycles at 1.35 GHz) ----------------------------

@@ -625,19 +625,31 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
             if (pe->state == KILN_PE_STOPPED || pe->state == KILN_PE_BARRIER) {
                 stopped = true;
             }
-            /* debug text, in workgroup order */
+            /*
+             * debug text: one record per workgroup, in workgroup order, so the
+             * host can tell which PE printed what (docs/pe-isa.md section 3)
+             */
             if (pkt->debug_size && (pe->dbg_len || pe->dbg_dropped)) {
+                struct kiln_debug_record rec = { pe->wg, pe->slot, 0, 0 };
                 uint64_t room = dbg_cap - dh.used;
-                uint64_t nb = pe->dbg_len < room ? pe->dbg_len : room;
-                if (nb && !kiln_as_write(as, pkt->debug_va + sizeof(dh) + dh.used,
-                                         pe->dbg, nb, &f)) {
-                    nb = 0;
-                    dh.dropped += pe->dbg_len;
-                } else {
-                    dh.dropped += pe->dbg_len - nb;
+                uint64_t at = pkt->debug_va + sizeof(dh) + dh.used;
+                uint64_t nb = 0;
+                if (room > sizeof(rec)) {
+                    nb = pe->dbg_len < room - sizeof(rec) ? pe->dbg_len
+                                                         : room - sizeof(rec);
                 }
-                dh.used += nb;
-                dh.dropped += pe->dbg_dropped;
+                uint64_t lost = pe->dbg_len - nb + pe->dbg_dropped;
+                rec.len = (uint32_t)nb;
+                rec.dropped = lost > UINT32_MAX ? UINT32_MAX : (uint32_t)lost;
+                if (room < sizeof(rec) ||
+                    !kiln_as_write(as, at, &rec, sizeof(rec), &f) ||
+                    (nb && !kiln_as_write(as, at + sizeof(rec), pe->dbg, nb, &f))) {
+                    dh.dropped += pe->dbg_len + pe->dbg_dropped;
+                } else {
+                    uint64_t step = (sizeof(rec) + nb + 7) & ~(uint64_t)7;
+                    dh.used += step < room ? step : room;
+                    dh.dropped += lost;
+                }
             }
         }
         fabric = phase_start + fabric_phase_end(l->pes, n);

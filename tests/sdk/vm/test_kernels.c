@@ -41,3 +41,9 @@ KILN_KERNEL void stream(const uint8_t *src, uint32_t bytes)
         kiln_dma_copy(KILN_LM(uint8_t, 0), src + off, 65536, 0);
     kiln_dma_wait(1);
 }
+
+/* Debug channel: every workgroup says who it is. */
+KILN_KERNEL void hello(uint32_t x)
+{
+    kiln_printf("hello from wg %u of %u on pe %u, x=%u\n", kiln_wg_id(), kiln_num_wg(), kiln_pe_id(), x);
+}

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // libkiln end to end on the emulated device, through the real driver.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <kiln/hw/kiln_isa.h>
 #include <kiln/hw/kiln_status.h>
@@ -292,6 +293,13 @@ TEST_F(Vm, KernelFaultReportsPePcAndAddress) {
     EXPECT_TRUE(e.job()->pe.has_value()) << e.what();
     EXPECT_NE(e.job()->pc, 0u) << e.what();
     EXPECT_EQ(e.job()->fault_addr & ~0xfffull, bad) << e.what();
+    // the PC placed in the module, as kiln-cc --disassemble numbers it
+    EXPECT_EQ(e.job()->module_base, k.entry_address() - k.info().entry) << e.what();
+    EXPECT_NE(std::string(e.what()).find(fmt::format("(offset {:#x} in <memory>, loaded at {:#x})",
+                                                     e.job()->pc - e.job()->module_base, e.job()->module_base)),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("write of address"), std::string::npos) << e.what();
     std::cout << "reported: " << e.what() << "\n";
   }
   // The device stays usable (a new queue if the driver banned this context).
@@ -309,6 +317,8 @@ TEST_F(Vm, KernelTrap) {
     ASSERT_TRUE(e.job()) << e.what();
     EXPECT_EQ(e.job()->status, uint32_t(KILN_STATUS_KERNEL_TRAP)) << e.what();
     EXPECT_EQ(e.errc(), Errc::kernel_fault);
+    EXPECT_NE(std::string(e.what()).find("trap code 42"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("of address"), std::string::npos) << e.what();
   }
 }
 
@@ -333,7 +343,51 @@ TEST_F(Vm, WatchdogStopsRunawayKernel) {
   } catch (const Error& e) {
     ASSERT_TRUE(e.job()) << e.what();
     EXPECT_EQ(e.job()->status, uint32_t(KILN_STATUS_WATCHDOG)) << e.what();
+    EXPECT_GE(e.job()->fault_addr, 1'000'000u) << e.what();  // the cycles it ran
+    EXPECT_NE(std::string(e.what()).find(fmt::format("stopped after {} emulated cycles", e.job()->fault_addr)),
+              std::string::npos)
+        << e.what();
   }
+}
+
+TEST_F(Vm, KernelPrintfReachesTheUserWithPeAndWorkgroup) {
+  auto m = dev.load(image());
+  auto q = dev.queue();
+  std::vector<std::tuple<uint32_t, uint32_t, std::string>> got;
+  dev.set_debug_output([&](const DebugLine& l) {
+    EXPECT_EQ(l.kernel, "hello");
+    got.emplace_back(l.pe, l.workgroup, std::string(l.text));
+  });
+  // more workgroups than PEs: the second wave reuses PEs 0..2
+  const uint32_t pes = dev.info().pe_count(), n = pes + 3;
+  q.launch_with(m.kernel("hello"), {.grid = {n, 1, 1}}, uint32_t(7)).wait(60s);
+  ASSERT_EQ(got.size(), n);
+  for (uint32_t wg = 0; wg < n; wg++) {
+    EXPECT_EQ(std::get<0>(got[wg]), wg % pes);
+    EXPECT_EQ(std::get<1>(got[wg]), wg);
+    EXPECT_EQ(std::get<2>(got[wg]), fmt::format("hello from wg {} of {} on pe {}, x=7", wg, n, wg % pes));
+  }
+  // by default, to stderr with the PE and workgroup
+  dev.set_debug_output();
+  testing::internal::CaptureStderr();
+  q.launch_with(m.kernel("hello"), {.grid = {2, 1, 1}}, uint32_t(9)).wait(60s);
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("[kiln hello pe 1 wg 1] hello from wg 1 of 2 on pe 1, x=9\n"), std::string::npos) << err;
+  // a buffer too small (header, one record, 32 text bytes): what fits is shown, the
+  // rest is counted in a warning: 4 lines of 34 bytes, 32 shown
+  dev.set_debug_output({}, 64);
+  testing::internal::CaptureStderr();
+  q.launch_with(m.kernel("hello"), {.grid = {4, 1, 1}}, uint32_t(9)).wait(60s);
+  err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("[kiln hello pe 0 wg 0] hello from wg 0 of 4 on pe 0, x=\n"), std::string::npos) << err;
+  EXPECT_EQ(err.find("wg 1]"), std::string::npos) << err;
+  EXPECT_NE(err.find("hello: 104 bytes of kernel debug output did not fit in the 64-byte debug buffer"),
+            std::string::npos)
+      << err;
+  dev.set_debug_output({}, 0);
+  testing::internal::CaptureStderr();
+  q.launch_with(m.kernel("hello"), {.grid = {1, 1, 1}}, uint32_t(9)).wait(60s);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
 }
 
 TEST_F(Vm, HangIsRecoveredOrDeviceLost) {

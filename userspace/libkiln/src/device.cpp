@@ -36,6 +36,16 @@ namespace kiln {
 namespace detail {
 namespace {
 
+// "1 GiB", "1.5 GiB", "4096 bytes"
+std::string human_bytes(uint64_t b) {
+  static constexpr const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  double v = double(b);
+  while (v >= 1024 && u < 4) v /= 1024, u++;
+  if (u == 0) return fmt::format("{} bytes", b);
+  return v == double(uint64_t(v)) ? fmt::format("{} {}", uint64_t(v), units[u]) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
 std::string read_line(const fs::path& p) {
   std::ifstream f(p);
   std::string s;
@@ -265,6 +275,20 @@ std::shared_ptr<Bo> DeviceState::create_bo(uint64_t size, Memory mem, BufferFlag
   try {
     drv->bo_create(a);
   } catch (const Error& e) {
+    // E2BIG: more than the memory has in all (or than the driver allows a host buffer),
+    // so it can never succeed — say so in the device's terms, not as errno 7.
+    if (e.os_errno() == E2BIG) {
+      std::string why = mem == Memory::device ? fmt::format("the device has {} of DRAM", human_bytes(info.dram_size))
+                        : mem == Memory::sram ? fmt::format("the device has {} of SRAM", human_bytes(info.sram_size))
+                                              : std::string("more than the driver allows one host buffer");
+      throw Error(Errc::out_of_memory,
+                  fmt::format("cannot allocate {} of {}: {}", human_bytes(size),
+                              mem == Memory::device ? "device DRAM"
+                              : mem == Memory::sram ? "SRAM"
+                                                    : "host memory",
+                              why),
+                  e.ioctl(), e.os_errno());
+    }
     if (e.errc() == Errc::out_of_memory)
       throw Error(Errc::out_of_memory,
                   fmt::format("cannot allocate {} bytes of {} memory: {}", size,
@@ -483,7 +507,7 @@ std::vector<fs::path> ops_search_path() {
 fs::path find_kernel_binary(std::string_view name) {
   if (name.find('/') != std::string_view::npos) {
     if (fs::exists(name)) return fs::path(name);
-    throw Error(Errc::invalid_argument, fmt::format("kernel binary {} not found", name));
+    throw Error(Errc::not_found, fmt::format("kernel binary {} does not exist", name));
   }
   std::string file(name);
   if (!file.ends_with(".kbin")) file += ".kbin";
@@ -493,8 +517,8 @@ fs::path find_kernel_binary(std::string_view name) {
     if (fs::is_regular_file(d / file, ec)) return d / file;
   std::vector<std::string> ds;
   for (const auto& d : dirs) ds.push_back(d.string());
-  throw Error(Errc::invalid_argument,
-              fmt::format("kernel binary '{}' not found in {} (set KILN_OPS_PATH)", file, fmt::join(ds, ":")));
+  throw Error(Errc::not_found,
+              fmt::format("kernel binary '{}' is in none of {} (set KILN_OPS_PATH)", file, fmt::join(ds, ":")));
 }
 
 // ---- Device ------------------------------------------------------------------
@@ -506,6 +530,19 @@ Device Device::from_driver(std::shared_ptr<detail::Driver> driver, std::string p
   return Device(std::move(s));
 }
 
+namespace {
+// One line naming what can be opened instead: Error::what() appends ": no device", which
+// would land after the last line of a multi-line diagnose().
+std::string usable_devices() {
+  auto devs = enumerate();
+  if (devs.empty()) return "no Kiln device is usable; kiln::diagnose() (kiln-smi --diagnose) says why";
+  std::vector<std::string> v;
+  for (const auto& d : devs)
+    v.push_back(fmt::format("{} = {} [{}]", d.index, d.path, d.pci.address.empty() ? "?" : d.pci.address));
+  return fmt::format("usable: {}", fmt::join(v, ", "));
+}
+}  // namespace
+
 Device Device::open(int index) {
   if (index < 0) throw Error(Errc::invalid_argument, fmt::format("device index {} is negative", index));
   for (const auto& path : detail::accel_nodes()) {
@@ -514,7 +551,7 @@ Device Device::open(int index) {
   }
   auto devs = enumerate();
   if (size_t(index) < devs.size()) return from_driver(detail::open_drm_driver(devs[index].path), devs[index].path);
-  throw Error(Errc::no_device, fmt::format("no Kiln device with index {}.\n{}", index, diagnose()));
+  throw Error(Errc::no_device, fmt::format("no Kiln device with index {} ({})", index, usable_devices()));
 }
 
 Device Device::open(std::string_view s) {
@@ -523,7 +560,7 @@ Device Device::open(std::string_view s) {
   if (std::count(want.begin(), want.end(), ':') == 1) want = "0000:" + want;
   for (const auto& path : detail::accel_nodes())
     if (detail::pci_address_of(path) == want) return from_driver(detail::open_drm_driver(path), path);
-  throw Error(Errc::no_device, fmt::format("no Kiln device at PCI address {}.\n{}", s, diagnose()));
+  throw Error(Errc::no_device, fmt::format("no Kiln device at PCI address {} ({})", s, usable_devices()));
 }
 
 const DeviceInfo& Device::info() const {
@@ -582,6 +619,16 @@ Buffer Device::import_dmabuf(int fd) {
 
 Queue Device::queue(QueueDesc desc) {
   return Queue(detail::make_queue(*this, desc));
+}
+
+void Device::set_debug_output(DebugSink sink, size_t bytes_per_launch) {
+  if (bytes_per_launch && (bytes_per_launch < detail::min_debug_bytes || bytes_per_launch > detail::max_debug_bytes))
+    throw Error(Errc::invalid_argument,
+                fmt::format("set_debug_output: {} bytes per launch (0 for off, or {} to {})", bytes_per_launch,
+                            detail::min_debug_bytes, detail::max_debug_bytes));
+  std::lock_guard g(s_->mu);
+  s_->debug_sink = sink ? std::make_shared<const DebugSink>(std::move(sink)) : nullptr;
+  s_->debug_bytes = uint32_t(bytes_per_launch);
 }
 
 bool Device::lost() const noexcept {

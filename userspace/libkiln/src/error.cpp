@@ -44,6 +44,8 @@ class Category final : public std::error_category {
         return "invalid kernel binary";
       case Errc::no_device:
         return "no device";
+      case Errc::not_found:
+        return "not found";
       case Errc::version_mismatch:
         return "driver version mismatch";
       case Errc::io_error:
@@ -133,10 +135,20 @@ Level log_level() noexcept {
     if (v == "info" || v == "1") return Level::info;
     if (v == "debug" || v == "2") return Level::debug;
     if (v == "trace" || v == "3") return Level::trace;
+    // A typo must not silently hide the output the user asked for.
+    log_write(Level::warn, fmt::format("KILN_LOG='{}' is not one of off, error, warn, info, debug, trace "
+                                       "(or 0-3); using warn",
+                                       v));
     return Level::warn;
   }();
   return lvl;
 }
+
+namespace {
+// Read KILN_LOG when the library loads, so a bad value is reported even by a program
+// that never logs anything.
+[[maybe_unused]] const Level initial_level = log_level();
+}  // namespace
 
 void log_write(Level l, const std::string& msg) {
   static constexpr const char* names[] = {"", "error", "warn", "info", "debug", "trace"};
@@ -185,20 +197,23 @@ struct Tracer {
     f << R"J({"ph":"M","pid":2,"name":"process_name","args":{"name":"kiln device (modelled time)"}},)J"
          "\n";
     f << R"J({"ph":"M","pid":3,"name":"process_name","args":{"name":"kiln PEs (modelled time)"}})J";
+    // Records come in completion order, and the tracer may start after the first
+    // submission: time 0 is the earliest submission, so no "ts" is negative.
+    int64_t origin = t0;
+    for (const auto& r : recs) origin = std::min(origin, r.host_submit_ns);
     // The device track is in modelled time: the device's cycle counter at the
-    // modelled clock. It has no relation to the host clock, so the first
+    // modelled clock. It has no relation to the host clock, so the earliest
     // job's start is placed at its host submit, and the rest keep their
     // modelled distances from it.
     auto dev_ns = [](uint64_t cycles, uint32_t mhz) { return mhz ? double(cycles) * 1e3 / mhz : 0.0; };
-    // The tracer starts at the first completion: start the clock at the first submit.
-    for (const auto& r : recs) t0 = std::min(t0, r.host_submit_ns);
     double dev_shift = 0;
     bool have_shift = false;
+    uint64_t first_start = UINT64_MAX;
     for (const auto& r : recs) {
-      if (r.cycles_start || r.cycles) {
-        dev_shift = double(r.host_submit_ns - t0) - dev_ns(r.cycles_start, r.clock_mhz);
+      if ((r.cycles_start || r.cycles) && r.cycles_start < first_start) {
+        first_start = r.cycles_start;
+        dev_shift = double(r.host_submit_ns - origin) - dev_ns(r.cycles_start, r.clock_mhz);
         have_shift = true;
-        break;
       }
     }
     for (const auto& r : recs) {
@@ -210,7 +225,7 @@ struct Tracer {
       f << fmt::format(
           ",\n{{\"ph\":\"X\",\"pid\":1,\"tid\":{},\"name\":\"{}\",\"cat\":\"{}\",\"ts\":{:.3f},\"dur\":{:.3f},\"args\":"
           "{{{}}}}}",
-          r.ctx, esc(r.name), esc(r.category), double(r.host_submit_ns - t0) / 1e3,
+          r.ctx, esc(r.name), esc(r.category), double(r.host_submit_ns - origin) / 1e3,
           double(std::max<int64_t>(0, r.host_complete_ns - r.host_submit_ns)) / 1e3, args);
       if (have_shift && (r.cycles_start || r.cycles))
         f << fmt::format(

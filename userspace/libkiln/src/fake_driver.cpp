@@ -187,6 +187,9 @@ void FakeDriver::bo_create(drm_kiln_bo_create& a) {
   if (a.size == 0 || (a.flags & ~DRM_KILN_BO_FLAGS) || a.handle || a.va)
     throw_ioctl_error("DRM_IOCTL_KILN_BO_CREATE", EINVAL, "fake");
   a.size = (a.size + 4095) & ~4095ull;
+  // like kiln.ko: more than the memory has at all is E2BIG, more than is free ENOSPC
+  if ((a.flags & DRM_KILN_BO_DRAM) && a.size > o_.dram_size)
+    throw_ioctl_error("DRM_IOCTL_KILN_BO_CREATE", E2BIG, "fake");
   if ((a.flags & DRM_KILN_BO_DRAM) && dram_used_ + a.size > o_.dram_size)
     throw_ioctl_error("DRM_IOCTL_KILN_BO_CREATE", ENOSPC, "fake");
   if (a.size > (4ull << 30)) throw_ioctl_error("DRM_IOCTL_KILN_BO_CREATE", ENOMEM, "fake");

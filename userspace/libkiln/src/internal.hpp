@@ -73,6 +73,9 @@ void trace_flush();
 
 // ---- device ---------------------------------------------------------------
 struct Bo;
+inline constexpr uint32_t min_debug_bytes = 64, max_debug_bytes = 16u << 20;
+/// $KILN_DEBUG_BYTES (a bad value is reported and ignored), else default_debug_bytes.
+uint32_t debug_bytes_from_env() noexcept;
 
 struct DeviceState : std::enable_shared_from_this<DeviceState> {
   std::shared_ptr<Driver> drv;
@@ -98,6 +101,9 @@ struct DeviceState : std::enable_shared_from_this<DeviceState> {
   // Live BOs by GEM handle: a PRIME import of a BO this file already has
   // returns the same handle, which must not be closed twice.
   std::map<uint32_t, std::weak_ptr<Bo>> live;
+  // Kernel debug output (Device::set_debug_output); under mu. Null sink: stderr.
+  std::shared_ptr<const DebugSink> debug_sink;
+  uint32_t debug_bytes = debug_bytes_from_env();
   void track(const std::shared_ptr<Bo>& bo);
   ~DeviceState();
 
@@ -143,8 +149,8 @@ struct Cmd {
   uint64_t dst_off = 0, src_off = 0, size = 0;
   uint32_t pattern = 0;
   // launch
-  std::shared_ptr<ModuleState> module;
   std::string kernel;
+  std::shared_ptr<ModuleState> module;
   uint64_t entry_va = 0;
   std::vector<std::byte> args;
   uint32_t args_align = 8;
@@ -184,6 +190,16 @@ struct Submission {
   std::vector<LaunchProfile> profiles;
   std::vector<std::function<void()>> on_complete;
   std::vector<std::pair<uint32_t, std::string>> packet_map;  // first packet index -> command label
+  // Per LAUNCH command: where its code is (to place a fault's PC) and its debug buffer.
+  struct LaunchInfo {
+    uint32_t command = 0;  // index into packet_map
+    std::string kernel, module;
+    uint64_t module_base = 0, module_size = 0;
+    uint64_t debug_offset = 0;  // in cmd
+    uint32_t debug_size = 0;    // 0: no debug buffer
+  };
+  std::vector<LaunchInfo> launches;
+  std::shared_ptr<const DebugSink> debug_sink;
   std::string summary;
   std::chrono::steady_clock::time_point host_submit;
 
@@ -200,6 +216,8 @@ struct Submission {
   /// Called once the syncobj point signalled: collect status, run readbacks,
   /// release resources. Idempotent. Never throws; stores the error.
   void retire() noexcept;
+  /// Pass what the launches wrote to their debug buffers to the sink.
+  void deliver_debug_output() noexcept;
   void rethrow() const;
 };
 

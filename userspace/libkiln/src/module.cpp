@@ -2,6 +2,9 @@
 // libkiln: modules, kernels and argument blocks.
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -38,7 +41,12 @@ Module Device::load(std::span<const std::byte> image, std::string name) {
 
 Module Device::load_file(const std::filesystem::path& path) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(Errc::invalid_argument, fmt::format("cannot open kernel binary {}", path.string()));
+  if (!f) {
+    int err = errno;
+    std::string where = path.is_relative() ? fmt::format(" (relative to {})", std::filesystem::current_path().string()) : "";
+    throw Error(err == ENOENT ? Errc::not_found : err == EACCES ? Errc::permission_denied : Errc::io_error,
+                fmt::format("cannot open kernel binary {}{}: {}", path.string(), where, std::strerror(err)));
+  }
   std::vector<char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   return load(std::as_bytes(std::span(data)), path.string());
 }

@@ -50,6 +50,15 @@ Args Library::gemm(const Buffer& a, const Buffer& b, const Buffer& c, const Gemm
   uint32_t lda = g.lda ? g.lda : (g.trans_a ? g.m : g.k);
   uint32_t ldb = g.ldb ? g.ldb : (g.trans_b ? g.k : g.n);
   uint32_t ldc = g.ldc ? g.ldc : g.n;
+  // A leading dimension below the row length makes rows overlap: wrong results, not an error.
+  auto ld_at_least = [&](const char* name, uint32_t ld, uint32_t cols, const char* why) {
+    if (ld < cols)
+      throw Error(Errc::invalid_argument, fmt::format("gemm: {} = {} is less than {} = {} (elements per row)", name,
+                                                      ld, why, cols));
+  };
+  ld_at_least("lda", lda, g.trans_a ? g.m : g.k, g.trans_a ? "m (A transposed)" : "k");
+  ld_at_least("ldb", ldb, g.trans_b ? g.k : g.n, g.trans_b ? "k (B transposed)" : "n");
+  ld_at_least("ldc", ldc, g.n, "n");
   size_t esz = g.dtype == DType::f32 ? 4 : g.dtype == DType::i8 ? 1 : 2;
   auto need = [&](const Buffer& buf, uint64_t rows, uint64_t ld, uint64_t sz, const char* what) {
     if (rows * ld * sz > buf.size())

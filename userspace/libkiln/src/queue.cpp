@@ -11,6 +11,7 @@
 // retired (its job status read, readbacks copied out).
 #include <fmt/format.h>
 #include <kiln/hw/kiln_isa.h>
+#include <kiln/hw/kiln_mmu.h>
 #include <kiln/hw/kiln_packets.h>
 #include <kiln/hw/kiln_profile.h>
 #include <kiln/hw/kiln_status.h>
@@ -49,16 +50,70 @@ bool is_kernel_fault(uint32_t s) {
 
 const char* access_name(uint32_t a) {
   switch (a) {
-    case 1:
+    case KILN_ACCESS_READ:
       return "read";
-    case 2:
+    case KILN_ACCESS_WRITE:
       return "write";
-    case 3:
+    case KILN_ACCESS_READ | KILN_ACCESS_WRITE:
       return "read/write";
-    case 4:
-      return "execute";
+    case KILN_ACCESS_EXEC:
+      return "instruction fetch";
     default:
       return "access";
+  }
+}
+
+const char* mmu_reason_name(uint32_t r) {
+  switch (r) {
+    case KILN_MMU_FAULT_NOT_PRESENT:
+      return "not mapped";
+    case KILN_MMU_FAULT_PERMISSION:
+      return "mapping lacks the permission";
+    case KILN_MMU_FAULT_RESERVED:
+      return "reserved page-table bits";
+    case KILN_MMU_FAULT_BAD_PA:
+      return "maps outside device memory";
+    case KILN_MMU_FAULT_NON_CANONICAL:
+      return "above the 48-bit address space";
+    case KILN_MMU_FAULT_TABLE_DMA:
+      return "page-table read failed";
+    case KILN_MMU_FAULT_INJECTED:
+      return "injected fault";
+    default:
+      return nullptr;
+  }
+}
+
+// What fault_addr / fault_access / fault_reason mean depends on the status
+// (docs/pe-isa.md section 3): an address, the instruction bits, a trap code, a
+// cycle count.
+std::string fault_detail(const drm_kiln_job_status& js) {
+  const uint64_t a = js.fault_addr;
+  switch (js.status) {
+    case KILN_STATUS_MMU_FAULT: {
+      std::string m = fmt::format("{} of address {:#x}", access_name(js.fault_access), a);
+      if (const char* r = mmu_reason_name(js.fault_reason)) m += fmt::format(" ({})", r);
+      return m;
+    }
+    case KILN_STATUS_MISALIGNED:
+      return js.fault_access == KILN_ACCESS_EXEC ? fmt::format("jump to misaligned address {:#x}", a)
+                                                 : fmt::format("misaligned {} of address {:#x}",
+                                                               access_name(js.fault_access), a);
+    case KILN_STATUS_LOCAL_MEM_BOUNDS:
+      return fmt::format("{} of address {:#x}, outside the PE's local memory", access_name(js.fault_access), a);
+    case KILN_STATUS_ILLEGAL_INSTRUCTION:
+      // A unit's descriptor lives in local memory (at or above 2^48); instruction bits
+      // fit in 32.
+      return a >> 32 ? fmt::format("invalid unit descriptor at {:#x}", a)
+                     : fmt::format("instruction bits {:#010x}", a);
+    case KILN_STATUS_KERNEL_TRAP:
+      if (js.fault_reason == 8) return "ecall";
+      if (js.fault_reason == 3) return fmt::format("trap code {} (kiln_trap or ebreak)", int64_t(a));
+      return fmt::format("gather index {} out of range", int64_t(a));
+    case KILN_STATUS_WATCHDOG:
+      return fmt::format("stopped after {} emulated cycles (raise Launch::watchdog_mcycles)", a);
+    default:
+      return a ? fmt::format("address {:#x}", a) : std::string();
   }
 }
 
@@ -105,6 +160,8 @@ void Submission::retire() noexcept {
     }
   }
   if (have_status) job_cycles = js.cycles, job_elapsed_ns = js.elapsed_ns, job_energy_pj = js.energy_pj;
+  // Also for a failed job: what a kernel printed before it faulted explains the fault.
+  deliver_debug_output();
   bool failed = have_status && (js.status != KILN_STATUS_OK || js.error != 0);
 
   // Profiles of the launches that ran (a failed job's profile tells where it
@@ -147,16 +204,27 @@ void Submission::retire() noexcept {
       if (jf.pe) {
         uint32_t w = std::max<uint32_t>(1, dev->info.pe_grid_width);
         msg += fmt::format(" on PE {} ({},{}) at pc {:#x}", *jf.pe, *jf.pe % w, *jf.pe / w, jf.pc);
+        // The offset is the address `kiln-cc --disassemble` shows.
+        for (const auto& l : launches)
+          if (jf.command_index && l.command == *jf.command_index && l.module_base) {
+            jf.module_base = l.module_base;
+            if (jf.pc >= l.module_base && jf.pc - l.module_base < l.module_size)
+              msg += fmt::format(" (offset {:#x} in {}, loaded at {:#x})", jf.pc - l.module_base, l.module,
+                                 l.module_base);
+            else
+              msg += fmt::format(" (outside {}, loaded at {:#x}, {} bytes)", l.module, l.module_base, l.module_size);
+          }
       }
-      if (js.status == KILN_STATUS_MMU_FAULT || js.fault_addr)
-        msg += fmt::format(", {} of address {:#x}", access_name(js.fault_access), js.fault_addr);
-      if (js.status != KILN_STATUS_MMU_FAULT) msg += fmt::format(", cause {}", js.fault_reason);
+      if (std::string d = fault_detail(js); !d.empty()) msg += ", " + d;
     } else if (js.status == KILN_STATUS_OK && js.error == -ETIMEDOUT) {
       code = Errc::timeout;
       msg = fmt::format("job {}{} timed out on the device and was stopped by the driver", seqno, where);
     } else {
       msg = fmt::format("job {} failed{}: {}", seqno, where, status_name(js.status));
-      if (js.fault_addr) msg += fmt::format(" (address {:#x})", js.fault_addr);
+      if (js.status == KILN_STATUS_BAD_LAUNCH && js.fault_addr)
+        msg += fmt::format(" (a cooperative launch of {} workgroups, more than the PEs)", js.fault_addr);
+      else if (js.fault_addr)
+        msg += fmt::format(" (address {:#x})", js.fault_addr);
       if (js.error) msg += fmt::format(" (fence error {})", std::strerror(-js.error));
     }
     // Did the failure cost us the context (banned) or the device?
@@ -219,6 +287,63 @@ Usage Submission::usage() const {
   u.emulator_time = std::chrono::nanoseconds(job_elapsed_ns ? job_elapsed_ns : timing.emulator_end_ns - timing.emulator_start_ns);
   u.energy_pj = job_energy_pj;
   return u;
+}
+
+void Submission::deliver_debug_output() noexcept {
+  if (!cmd || !cmd->map) return;
+  for (const auto& l : launches) {
+    if (!l.debug_size) continue;
+    // The device wrote this memory: bound every length by the buffer.
+    const std::byte* buf = cmd->map + l.debug_offset;
+    kiln_debug_header h;
+    std::memcpy(&h, buf, sizeof h);
+    const uint64_t cap = l.debug_size - sizeof h;
+    const uint64_t used = std::min<uint64_t>(h.used, cap);
+    try {
+      for (uint64_t off = 0; off + sizeof(kiln_debug_record) <= used;) {
+        kiln_debug_record r;
+        std::memcpy(&r, buf + sizeof h + off, sizeof r);
+        off += sizeof r;
+        const uint64_t len = std::min<uint64_t>(r.len, used - off);
+        std::string_view text(reinterpret_cast<const char*>(buf + sizeof h + off), len);
+        off += (len + 7) & ~uint64_t(7);
+        while (!text.empty()) {
+          size_t nl = text.find('\n');
+          DebugLine line{l.kernel, r.pe, r.wg, text.substr(0, nl)};
+          text.remove_prefix(nl == text.npos ? text.size() : nl + 1);
+          if (debug_sink && *debug_sink)
+            (*debug_sink)(line);
+          else
+            // one write per line, so lines of concurrent threads do not interleave
+            fmt::print(stderr, "[kiln {} pe {} wg {}] {}\n", line.kernel, line.pe, line.workgroup, line.text);
+        }
+      }
+    } catch (const std::exception& e) {
+      log(Level::warn, "kernel debug output sink threw: {}", e.what());
+    }
+    if (h.dropped)
+      log(Level::warn,
+          "{}: {} bytes of kernel debug output did not fit in the {}-byte debug buffer "
+          "(Device::set_debug_output, KILN_DEBUG_BYTES)",
+          l.kernel, h.dropped, l.debug_size);
+  }
+}
+
+uint32_t debug_bytes_from_env() noexcept {
+  static const uint32_t bytes = [] {
+    const char* s = std::getenv("KILN_DEBUG_BYTES");
+    if (!s || !*s) return uint32_t(default_debug_bytes);
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(s, &end, 0);
+    if (errno || *end || (v && v < min_debug_bytes) || v > max_debug_bytes) {
+      log(Level::warn, "KILN_DEBUG_BYTES='{}' is not 0 or a size from {} to {}; using {}", s, min_debug_bytes,
+          max_debug_bytes, default_debug_bytes);
+      return uint32_t(default_debug_bytes);
+    }
+    return uint32_t(v);
+  }();
+  return bytes;
 }
 
 void Submission::rethrow() const {
@@ -304,13 +429,25 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
          cmd_size, dev->info.max_cmd_size);
   uint64_t ts_off = cmd_size;
   uint64_t off = ts_off + 64;
-  std::vector<uint64_t> data_off(rec.cmds.size(), 0);
+  std::vector<uint64_t> data_off(rec.cmds.size(), 0), debug_off(rec.cmds.size(), 0);
+  uint32_t debug_bytes;
+  std::shared_ptr<const DebugSink> debug_sink;
+  {
+    std::lock_guard g2(dev->mu);
+    debug_bytes = dev->debug_bytes;
+    debug_sink = dev->debug_sink;
+  }
   for (size_t i = 0; i < rec.cmds.size(); i++) {
     const auto& c = rec.cmds[i];
     if (c.kind == Cmd::launch) {
       off = align_up(off, std::max<uint64_t>(64, c.args_align));
       data_off[i] = off;
       off += c.args.size();
+      if (debug_bytes) {
+        off = align_up(off, 64);
+        debug_off[i] = off;
+        off += debug_bytes;
+      }
     } else if (c.kind == Cmd::write || c.kind == Cmd::read) {
       off = align_up(off, 64);
       data_off[i] = off;
@@ -339,6 +476,7 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
   sub->ts_offset = ts_off;
   sub->clock_mhz = dev->info.clock_mhz ? dev->info.clock_mhz : KILN_PE_CLOCK_MHZ;
   sub->timing.clock_mhz = sub->clock_mhz;
+  sub->debug_sink = std::move(debug_sink);
   std::byte* base = sub->cmd->map;
   const uint64_t va = sub->cmd->va;
 
@@ -418,6 +556,20 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
           p.profile_va = va + prof_off[i];
           sub->profile_slots.push_back({prof_off[i], prof_size, c.kernel, c.grid});
         }
+        Submission::LaunchInfo li;
+        li.command = uint32_t(i);
+        li.kernel = c.kernel;
+        li.module = c.module->name;
+        li.module_base = c.module->base;
+        li.module_size = c.module->code->size;
+        if (debug_bytes) {
+          std::memset(base + debug_off[i], 0, sizeof(kiln_debug_header));  // the device appends after `used`
+          p.debug_va = va + debug_off[i];
+          p.debug_size = debug_bytes;
+          li.debug_offset = debug_off[i];
+          li.debug_size = debug_bytes;
+        }
+        sub->launches.push_back(std::move(li));
         put(p);
         break;
       }
@@ -658,8 +810,8 @@ CommandList& CommandList::launch(const Kernel& k, const Launch& l, const Args& a
                             info.pe_count()));
   detail::Cmd c{detail::Cmd::launch};
   c.label = fmt::format("launch {} [{}x{}x{}]", k.name(), l.grid[0], l.grid[1], l.grid[2]);
+  c.kernel = k.name();
   c.module = k.module();
-  c.kernel = std::string(k.name());
   c.entry_va = k.entry_address();
   c.args.assign(args.block().begin(), args.block().end());
   c.args_align = k.info().args_align;

@@ -34,6 +34,32 @@ struct Env {
     }
 };
 
+struct DebugRec {
+    uint32_t wg, pe;
+    std::string text;
+    uint32_t dropped;
+    bool operator==(const DebugRec &) const = default;
+    friend std::ostream &operator<<(std::ostream &o, const DebugRec &r)
+    {
+        return o << "{wg " << r.wg << ", pe " << r.pe << ", \"" << r.text << "\", dropped " << r.dropped
+                 << "}";
+    }
+};
+
+// The records of a debug buffer (struct kiln_debug_header, then records padded to 8).
+std::vector<DebugRec> debug_records(Env &e, uint64_t dbg)
+{
+    std::vector<DebugRec> out;
+    auto *h = e.m.at<kiln_debug_header>(dbg);
+    for (uint64_t off = 0; off + sizeof(kiln_debug_record) <= h->used;) {
+        auto *r = e.m.at<kiln_debug_record>(dbg + sizeof(*h) + off);
+        out.push_back({r->wg, r->pe, std::string(e.m.at<char>(dbg + sizeof(*h) + off + sizeof(*r)), r->len),
+                       r->dropped});
+        off += (sizeof(*r) + r->len + 7) & ~uint64_t(7);
+    }
+    return out;
+}
+
 float bf16_ref(uint16_t h)
 {
     uint32_t u = (uint32_t)h << 16;
@@ -86,11 +112,39 @@ TEST(PeKernel, ScalarCodeAndPrintf)
             EXPECT_EQ(std::string(reinterpret_cast<const char *>(&o[wg * 8 + 6]), 16),
                       std::string("-42|    7|beef|o"));
         }
-        auto *h = e.m.at<kiln_debug_header>(dbg);
-        std::string text(e.m.at<char>(dbg + 16), h->used);
-        EXPECT_EQ(text, "hello from wg 0 n=20\nhello from wg 1 n=20\n");
-        EXPECT_EQ(h->dropped, 0u);
+        // one record per workgroup that printed, in workgroup order, 8-byte aligned;
+        // wg 5 ran in the second wave, on PE 1 of the 2x2 grid
+        auto recs = debug_records(e, dbg);
+        ASSERT_EQ(recs.size(), 3u);
+        EXPECT_EQ(recs[0], (DebugRec{0, 0, "hello from wg 0 n=20\n", 0}));
+        EXPECT_EQ(recs[1], (DebugRec{1, 1, "hello from wg 1 n=20\n", 0}));
+        EXPECT_EQ(recs[2], (DebugRec{5, 1, "hello from wg 5 n=20\n!", 0}));
+        EXPECT_EQ(e.m.at<kiln_debug_header>(dbg)->dropped, 0u);
     }
+}
+
+TEST(PeKernel, DebugRecordsThatDoNotFitAreCounted)
+{
+    Env e;
+    uint64_t out = e.m.alloc(8 * 8 * 6);
+    // header + one record + 8 text bytes: wg 0 is cut short, wg 1 and 5 find no room
+    const uint32_t size = 16 + 16 + 8;
+    uint64_t dbg = e.m.alloc(4096);
+    auto a = e.args("scalar_mix");
+    a << out << 20u << 0.75;
+    auto r = e.run("scalar_mix", a, 6, 0, dbg, size);
+    ASSERT_EQ(r.status, KILN_STATUS_OK) << r.pc;
+    auto recs = debug_records(e, dbg);
+    ASSERT_EQ(recs.size(), 1u);
+    EXPECT_EQ(recs[0], (DebugRec{0, 0, "hello fr", 21 - 8}));
+    auto *h = e.m.at<kiln_debug_header>(dbg);
+    EXPECT_EQ(h->used, 24u);
+    EXPECT_EQ(h->dropped, (21u - 8) + 21 + 22);
+    // the next launch appends after what is there: nothing more fits
+    r = e.run("scalar_mix", a, 6, 0, dbg, size);
+    ASSERT_EQ(r.status, KILN_STATUS_OK);
+    EXPECT_EQ(debug_records(e, dbg).size(), 1u);
+    EXPECT_EQ(h->dropped, (21u - 8) + 21 + 22 + (21 + 21 + 22));
 }
 
 TEST(PeKernel, SeOpsMatchCpu)

@@ -21,7 +21,8 @@ KILN_KERNEL void scalar_mix(KILN_OUT uint64_t *out, uint32_t n, double x)
     char buf[64];
     kiln_snprintf(buf, sizeof buf, "%d|%5u|%x|%s|%.3f", -42, 7u, 0xbeefu, "ok", 2.5);
     __builtin_memcpy(&out[wg * 8 + 6], buf, 16);
-    if (wg < 2) kiln_printf("hello from wg %u n=%u\n", wg, n);
+    if (wg < 2 || wg == 5) kiln_printf("hello from wg %u n=%u\n", wg, n);
+    if (wg == 5) kiln_putc('!');   /* no newline: the record still ends here */
 }
 
 /* DMA in two vectors, SE op, DMA out; op selected at run time */
