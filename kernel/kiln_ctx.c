@@ -400,6 +400,7 @@ int kiln_ioctl_job_status(struct drm_device *drm, void *data,
 	args->fault_reason = rec.hw.fault_reason;
 	args->cycles = rec.hw.cycles;
 	args->elapsed_ns = rec.hw.elapsed_ns;
+	args->energy_pj = rec.hw.energy_pj;
 	args->error = rec.error;
 out:
 	kiln_ctx_put(ctx);

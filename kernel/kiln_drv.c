@@ -321,6 +321,7 @@ static int kiln_ioctl_query_info(struct drm_device *drm, void *data,
 		t.launches = kiln_rd64(kdev, KILN_REG_LAUNCHES);
 		t.device_time_ns = kiln_rd64(kdev, KILN_REG_DEVICE_TIME);
 		t.total_cycles = kiln_rd64(kdev, KILN_REG_TOTAL_CYCLES);
+		t.energy_uj = kiln_rd64(kdev, KILN_REG_ENERGY_UJ);
 		ret = kiln_copy_query(args, &t, sizeof(t));
 		break;
 	}

@@ -29,6 +29,8 @@ static umode_t kiln_hwmon_is_visible(const void *data,
 		return 0444;
 	if (type == hwmon_power && attr == hwmon_power_input)
 		return 0444;
+	if (type == hwmon_energy && attr == hwmon_energy_input)
+		return 0444;
 	return 0;
 }
 
@@ -42,6 +44,8 @@ static int kiln_hwmon_read(struct device *dev, enum hwmon_sensor_types type,
 		return -ENODEV;
 	if (type == hwmon_temp)
 		*val = kiln_rd32(kdev, KILN_REG_TEMP_MC);
+	else if (type == hwmon_energy)
+		*val = (long)kiln_rd64(kdev, KILN_REG_ENERGY_UJ);
 	else
 		*val = (long)kiln_rd32(kdev, KILN_REG_POWER_MW) * 1000;
 	drm_dev_exit(idx);
@@ -56,6 +60,7 @@ static const struct hwmon_ops kiln_hwmon_ops = {
 static const struct hwmon_channel_info *const kiln_hwmon_info[] = {
 	HWMON_CHANNEL_INFO(temp, HWMON_T_INPUT),
 	HWMON_CHANNEL_INFO(power, HWMON_P_INPUT),
+	HWMON_CHANNEL_INFO(energy, HWMON_E_INPUT),
 	NULL
 };
 

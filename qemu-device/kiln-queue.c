@@ -41,6 +41,7 @@ typedef struct KilnStep {
     bool mmu_fault;             /* record fault registers */
     KilnFault fault;
     uint64_t cycles;
+    uint64_t dynamic_pj;        /* modelled energy above idle power */
     uint64_t bytes;
     bool launch;
 } KilnStep;
@@ -308,6 +309,7 @@ static bool kiln_exec_dma_copy(KilnState *s, KilnQueue *q,
         }
         trace_kiln_dma(q - s->q, xs.pa, xd.pa, n);
         st->cycles += kiln_dma_cycles(xs.pa, xd.pa, n);
+        st->dynamic_pj += kiln_energy_copy_pj(n, xs.pa, xd.pa, false);
         st->bytes += n;
         qatomic_inc(&q->launch_progress);
         src += n;
@@ -363,6 +365,7 @@ static bool kiln_exec_dma_fill(KilnState *s, KilnQueue *q,
         }
         trace_kiln_dma(q - s->q, 0, xd.pa, n);
         st->cycles += kiln_dma_cycles(xd.pa, xd.pa, n);
+        st->dynamic_pj += kiln_energy_copy_pj(n, xd.pa, xd.pa, true);
         st->bytes += n;
         qatomic_inc(&q->launch_progress);
         dst += n;
@@ -388,8 +391,9 @@ static bool kiln_exec_launch(KilnState *s, KilnQueue *q,
                       p->grid_z);
     capped.watchdog_mcycles = kiln_launch_watchdog_mcycles(q, p);
     kiln_pe_launch(s->pe, as, &capped, &s->par, &q->cancel,
-                   &q->launch_progress, &res);
+                   &q->launch_progress, qatomic_read(&s->total_cycles), &res);
     st->cycles += res.cycles;
+    st->dynamic_pj += res.dynamic_pj;
     st->launch = true;
     trace_kiln_launch_done(q - s->q, res.status, res.cycles,
                            res.instructions);
@@ -568,6 +572,7 @@ static bool kiln_job_finish(KilnState *s, KilnQueue *q, uint32_t status,
     js.flags = KILN_JOB_STATUS_DONE;
     js.cycles = q->job_cycles;
     js.elapsed_ns = kiln_device_ns(s) - q->job_start_ns;
+    js.energy_pj = kiln_energy_idle_pj(q->job_cycles) + q->job_dynamic_pj;
     kiln_job_status_encode(&js, raw);
     trace_kiln_job_done(q - s->q, js.job_id, status, index);
     if (status != KILN_STATUS_OK) {
@@ -628,6 +633,7 @@ static void kiln_job_step(KilnState *s, KilnQueue *q, KilnStep *st)
             st->fault = ex.fault;
         }
         q->job_cycles += st->cycles;
+        q->job_dynamic_pj += st->dynamic_pj;
         kiln_job_finish(s, q, ex.status, idx, &ex, st);
         return;
     }
@@ -636,6 +642,7 @@ static void kiln_job_step(KilnState *s, KilnQueue *q, KilnStep *st)
         return;
     }
     q->job_cycles += st->cycles;
+    q->job_dynamic_pj += st->dynamic_pj;
     q->job_index = ++idx;
     if ((uint64_t)idx * KILN_PACKET_SIZE >= ind->size) {
         kiln_job_finish(s, q, KILN_STATUS_OK, idx, NULL, st);
@@ -691,6 +698,7 @@ static void kiln_queue_step(KilnState *s, KilnQueue *q, uint64_t base,
         q->job = pkt;
         q->job_index = 0;
         q->job_cycles = 0;
+        q->job_dynamic_pj = 0;
         q->job_start_ns = kiln_device_ns(s);
         q->in_job = true;
         trace_kiln_job_start(q - s->q, pkt.indirect.job_id,
@@ -830,6 +838,9 @@ static void kiln_commit_locked(KilnState *s, KilnQueue *q, const KilnStep *st,
     if (st->cycles) {
         qatomic_add(&s->total_cycles, st->cycles);
         qatomic_add(&s->busy_ns, st->cycles * 1000 / KILN_PE_CLOCK_MHZ);
+    }
+    if (st->dynamic_pj) {
+        qatomic_add(&s->dynamic_pj, st->dynamic_pj);
     }
     if (st->bytes) {
         qatomic_add(&s->dma_bytes, st->bytes);

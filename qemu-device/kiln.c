@@ -308,10 +308,35 @@ static uint32_t kiln_temp_mc(KilnState *s)
     return 40000 + (uint32_t)(s->tele_util * 45000);
 }
 
+/* Modelled energy since power-on: idle power over the modelled time, plus
+ * the dynamic energy of all work (docs/hardware.md, Telemetry). */
+static uint64_t kiln_energy_pj(KilnState *s)
+{
+    return kiln_energy_idle_pj(qatomic_read(&s->total_cycles)) +
+           qatomic_read(&s->dynamic_pj);
+}
+
+/*
+ * Modelled power of the work done since the previous read: its energy
+ * over its modelled time. Only work advances the modelled clock, so with
+ * no work since then the device drew its idle power.
+ */
 static uint32_t kiln_power_mw(KilnState *s)
 {
-    kiln_telemetry_update(s);
-    return 20000 + (uint32_t)(s->tele_util * 65000);
+    uint64_t cycles = qatomic_read(&s->total_cycles);
+    uint64_t pj = kiln_energy_pj(s);
+    uint64_t dc = cycles - s->tele_last_cycles;
+
+    if (dc) {
+        /* pJ per cycle x cycles per us = uW; / 1000 = mW */
+        s->tele_power_mw = (uint32_t)((pj - s->tele_last_pj) * KILN_PE_CLOCK_MHZ /
+                                      dc / 1000);
+    } else {
+        s->tele_power_mw = KILN_POWER_IDLE_MW;
+    }
+    s->tele_last_cycles = cycles;
+    s->tele_last_pj = pj;
+    return s->tele_power_mw;
 }
 
 /* ------------------------------------------------------------------ */
@@ -469,6 +494,10 @@ static uint32_t kiln_read32(KilnState *s, hwaddr addr)
     TELE64(KILN_REG_DMA_BYTES, dma_bytes);
     TELE64(KILN_REG_PACKETS, packets);
     TELE64(KILN_REG_LAUNCHES, launches);
+    case KILN_REG_ENERGY_UJ:
+        return kiln_energy_pj(s) / 1000000;
+    case KILN_REG_ENERGY_UJ + 4:
+        return (kiln_energy_pj(s) / 1000000) >> 32;
     }
 #undef TELE64
     return 0;

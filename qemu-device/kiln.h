@@ -78,6 +78,7 @@ typedef struct KilnQueue {
     uint32_t job_index;
     int64_t job_start_ns;
     uint64_t job_cycles;
+    uint64_t job_dynamic_pj;    /* energy above idle power */
 } KilnQueue;
 
 /* The pool of threads behind KilnParallel (LAUNCH workgroups). */
@@ -147,6 +148,7 @@ struct KilnState {
     /* Activity counters (atomic) */
     uint64_t heartbeat;
     uint64_t total_cycles;
+    uint64_t dynamic_pj;        /* modelled energy above idle power */
     uint64_t busy_ns;
     uint64_t dma_bytes;
     uint64_t packets;
@@ -157,6 +159,8 @@ struct KilnState {
     int64_t tele_last_ns;
     uint64_t tele_last_busy;
     double tele_util;
+    uint64_t tele_last_cycles, tele_last_pj;
+    uint32_t tele_power_mw;
 
     /* Interrupt delivery */
     QEMUBH *irq_bh;

@@ -29,3 +29,60 @@ KILN_KERNEL void bench_scalar(KILN_OUT uint64_t *out, KILN_OUT uint64_t *sink, u
     sink[kiln_wg_id()] = acc;
     out[kiln_wg_id()] = read_instret();
 }
+
+/* ---- fidelity figures (docs/fidelity.md) --------------------------------- */
+
+/* Does nothing: the modelled cost of a launch itself. */
+KILN_KERNEL void bench_noop(void)
+{
+}
+
+/*
+ * Streams @bytes_per_wg bytes from @src (DRAM or SRAM) into local memory,
+ * in 64 KiB transfers on alternating tags, as a bandwidth-bound kernel
+ * does: every workgroup reads the same source, the fabric carries all of
+ * it.
+ */
+KILN_KERNEL void bench_stream(const uint8_t *src, uint64_t bytes_per_wg)
+{
+    const uint32_t chunk = 64 * 1024;
+    for (uint64_t off = 0, i = 0; off < bytes_per_wg; off += chunk, i++) {
+        if (i >= 2) {
+            kiln_dma_wait(1u << (i & 1));
+        }
+        kiln_dma_copy(KILN_LM(uint8_t, (i & 1) * chunk), src + off, chunk, (uint32_t)(i & 1));
+    }
+    kiln_dma_wait_all();
+}
+
+/*
+ * Full-load bf16 GEMM, the energy model's calibration point (85 W): each
+ * workgroup keeps a 128 x 128 bf16 tile of A in local memory (weight
+ * stationary, as MTIA's DPE caches one operand) and streams @tiles tiles of
+ * B (128 x 128 bf16, 32 KiB each, cycling through @b_tiles of them) from
+ * @b, double-buffered, accumulating into a 128 x 128 fp32 tile of C it
+ * stores at c + wg * 128 * 128 at the end. 64 workgroups keep every DPE
+ * busy with 1.38 TB/s of SRAM traffic (half of SRAM's bandwidth).
+ */
+KILN_KERNEL void bench_gemm_bf16(const uint16_t *a, const uint16_t *b, KILN_OUT float *c,
+                                 uint32_t tiles, uint32_t b_tiles)
+{
+    const uint32_t t = 128, tile = t * t * 2;
+    uint16_t *la = KILN_LM(uint16_t, 0);
+    float *lc = KILN_LM(float, 3 * tile);
+    kiln_dma_copy(la, a, tile, 2);
+    kiln_dma_copy(KILN_LM(uint8_t, tile), b, tile, 0);
+    kiln_dma_wait(1u << 2);
+    for (uint32_t i = 0; i < tiles; i++) {
+        uint32_t cur = i & 1;
+        if (i + 1 < tiles) {
+            kiln_dma_copy(KILN_LM(uint8_t, (2 - cur) * tile),
+                          (const uint8_t *)b + (uint64_t)((i + 1) % b_tiles) * tile, tile, 1 - cur);
+        }
+        kiln_dma_wait(1u << cur);
+        kiln_matmul(lc, la, KILN_LM(uint8_t, (1 + cur) * tile), t, t, t, t, t, t,
+                    KILN_DTYPE_BF16, i ? KILN_DPE_ACCUM : 0);
+    }
+    kiln_dma_copy(c + (uint64_t)kiln_wg_id() * t * t, lc, t * t * 4, 0);
+    kiln_dma_wait(1);
+}

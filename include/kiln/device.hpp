@@ -4,6 +4,7 @@
 // object created from it keeps it alive.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -70,13 +71,20 @@ struct DeviceInfo {
   uint32_t pe_count() const noexcept { return pe_grid_width * pe_grid_height; }
 };
 
-/// Live telemetry (DRM_KILN_QUERY_TELEMETRY).
+/// Live telemetry (DRM_KILN_QUERY_TELEMETRY). Power and energy are the
+/// energy model's (docs/hardware.md, Telemetry).
 struct Telemetry {
   double temperature_c = 0;
-  double power_w = 0;
+  double power_w = 0;   ///< modelled power of the work since the previous read (idle: 20 W)
+  double energy_j = 0;  ///< modelled energy since power-on
   uint32_t pe_clock_mhz = 0, mem_clock_mhz = 0;
   uint64_t busy_ns = 0, dma_bytes = 0, packets = 0, launches = 0;
-  uint64_t device_time_ns = 0, total_cycles = 0;
+  uint64_t total_cycles = 0;      ///< modelled cycles of all work since power-on
+  uint64_t emulator_time_ns = 0;  ///< QEMU virtual time since power-on
+  /// Modelled time of all work since power-on.
+  [[nodiscard]] std::chrono::nanoseconds device_time() const noexcept {
+    return std::chrono::nanoseconds(pe_clock_mhz ? total_cycles * 1000 / pe_clock_mhz : 0);
+  }
 };
 
 /// Where a buffer lives.
@@ -106,6 +114,9 @@ enum class Priority { low, normal, high, realtime };
 struct QueueDesc {
   Priority priority = Priority::normal;
   uint32_t timeout_ms = 0;  ///< job timeout; 0 = driver default
+  /// Every launch writes its profile (Event::profiles(), docs/profiling.md).
+  /// KILN_PROFILE turns this on for every queue.
+  bool profiling = false;
 };
 
 /// All Kiln devices this process can see. Never throws for "no device": an

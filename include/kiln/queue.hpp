@@ -15,6 +15,7 @@
 
 #include "kiln/buffer.hpp"
 #include "kiln/module.hpp"
+#include "kiln/profile.hpp"
 
 namespace kiln {
 
@@ -26,13 +27,40 @@ struct Recording;
 
 inline constexpr size_t whole_size = ~size_t(0);
 
-/// Device-side timing of one submission (TIMESTAMP packets around it).
+/// Modelled cycles at a clock of `mhz` as time (rounded to the nanosecond).
+[[nodiscard]] constexpr std::chrono::nanoseconds cycles_to_time(uint64_t cycles, uint32_t mhz) noexcept {
+  return std::chrono::nanoseconds(mhz ? (cycles * 1000 + mhz / 2) / mhz : 0);
+}
+
+/// Timestamps around one submission (TIMESTAMP packets before and after it).
+/// "Device" time is modelled time: the device's cycle counter (TOTAL_CYCLES,
+/// the cost model's cycles of all work, all queues) at the K1 clock.
+/// "Emulator" time is how long QEMU took (its virtual clock).
 struct Timing {
-  uint64_t device_start_ns = 0, device_end_ns = 0;  ///< device clock
-  uint64_t cycles_start = 0, cycles_end = 0;        ///< emulated PE cycles (device total)
+  uint64_t cycles_start = 0, cycles_end = 0;              ///< device cycle counter
+  uint64_t emulator_start_ns = 0, emulator_end_ns = 0;    ///< QEMU virtual clock
+  uint32_t clock_mhz = 0;                                 ///< modelled PE clock
   std::chrono::steady_clock::time_point host_submit, host_complete;
-  std::chrono::nanoseconds device_time() const { return std::chrono::nanoseconds(device_end_ns - device_start_ns); }
-  uint64_t cycles() const { return cycles_end - cycles_start; }
+  [[nodiscard]] uint64_t cycles() const noexcept { return cycles_end - cycles_start; }
+  [[nodiscard]] std::chrono::nanoseconds device_time() const noexcept { return cycles_to_time(cycles(), clock_mhz); }
+  [[nodiscard]] std::chrono::nanoseconds emulator_time() const noexcept {
+    return std::chrono::nanoseconds(emulator_end_ns - emulator_start_ns);
+  }
+};
+
+/// What one submission cost on the modelled chip, from its job status: exact
+/// and deterministic (the same program gives the same figures on any host),
+/// next to the emulator's own time, which is neither.
+struct Usage {
+  uint64_t cycles = 0;                      ///< modelled cycles of the job
+  std::chrono::nanoseconds device_time{};   ///< those cycles at the modelled clock
+  std::chrono::nanoseconds emulator_time{}; ///< QEMU virtual time the job took
+  uint64_t energy_pj = 0;                   ///< modelled energy (idle power + the work's)
+  [[nodiscard]] double energy_j() const noexcept { return double(energy_pj) * 1e-12; }
+  /// Average modelled power over the job; 0 for a job of no modelled time.
+  [[nodiscard]] double power_w() const noexcept {
+    return device_time.count() ? energy_j() / (double(device_time.count()) * 1e-9) : 0;
+  }
 };
 
 /// Completion of one submission: a point on its queue's timeline syncobj.
@@ -46,14 +74,24 @@ class Event {
   /// fault: PE, PC, address) if the work failed, DeviceLost after a reset
   /// that lost the context.
   bool wait(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max()) const;
-  /// Device timing; waits for completion first.
-  Timing timing() const;
-  /// Emulated cycles and device time of the work (from the job status).
-  uint64_t cycles() const;
-  std::chrono::nanoseconds device_time() const;
-  /// Device time from the end of `earlier` to the end of this event
-  /// (same device; both complete).
-  std::chrono::nanoseconds elapsed_since(const Event& earlier) const;
+  /// Timestamps around the work; waits for completion first.
+  [[nodiscard]] Timing timing() const;
+  /// Modelled cycles, time and energy of the work, and the emulator's time
+  /// (from the job status); waits for completion first.
+  [[nodiscard]] Usage usage() const;
+  [[nodiscard]] uint64_t cycles() const { return usage().cycles; }
+  /// Modelled time of the work: its cycles at the modelled clock.
+  [[nodiscard]] std::chrono::nanoseconds device_time() const { return usage().device_time; }
+  /// How long the emulator took (QEMU virtual time): not a property of the chip.
+  [[nodiscard]] std::chrono::nanoseconds emulator_time() const { return usage().emulator_time; }
+  /// Modelled energy of the work, in joules.
+  [[nodiscard]] double energy() const { return usage().energy_j(); }
+  /// Modelled device time from the end of `earlier` to the end of this event
+  /// (same device; both complete): the device's cycle counter, all queues.
+  [[nodiscard]] std::chrono::nanoseconds elapsed_since(const Event& earlier) const;
+  /// Profiles of the launches of this submission, in order, if its queue
+  /// profiles (QueueDesc::profiling, KILN_PROFILE); else empty. Waits.
+  [[nodiscard]] std::vector<LaunchProfile> profiles() const;
   /// Per-context job number, 0 for a null event.
   uint64_t seqno() const noexcept;
   bool valid() const noexcept { return s_ != nullptr; }

@@ -149,6 +149,7 @@ typedef struct KilnLaunchResult {
     uint32_t reason;                /* MMU fault reason or RISC-V cause */
     uint64_t cycles;                /* emulated cycles (critical path) */
     uint64_t instructions;          /* interpreted instructions, all PEs */
+    uint64_t dynamic_pj;            /* modelled energy above idle power */
 } KilnLaunchResult;
 
 typedef struct KilnPeEngine KilnPeEngine;
@@ -160,10 +161,23 @@ void kiln_pe_engine_free(KilnPeEngine *eng);
  * finished or one faulted. @cancel, if non-NULL, is polled; when it becomes
  * non-zero the launch stops with KILN_STATUS_ABORTED. @progress, if
  * non-NULL, is incremented as the kernel runs (hang detection).
+ * @start_cycles is the device's modelled time when the launch begins,
+ * recorded in its profile (pkt->profile_va).
  */
 void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
                     const struct kiln_pkt_launch *pkt,
                     const KilnParallel *par, const volatile int *cancel,
-                    uint64_t *progress, KilnLaunchResult *result);
+                    uint64_t *progress, uint64_t start_cycles,
+                    KilnLaunchResult *result);
+
+/*
+ * Energy model (docs/pe-isa.md section 4): the idle power over @cycles of
+ * modelled time, and the dynamic energy of a DMA_COPY/DMA_FILL packet
+ * moving @bytes between the regions of physical addresses @src_pa and
+ * @dst_pa (a fill has no source: pass @dst_pa for both).
+ */
+uint64_t kiln_energy_idle_pj(uint64_t cycles);
+uint64_t kiln_energy_copy_pj(uint64_t bytes, uint64_t src_pa, uint64_t dst_pa,
+                             bool fill);
 
 #endif /* KILN_ENGINE_H */

@@ -59,7 +59,7 @@ static void layout_of(uint32_t opcode, Layout *l)
     case KILN_OP_DMA_FILL:
         *l = (Layout){ 9, { 4, 4, 8, 8, 8, 8, 8, 8, 8 } };
         break;
-    case KILN_OP_LAUNCH:        /* hdr args_size entry args debug gx gy gz lm ds wd r */
+    case KILN_OP_LAUNCH:        /* hdr args_size entry args debug gx gy gz lm ds wd prof */
         *l = (Layout){ 12, { 4, 4, 8, 8, 8, 4, 4, 4, 4, 4, 4, 8 } };
         break;
     case KILN_OP_FENCE:
@@ -133,6 +133,7 @@ void kiln_job_status_encode(const struct kiln_job_status *st,
     st64(raw + 40, st->pc);
     st64(raw + 48, st->cycles);
     st64(raw + 56, st->elapsed_ns);
+    st64(raw + 64, st->energy_pj);
 }
 
 #define BAD(off) do { if (field) { *field = (off); } \
@@ -267,9 +268,11 @@ uint32_t kiln_packet_validate(const KilnPacket *pkt, bool user,
     case KILN_OP_LAUNCH: {
         const struct kiln_pkt_launch *p = &pkt->launch;
 
-        CHECK_MBZ(struct kiln_pkt_launch, reserved);
         if (p->args_size > KILN_LAUNCH_MAX_ARGS_SIZE) {
             BAD(offsetof(struct kiln_pkt_launch, args_size));
+        }
+        if (p->profile_va & 7) {
+            BAD(offsetof(struct kiln_pkt_launch, profile_va));
         }
         /* Grid, entry and memory checks belong to the PE engine (BAD_LAUNCH). */
         break;

@@ -551,9 +551,9 @@ static void run_job(Kiln *k, int q, uint32_t asid, uint64_t cmd_gpa,
                     struct kiln_job_status *js, uint64_t job_id)
 {
     struct kiln_pkt_indirect ind = { 0 };
-    uint64_t st = guest_alloc(&k->alloc, 64);
+    uint64_t st = guest_alloc(&k->alloc, sizeof(*js));
 
-    qtest_memset(k->qts, st, 0, 64);
+    qtest_memset(k->qts, st, 0, sizeof(*js));
     qtest_memwrite(k->qts, cmd_gpa, pkts, n * KILN_PACKET_SIZE);
     ind.header = KILN_PKT_HEADER(KILN_OP_INDIRECT, 0);
     ind.asid = asid;

@@ -64,12 +64,15 @@ bool run(kiln::Device& dev, kiln::Queue& q, kiln::ops::Library& lib, kiln::ops::
       worst = std::max(worst, std::fabs(c[size_t(i) * N + j] - ref) / tol);
     }
 
-  // Job cycles are the launch's critical path (the slowest PE), at clock_mhz.
+  // Device time and energy are modelled: the job's cycles at the K1 clock.
   double flops = 2.0 * M * N * K;
-  double emu_s = double(done.cycles()) / (double(dev.info().clock_mhz ? dev.info().clock_mhz : 1350) * 1e6);
-  std::printf("  %-4s %ux%ux%u  wall %7.2f ms  emulated %8.2f us = %6.2f TFLOP/s (%llu cycles)  err/bound %.3f  %s\n",
-              name, M, N, K, wall * 1e3, emu_s * 1e6, emu_s > 0 ? flops / emu_s / 1e12 : 0.0,
-              (unsigned long long)done.cycles(), worst, worst <= 1 ? "OK" : "MISMATCH");
+  kiln::Usage u = done.usage();
+  double dev_s = double(u.device_time.count()) * 1e-9;
+  std::printf("  %-4s %ux%ux%u  wall %7.2f ms  device %8.2f us = %6.2f TFLOP/s, %5.1f W, %5.2f TFLOPS/W"
+              " (%llu cycles)  err/bound %.3f  %s\n",
+              name, M, N, K, wall * 1e3, dev_s * 1e6, dev_s > 0 ? flops / dev_s / 1e12 : 0.0, u.power_w(),
+              u.energy_pj ? flops / u.energy_j() / 1e12 : 0.0, (unsigned long long)u.cycles, worst,
+              worst <= 1 ? "OK" : "MISMATCH");
   return worst <= 1;
 }
 

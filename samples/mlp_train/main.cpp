@@ -40,7 +40,8 @@ struct Layer {
 
 int main() try {
   auto dev = kiln::Device::open(0);
-  auto q = dev.queue();
+  // Profiling costs no modelled time: it tells where an epoch's cycles go.
+  auto q = dev.queue({.profiling = true});
   kiln::ops::Library lib(dev);
   namespace ops = kiln::ops;
 
@@ -103,17 +104,21 @@ int main() try {
   step.read(std::as_writable_bytes(std::span(host_loss)), loss);
   step.read(std::as_writable_bytes(std::span(host_logits)), H[2]);
 
-  const double mhz = dev.info().clock_mhz ? dev.info().clock_mhz : 1350.0;
   std::printf("mlp_train: %u samples, 2-%u-%u-%u MLP, %zu parameters, on %s (%ux%u PEs)\n", kBatch, kHidden, kHidden,
               kClasses, nparams, dev.info().path.c_str(), dev.info().pe_grid_width, dev.info().pe_grid_height);
   std::printf("  one epoch = %zu commands in one submission, tensors in %s\n\n", step.size(),
               X.memory() == kiln::Memory::sram ? "SRAM" : "DRAM");
-  std::printf("  epoch   loss     accuracy   device ms   cycles     modelled us\n");
+  std::printf("  epoch   loss     accuracy   device us   cycles      mJ      emulator ms\n");
   auto t0 = std::chrono::steady_clock::now();
   double first = 0, last = 0, acc = 0;
+  kiln::Usage epoch_use;
+  kiln::LaunchProfile epoch_prof;  // the last epoch's launches, summed
   for (uint32_t epoch = 1; epoch <= kEpochs; epoch++) {
     auto done = q.submit(step);
     done.wait();
+    epoch_use = done.usage();
+    epoch_prof = {};
+    for (const auto& p : done.profiles()) epoch_prof += p;
     last = std::accumulate(host_loss.begin(), host_loss.end(), 0.0) / kBatch;
     uint32_t correct = 0;
     for (uint32_t i = 0; i < kBatch; i++) {
@@ -123,11 +128,18 @@ int main() try {
     acc = 100.0 * correct / kBatch;
     if (epoch == 1) first = last;
     if (epoch == 1 || epoch % 5 == 0)
-      std::printf("  %5u   %.4f   %6.1f %%   %9.3f   %-9llu  %9.1f\n", epoch, last, acc,
-                  double(done.device_time().count()) / 1e6, (unsigned long long)done.cycles(),
-                  double(done.cycles()) / mhz);
+      std::printf("  %5u   %.4f   %6.1f %%   %9.1f   %-10llu  %6.3f  %9.1f\n", epoch, last, acc,
+                  double(epoch_use.device_time.count()) / 1e3, (unsigned long long)epoch_use.cycles,
+                  epoch_use.energy_j() * 1e3, double(epoch_use.emulator_time.count()) / 1e6);
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Energy per epoch and efficiency, then where the epoch's modelled time went
+  // (the profiler's view, docs/profiling.md).
+  std::printf("\n  per epoch: %.3f mJ, %.1f W average, %.3f TOPS/W (%.2f MFLOP on the units)\n",
+              epoch_use.energy_j() * 1e3, epoch_use.power_w(),
+              epoch_use.energy_pj ? double(epoch_prof.flops()) / epoch_use.energy_j() * 1e-12 : 0.0,
+              double(epoch_prof.flops()) * 1e-6);
+  std::printf("  one epoch, %s", epoch_prof.report().c_str());
   std::printf("\n  loss %.4f -> %.4f, final accuracy %.1f %% (chance 25 %%), %.1f s wall\n", first, last, acc, secs);
   bool ok = last < first * 0.7 && acc >= 75.0;
   std::printf("  %s\n", ok ? "PASS: the model learned the task on the device" : "FAIL: training did not converge");

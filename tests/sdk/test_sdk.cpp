@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <kiln/hw/kiln_isa.h>
 #include <kiln/kiln.hpp>
 #include <numeric>
 #include <thread>
@@ -553,10 +554,90 @@ TEST_F(Fx, EventTiming) {
   auto e1 = q.fill(b, 1);
   auto e2 = q.fill(b, 2);
   auto t = e2.timing();
-  EXPECT_GT(t.device_end_ns, t.device_start_ns);
-  EXPECT_GT(e2.device_time().count(), 0);
-  EXPECT_GT(e2.elapsed_since(e1).count(), 0);
-  EXPECT_GE(e2.cycles(), 0u);
+  EXPECT_GT(t.emulator_end_ns, t.emulator_start_ns);
+  // device time is modelled time: the fake charges a fill one cycle per 64 bytes
+  EXPECT_EQ(t.cycles(), 64u);
+  EXPECT_EQ(t.device_time(), cycles_to_time(64, 1350));
+  EXPECT_EQ(e2.cycles(), 64u);
+  EXPECT_EQ(e2.device_time(), 47ns);  // 64 cycles at 1.35 GHz
+  EXPECT_EQ(e2.elapsed_since(e1), cycles_to_time(128, 1350) - cycles_to_time(64, 1350));
+  // emulator time is the emulator's, and the energy the model's
+  EXPECT_GT(e2.emulator_time().count(), 0);
+  Usage u = e2.usage();
+  EXPECT_EQ(u.cycles, 64u);
+  EXPECT_EQ(u.energy_pj, 64 * kiln::detail::FakeDriver::kEnergyPerCyclePj);
+  EXPECT_DOUBLE_EQ(e2.energy(), 64 * 15000 * 1e-12);
+  EXPECT_NEAR(u.power_w(), 64 * 15000e-12 / 47e-9, 1e-9);
+  EXPECT_EQ(Usage{}.power_w(), 0.0);
+}
+
+TEST_F(Fx, ProfilingQueueReturnsLaunchProfiles) {
+  install_vadd();
+  auto k = vadd_module().kernel("vadd");
+  auto A = dev.alloc(1024), B = dev.alloc(1024);
+  // off by default: no profile buffer, no profiles
+  auto plain = dev.queue();
+  auto e0 = plain.launch_with(k, {.grid = {2, 1, 1}}, A, B, 256u);
+  EXPECT_TRUE(e0.profiles().empty());
+  kiln_pkt_launch lp;
+  std::memcpy(&lp, &drv->last_packets()[1], sizeof lp);
+  EXPECT_EQ(lp.profile_va, 0u);
+
+  auto q = dev.queue({.profiling = true});
+  CommandList cl(dev);
+  cl.launch_with(k, {.grid = {2, 1, 1}}, A, B, 256u).launch_with(k, {.grid = {4, 1, 1}}, A, B, 128u);
+  auto e = q.submit(cl);
+  auto ps = e.profiles();
+  ASSERT_EQ(ps.size(), 2u);
+  std::memcpy(&lp, &drv->last_packets()[2], sizeof lp);
+  EXPECT_NE(lp.profile_va, 0u);
+  EXPECT_EQ(lp.profile_va % 8, 0u);
+  const LaunchProfile& p = ps[1];
+  EXPECT_EQ(p.kernel, "vadd");
+  EXPECT_EQ(p.grid, (std::array<uint32_t, 3>{4, 1, 1}));
+  EXPECT_EQ(p.cycles, 128u);  // the fake's launch costs its n
+  EXPECT_EQ(p.clock_mhz, 1350u);
+  ASSERT_EQ(p.pes.size(), 4u);  // the fake's 2x2 grid
+  EXPECT_EQ(p.pes[3][Activity::scalar], 128u);
+  EXPECT_EQ(p.total(Activity::scalar), 4 * 128u);
+  EXPECT_EQ(p.energy_pj, 128 * kiln::detail::FakeDriver::kEnergyPerCyclePj);
+  // no work at all: bound by the launch's fixed cost
+  Roofline r = p.roofline();
+  EXPECT_EQ(r.bound, "launch");
+  EXPECT_EQ(r.bound_cycles, uint64_t(KILN_COST_LAUNCH));
+  auto rep = p.report();
+  EXPECT_NE(rep.find("vadd [4x1x1]"), std::string::npos) << rep;
+  EXPECT_NE(rep.find("scalar 100.0%"), std::string::npos) << rep;
+  EXPECT_NE(rep.find("launch-bound"), std::string::npos) << rep;
+}
+
+// The roofline names the resource the work needs most time on.
+TEST(Profile, RooflineFindsTheBound) {
+  LaunchProfile p;
+  p.clock_mhz = 1350;
+  p.waves = 1;
+  p.launches = 1;
+  p.pes.resize(64);
+  p.macs[KILN_DTYPE_BF16] = 2048ull * 2048 * 2048;  // 2K^3: 131,072 cycles on 64 DPEs
+  p.bytes[size_t(Fabric::dram)] = 3 * 2048 * 2048 * 2;  // A, B and C once: 165,888 cycles of DRAM
+  p.cycles = 200000;
+  Roofline r = p.roofline();
+  EXPECT_EQ(r.bound, "DRAM");
+  EXPECT_EQ(r.bound_cycles, KILN_COST_LAUNCH + 165888u);
+  EXPECT_DOUBLE_EQ(r.fraction, (KILN_COST_LAUNCH + 165888.0) / 200000);
+  p.bytes[size_t(Fabric::dram)] = 0;
+  r = p.roofline();
+  EXPECT_EQ(r.bound, "DPE");
+  EXPECT_EQ(r.bound_cycles, KILN_COST_LAUNCH + 131072u);
+  EXPECT_EQ(p.flops(), 2ull * 2048 * 2048 * 2048);
+  // two such launches back to back: twice the bound, dispatch included
+  LaunchProfile two;
+  two += p;
+  two += p;
+  EXPECT_EQ(two.launches, 2u);
+  EXPECT_EQ(two.roofline().bound_cycles, 2 * (KILN_COST_LAUNCH + 131072u));
+  EXPECT_EQ(to_string(Activity::dma_wait), "DMA wait");
+  EXPECT_EQ(to_string(Fabric::sram), "SRAM");
 }
 
 TEST_F(Fx, CrossQueueWaitAddsInSync) {

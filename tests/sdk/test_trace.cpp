@@ -17,7 +17,7 @@ struct SetEnv {
 } set_env;
 }  // namespace
 
-TEST(Trace, WritesChromeTraceWithDeviceTimes) {
+TEST(Trace, WritesChromeTraceWithModelledDeviceTimes) {
   {
     auto drv = std::make_shared<kiln::detail::FakeDriver>();
     auto dev = kiln::Device::from_driver(drv);
@@ -35,7 +35,10 @@ TEST(Trace, WritesChromeTraceWithDeviceTimes) {
   EXPECT_NE(s.find("\"traceEvents\""), std::string::npos);
   EXPECT_NE(s.find("fill 4096 B"), std::string::npos) << s;
   EXPECT_NE(s.find("\"pid\":2"), std::string::npos);  // device track
-  EXPECT_NE(s.find("\"cycles\""), std::string::npos);
+  EXPECT_NE(s.find("kiln device (modelled time)"), std::string::npos);
+  EXPECT_NE(s.find("\"cycles\":64"), std::string::npos) << s;  // the fake's fill of 4096 B
+  EXPECT_NE(s.find("\"device_ns\":47"), std::string::npos) << s;  // 64 cycles at 1.35 GHz
+  EXPECT_NE(s.find("\"emulator_ns\""), std::string::npos);
   EXPECT_EQ(s.back(), '\n');
   // The tracer starts at the first completion, after the first submission: time 0 is
   // that submission, not the tracer's start.

@@ -65,10 +65,11 @@ void print_human(const std::vector<Row>& rows) {
                i.reset_count, i.job_timeout_ms);
     if (r.tel) {
       const auto& t = *r.tel;
-      fmt::print("    telemetry  {:.1f} °C  {:.1f} W  PE {} MHz  mem {} MHz\n", t.temperature_c, t.power_w,
-                 t.pe_clock_mhz, t.mem_clock_mhz);
-      fmt::print("    activity   busy {:.3f} s, {} launches, {} packets, {} DMA bytes, {} cycles\n",
-                 double(t.busy_ns) / 1e9, t.launches, t.packets, t.dma_bytes, t.total_cycles);
+      fmt::print("    telemetry  {:.1f} °C  {:.1f} W  {:.3f} J  PE {} MHz  mem {} MHz\n", t.temperature_c, t.power_w,
+                 t.energy_j, t.pe_clock_mhz, t.mem_clock_mhz);
+      fmt::print("    activity   device time {:.3f} ms ({} cycles), {} launches, {} packets, {} DMA bytes\n",
+                 double(t.device_time().count()) / 1e6, t.total_cycles, t.launches, t.packets, t.dma_bytes);
+      fmt::print("    emulator   {:.3f} s since power-on\n", double(t.emulator_time_ns) / 1e9);
     }
     if (!r.error.empty()) fmt::print("    note       {}\n", r.error);
   }
@@ -106,10 +107,11 @@ void print_json(const std::vector<Row>& rows) {
         i.contexts_in_use, i.max_contexts, i.reset_count, i.job_timeout_ms);
     if (const auto& t = rows[n].tel)
       fmt::print(
-          ",\"telemetry\":{{\"temperature_c\":{:.3f},\"power_w\":{:.3f},\"pe_clock_mhz\":{},\"mem_clock_mhz\":{},"
-          "\"busy_ns\":{},\"dma_bytes\":{},\"packets\":{},\"launches\":{},\"device_time_ns\":{},\"total_cycles\":{}}}",
-          t->temperature_c, t->power_w, t->pe_clock_mhz, t->mem_clock_mhz, t->busy_ns, t->dma_bytes, t->packets,
-          t->launches, t->device_time_ns, t->total_cycles);
+          ",\"telemetry\":{{\"temperature_c\":{:.3f},\"power_w\":{:.3f},\"energy_j\":{:.6f},\"pe_clock_mhz\":{},"
+          "\"mem_clock_mhz\":{},\"busy_ns\":{},\"dma_bytes\":{},\"packets\":{},\"launches\":{},"
+          "\"device_time_ns\":{},\"total_cycles\":{},\"emulator_time_ns\":{}}}",
+          t->temperature_c, t->power_w, t->energy_j, t->pe_clock_mhz, t->mem_clock_mhz, t->busy_ns, t->dma_bytes,
+          t->packets, t->launches, t->device_time().count(), t->total_cycles, t->emulator_time_ns);
     if (!rows[n].error.empty()) fmt::print(",\"error\":{}", js(rows[n].error));
     fmt::print("}}");
   }

@@ -291,6 +291,14 @@ KILN_HW_ASSERT_SIZE(struct kiln_debug_record, 16);
 #define KILN_COST_UNIT_ISSUE		4	/* every custom instruction */
 #define KILN_COST_BARRIER		64	/* after the last arrival */
 
+/*
+ * LAUNCH: dispatching the work-queue descriptors to the PEs before the
+ * first wave, and replacing the workgroups of one wave by the next: 90 %
+ * of MTIA 2i's published bounds (job launch < 1 us, replacement < 0.5 us).
+ */
+#define KILN_COST_LAUNCH		1215	/* 0.9 us */
+#define KILN_COST_WAVE			608	/* 0.45 us, every wave after the first */
+
 /* Fixed-function units, per cycle per PE */
 #define KILN_COST_DPE_MACS_BF16		1024
 #define KILN_COST_DPE_MACS_FP16		1024
@@ -311,5 +319,29 @@ KILN_HW_ASSERT_SIZE(struct kiln_debug_record, 16);
 #define KILN_COST_HOST_BPS		32000000000ull
 #define KILN_COST_LOCAL_BPS		1000000000000ull
 #define KILN_COST_DMA_LATENCY		300	/* cycles, per transfer */
+
+/*
+ * ---- energy model (docs/pe-isa.md section 4) -----------------------------
+ * Every job's energy = KILN_POWER_IDLE_MW over its modelled time plus the
+ * dynamic energy of what it did. Dynamic energies are in femtojoules so the
+ * sums are exact integers; the absolute scale is calibrated so that the
+ * full-load bf16 GEMM kernel (bench/kernels/bench.c) draws the MTIA 2i TDP,
+ * 85 W, and an idle device 20 W.
+ */
+#define KILN_POWER_IDLE_MW		20000	/* static + clock tree, always drawn */
+#define KILN_POWER_TDP_MW		85000	/* the calibration point */
+#define KILN_ENERGY_PE_ACTIVE_FJ	40000	/* per PE cycle not idle or waiting */
+#define KILN_ENERGY_MAC_FP32_FJ		2600
+#define KILN_ENERGY_MAC_BF16_FJ		665
+#define KILN_ENERGY_MAC_FP16_FJ		665
+#define KILN_ENERGY_MAC_INT8_FJ		200
+#define KILN_ENERGY_SE_ELEM_FJ		1000	/* simple element op */
+#define KILN_ENERGY_SE_TRANSC_ELEM_FJ	4000	/* exp/log/tanh/div/... */
+#define KILN_ENERGY_RE_ELEM_FJ		500
+#define KILN_ENERGY_MLU_BYTE_FJ		250
+#define KILN_ENERGY_LOCAL_BYTE_FJ	800	/* a DMA byte through a PE's port */
+#define KILN_ENERGY_SRAM_BYTE_FJ	2500	/* NoC + SRAM array, per crossing */
+#define KILN_ENERGY_DRAM_BYTE_FJ	32000	/* LPDDR5, ~4 pJ/bit */
+#define KILN_ENERGY_HOST_BYTE_FJ	40000	/* PCIe Gen5, ~5 pJ/bit */
 
 #endif /* KILN_HW_ISA_H */

@@ -107,7 +107,8 @@ struct kiln_pkt_dma_fill {
  * If @debug_size is non-zero, kernel debug output is appended to the
  * buffer at @debug_va (see docs/hardware.md, debug channel).
  * @watchdog_mcycles bounds each PE's emulated cycles in millions (0: the
- * device default).
+ * device default). If @profile_va is non-zero, the device writes the
+ * launch's profile there (struct kiln_profile_header, kiln_profile.h).
  */
 #define KILN_LAUNCH_FLAG_COOPERATIVE	KILN_HW_BIT(0)	/* all workgroups co-resident: barriers allowed */
 
@@ -123,7 +124,7 @@ struct kiln_pkt_launch {
 	uint32_t local_mem;
 	uint32_t debug_size;
 	uint32_t watchdog_mcycles;
-	uint64_t reserved;
+	uint64_t profile_va;	/* 8-byte aligned, 0: no profile */
 };
 
 /* Write @value (32 or 64 bits) to @addr once all earlier packets completed. */
@@ -203,8 +204,9 @@ struct kiln_job_status {
 	uint32_t pe;		/* PE index (y * width + x); ~0 if not a kernel fault */
 	uint32_t flags;		/* KILN_JOB_STATUS_DONE */
 	uint64_t pc;		/* PE program counter for kernel faults */
-	uint64_t cycles;	/* emulated cycles the job took */
-	uint64_t elapsed_ns;	/* device time the job took */
+	uint64_t cycles;	/* modelled cycles the job took */
+	uint64_t elapsed_ns;	/* emulator (QEMU virtual) time the job took */
+	uint64_t energy_pj;	/* modelled energy of the job */
 };
 
 #define KILN_JOB_STATUS_DONE		KILN_HW_BIT(0)
@@ -222,6 +224,6 @@ KILN_HW_ASSERT_SIZE(struct kiln_pkt_timestamp, KILN_PACKET_SIZE);
 KILN_HW_ASSERT_SIZE(struct kiln_pkt_ctx_setup, KILN_PACKET_SIZE);
 KILN_HW_ASSERT_SIZE(struct kiln_pkt_tlb_inval, KILN_PACKET_SIZE);
 KILN_HW_ASSERT_SIZE(struct kiln_timestamp, 16);
-KILN_HW_ASSERT_SIZE(struct kiln_job_status, 64);
+KILN_HW_ASSERT_SIZE(struct kiln_job_status, 72);
 
 #endif /* KILN_HW_PACKETS_H */

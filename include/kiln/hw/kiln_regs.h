@@ -36,7 +36,7 @@
 #define KILN_CHIP_ID			0x4b31
 /* Hardware interface version: the driver refuses a different major. */
 #define KILN_IFACE_VERSION_MAJOR	1
-#define KILN_IFACE_VERSION_MINOR	0
+#define KILN_IFACE_VERSION_MINOR	1
 /* Device firmware version reported by the model. */
 #define KILN_FW_VERSION_MAJOR		1
 #define KILN_FW_VERSION_MINOR		0
@@ -162,5 +162,6 @@
 #define KILN_REG_DMA_BYTES		(KILN_REG_TELEMETRY_BASE + 0x18) /* 64-bit */
 #define KILN_REG_PACKETS		(KILN_REG_TELEMETRY_BASE + 0x20) /* 64-bit */
 #define KILN_REG_LAUNCHES		(KILN_REG_TELEMETRY_BASE + 0x28) /* 64-bit */
+#define KILN_REG_ENERGY_UJ		(KILN_REG_TELEMETRY_BASE + 0x30) /* 64-bit, modelled */
 
 #endif /* KILN_HW_REGS_H */

@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 #define KILN_UAPI_VERSION_MAJOR		1
-#define KILN_UAPI_VERSION_MINOR		2
+#define KILN_UAPI_VERSION_MINOR		3
 
 /**
  * enum drm_kiln_ioctl - Kiln ioctl numbers, relative to DRM_COMMAND_BASE
@@ -170,6 +170,7 @@ struct drm_kiln_telemetry {
 	__u64 launches;
 	__u64 device_time_ns;
 	__u64 total_cycles;
+	__u64 energy_uj;	/* modelled energy since power-on (minor 3) */
 };
 
 /* DRM_KILN_BO_CREATE */
@@ -403,10 +404,11 @@ struct drm_kiln_job_status {
 	__u64 fault_addr;	/* out */
 	__u32 fault_access;	/* out */
 	__u32 fault_reason;	/* out */
-	__u64 cycles;		/* out: emulated cycles */
-	__u64 elapsed_ns;	/* out: device time */
+	__u64 cycles;		/* out: modelled cycles (the device time) */
+	__u64 elapsed_ns;	/* out: emulator (QEMU virtual) time */
 	__s32 error;		/* out: fence error (0, -EIO, -ETIMEDOUT, -ECANCELED, -EAGAIN) */
 	__u32 pad2;
+	__u64 energy_pj;	/* out: modelled energy (minor 3) */
 };
 
 #define DRM_IOCTL_KILN(dir, name, type) \

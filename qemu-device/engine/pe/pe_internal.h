@@ -14,6 +14,7 @@
 
 #include "../kiln_engine.h"
 #include "kiln/hw/kiln_isa.h"
+#include "kiln/hw/kiln_profile.h"
 #include "pe_simd.h"
 
 #define KILN_PE_TLB_SIZE        64
@@ -125,6 +126,26 @@ typedef struct KilnPe {
      * fabric has carried every PE's traffic (pe_launch.c).
      */
     uint64_t fabric_bytes[KILN_PE_FABRICS];
+
+    /*
+     * Activity counters of this PE slot over the whole launch (the
+     * profile and the energy model): cycles per enum kiln_prof_activity,
+     * and the work each unit did. Scalar cycles are what is left of the
+     * PE's clock once the other activities of the wave are counted
+     * (wave_counted).
+     */
+    uint64_t act[KILN_PROF_ACTIVITIES];
+    uint64_t wave_counted;
+    uint64_t macs[4];                   /* by KILN_DTYPE_FP32 .. INT8 */
+    uint64_t se_elems, se_transc_elems, re_elems, mlu_bytes;
+    uint64_t moved[KILN_PROF_FABRICS];  /* DMA bytes per fabric, whole launch */
+    uint32_t workgroups;
+    /* timeline (profiled launches): segments of this slot, cycles from
+     * the launch start; wave_base is where the current wave began */
+    struct kiln_profile_segment *seg;
+    uint32_t seg_cap, seg_n;
+    uint64_t seg_dropped;
+    uint64_t wave_base;
 } KilnPe;
 
 struct KilnLaunch {
@@ -188,6 +209,12 @@ static inline uint64_t kiln_cost_xfer_cycles(uint64_t bytes, uint64_t bps)
     return (uint64_t)(t / bps);
 }
 
+/* KilnFabric indexes the profile's fabric_bytes[] too */
+_Static_assert(KILN_FABRIC_DRAM == (int)KILN_PROF_FABRIC_DRAM &&
+               KILN_FABRIC_SRAM == (int)KILN_PROF_FABRIC_SRAM &&
+               KILN_FABRIC_HOST == (int)KILN_PROF_FABRIC_HOST,
+               "fabric indices");
+
 /* Chip-wide bandwidth of a shared fabric, bytes/s */
 static inline uint64_t kiln_fabric_bps(KilnFabric f)
 {
@@ -204,6 +231,26 @@ static inline uint64_t kiln_fabric_bps(KilnFabric f)
 static inline uint64_t kiln_pe_cycles(const KilnPe *pe)
 {
     return pe->instret + pe->cycles_extra;
+}
+
+/* pe_launch.c: append [start, start + c) of @act to the PE's timeline */
+void kiln_pe_segment(KilnPe *pe, uint32_t act, uint64_t start, uint64_t c);
+
+/*
+ * The PE spends @c cycles on @act (not scalar code) from its clock's
+ * present value: advance the clock and count them.
+ */
+static inline void kiln_pe_activity(KilnPe *pe, uint32_t act, uint64_t c)
+{
+    if (!c) {
+        return;
+    }
+    if (pe->seg) {
+        kiln_pe_segment(pe, act, kiln_pe_cycles(pe), c);
+    }
+    pe->cycles_extra += c;
+    pe->act[act] += c;
+    pe->wave_counted += c;
 }
 
 #endif /* KILN_PE_INTERNAL_H */

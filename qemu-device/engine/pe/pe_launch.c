@@ -192,16 +192,197 @@ static uint64_t fabric_phase_end(KilnPe *pes, uint32_t n)
     return busiest;
 }
 
+/* ---- profile and energy -------------------------------------------------- */
+
+#define PROFILE_MAX_BYTES   (64u << 20)     /* host memory a profile may take */
+
+void kiln_pe_segment(KilnPe *pe, uint32_t act, uint64_t start, uint64_t c)
+{
+    struct kiln_profile_segment *last = pe->seg_n ? &pe->seg[pe->seg_n - 1]
+                                                  : NULL;
+
+    start += pe->wave_base;
+    if (last && last->activity == act && last->start + last->cycles == start &&
+        last->cycles + c <= UINT32_MAX) {
+        last->cycles += (uint32_t)c;
+        return;
+    }
+    if (pe->seg_n == pe->seg_cap || c > UINT32_MAX) {
+        pe->seg_dropped++;
+        return;
+    }
+    pe->seg[pe->seg_n++] = (struct kiln_profile_segment){
+        .start = start, .cycles = (uint32_t)c, .activity = act,
+    };
+}
+
+/* Counted cycles of @act that are not on the PE's own clock (wave ends) */
+static void add_outside(KilnPe *pe, uint32_t act, uint64_t start, uint64_t c)
+{
+    if (c) {
+        pe->act[act] += c;
+        if (pe->seg) {
+            kiln_pe_segment(pe, act, start, c);
+        }
+    }
+}
+
+uint64_t kiln_energy_idle_pj(uint64_t cycles)
+{
+    /* mW x cycles / MHz = 1e-3 W x 1e-6 s = nJ; x 1000 for pJ, rounded */
+    __extension__ unsigned __int128 e =
+        (unsigned __int128)cycles * KILN_POWER_IDLE_MW * 1000 +
+        KILN_PE_CLOCK_MHZ / 2;
+
+    return (uint64_t)(e / KILN_PE_CLOCK_MHZ);
+}
+
+static uint64_t region_byte_fj(uint64_t pa)
+{
+    if (pa >= KILN_PA_HOST_BASE) {
+        return KILN_ENERGY_HOST_BYTE_FJ;
+    }
+    return pa >= KILN_PA_SRAM_BASE ? KILN_ENERGY_SRAM_BYTE_FJ
+                                   : KILN_ENERGY_DRAM_BYTE_FJ;
+}
+
+uint64_t kiln_energy_copy_pj(uint64_t bytes, uint64_t src_pa, uint64_t dst_pa,
+                             bool fill)
+{
+    uint64_t per = region_byte_fj(dst_pa) + (fill ? 0 : region_byte_fj(src_pa));
+
+    return (uint64_t)(((unsigned __int128)bytes * per + 500) / 1000);
+}
+
+static const uint64_t mac_fj[4] = {
+    [KILN_DTYPE_FP32] = KILN_ENERGY_MAC_FP32_FJ,
+    [KILN_DTYPE_BF16] = KILN_ENERGY_MAC_BF16_FJ,
+    [KILN_DTYPE_FP16] = KILN_ENERGY_MAC_FP16_FJ,
+    [KILN_DTYPE_INT8] = KILN_ENERGY_MAC_INT8_FJ,
+};
+
+static const uint64_t fabric_fj[KILN_PROF_FABRICS] = {
+    [KILN_PROF_FABRIC_DRAM] = KILN_ENERGY_DRAM_BYTE_FJ,
+    [KILN_PROF_FABRIC_SRAM] = KILN_ENERGY_SRAM_BYTE_FJ,
+    [KILN_PROF_FABRIC_HOST] = KILN_ENERGY_HOST_BYTE_FJ,
+    [KILN_PROF_FABRIC_LOCAL] = KILN_ENERGY_LOCAL_BYTE_FJ,
+};
+
+/* Sum the PEs' counters into @h and return the dynamic energy in pJ */
+static uint64_t launch_totals(const KilnPe *pes, uint32_t n,
+                              struct kiln_profile_header *h)
+{
+    __extension__ unsigned __int128 fj = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        const KilnPe *pe = &pes[i];
+        uint64_t active = pe->act[KILN_PROF_SCALAR] + pe->act[KILN_PROF_DPE] +
+                          pe->act[KILN_PROF_SE] + pe->act[KILN_PROF_RE] +
+                          pe->act[KILN_PROF_MLU];
+
+        fj += (unsigned __int128)active * KILN_ENERGY_PE_ACTIVE_FJ;
+        for (int d = 0; d < 4; d++) {
+            h->macs[d] += pe->macs[d];
+        }
+        for (int f = 0; f < KILN_PROF_FABRICS; f++) {
+            h->fabric_bytes[f] += pe->moved[f];
+        }
+        h->se_elems += pe->se_elems;
+        h->se_transc_elems += pe->se_transc_elems;
+        h->re_elems += pe->re_elems;
+        h->mlu_bytes += pe->mlu_bytes;
+    }
+    for (int d = 0; d < 4; d++) {
+        fj += (unsigned __int128)h->macs[d] * mac_fj[d];
+    }
+    for (int f = 0; f < KILN_PROF_FABRICS; f++) {
+        fj += (unsigned __int128)h->fabric_bytes[f] * fabric_fj[f];
+    }
+    fj += (unsigned __int128)h->se_elems * KILN_ENERGY_SE_ELEM_FJ;
+    fj += (unsigned __int128)h->se_transc_elems * KILN_ENERGY_SE_TRANSC_ELEM_FJ;
+    fj += (unsigned __int128)h->re_elems * KILN_ENERGY_RE_ELEM_FJ;
+    fj += (unsigned __int128)h->mlu_bytes * KILN_ENERGY_MLU_BYTE_FJ;
+    return (uint64_t)((fj + 500) / 1000);
+}
+
+/*
+ * Every byte of [va, va + len) is accessible for @access in @as (the
+ * profile buffer is checked before the launch runs, so that writing it
+ * afterwards cannot fail half-way).
+ */
+static bool as_check(const KilnAddrSpace *as, uint64_t va, uint64_t len,
+                     uint32_t access, KilnFault *f)
+{
+    while (len) {
+        KilnXlate x;
+        if (!kiln_as_xlate(as, va, len, access, &x, f)) {
+            return false;
+        }
+        if (x.len >= len) {
+            break;
+        }
+        va += x.len;
+        len -= x.len;
+    }
+    return true;
+}
+
+/*
+ * Write the profile of a launch of @waves waves that took @cycles: the
+ * header, the records of the PEs that fit (slots the grid never reached
+ * spent the launch dispatched-to but idle), then the timelines.
+ */
+static void profile_write(const KilnLaunch *l, uint64_t va, uint32_t used,
+                          const struct kiln_profile_header *h)
+{
+    const KilnAddrSpace *as = l->as;
+    uint32_t num_pes = l->num_pes;
+    uint64_t seg_off = h->segment_offset;
+    KilnFault f;
+
+    if (h->pe_offset) {
+        for (uint32_t i = 0; i < num_pes; i++) {
+            struct kiln_profile_pe r;
+            memset(&r, 0, sizeof(r));
+            if (i < used) {
+                const KilnPe *pe = &l->pes[i];
+                memcpy(r.cycles, pe->act, sizeof(r.cycles));
+                r.workgroups = pe->workgroups;
+                r.segments = pe->seg_n;
+                r.dropped = pe->seg_dropped;
+            } else {
+                r.cycles[KILN_PROF_LAUNCH] = KILN_COST_LAUNCH +
+                    (uint64_t)(h->waves ? h->waves - 1 : 0) * KILN_COST_WAVE;
+                r.cycles[KILN_PROF_IDLE] = h->cycles - r.cycles[KILN_PROF_LAUNCH];
+            }
+            kiln_as_write(as, va + h->pe_offset + (uint64_t)i * sizeof(r), &r,
+                          sizeof(r), &f);
+        }
+    }
+    if (seg_off) {
+        for (uint32_t i = 0; i < used; i++) {
+            const KilnPe *pe = &l->pes[i];
+            kiln_as_write(as, va + seg_off +
+                          (uint64_t)i * h->segments_per_pe *
+                          sizeof(struct kiln_profile_segment),
+                          pe->seg, (uint64_t)pe->seg_n * sizeof(*pe->seg), &f);
+        }
+    }
+    kiln_as_write(as, va, h, sizeof(*h), &f);
+}
+
 void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
                     const struct kiln_pkt_launch *pkt,
                     const KilnParallel *par, const volatile int *cancel,
-                    uint64_t *progress, KilnLaunchResult *result)
+                    uint64_t *progress, uint64_t start_cycles,
+                    KilnLaunchResult *result)
 {
     const KilnPeConfig *cfg = &eng->cfg;
     KilnLaunch *l = NULL;
-    uint64_t total, lm_size, start;
-    uint32_t num_pes = cfg->grid_width * cfg->grid_height;
+    uint64_t total, lm_size, start, launch_t;
+    uint32_t num_pes = cfg->grid_width * cfg->grid_height, used, waves = 0;
     struct kiln_debug_header dh = { 0, 0 };
+    struct kiln_profile_header prof;
     uint64_t dbg_cap = 0;
     KilnFault f;
 
@@ -215,7 +396,7 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
         pkt->grid_y > KILN_LAUNCH_MAX_GRID || pkt->grid_z > KILN_LAUNCH_MAX_GRID ||
         pkt->args_size > KILN_LAUNCH_MAX_ARGS_SIZE ||
         lm_size > cfg->local_mem_size || (lm_size & 15) || lm_size < 1024 ||
-        (pkt->entry_va & 3) || pkt->reserved ||
+        (pkt->entry_va & 3) || (pkt->profile_va & 7) ||
         (pkt->debug_size && pkt->debug_size < sizeof(dh)) ||
         (KILN_PKT_FLAGS(pkt->header) & ~KILN_LAUNCH_FLAG_COOPERATIVE)) {
         fail(result, KILN_STATUS_BAD_LAUNCH, 0);
@@ -249,6 +430,43 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
             dh.used = dbg_cap;
         }
     }
+    memset(&prof, 0, sizeof(prof));
+    if (pkt->profile_va) {
+        /* the host says how big the buffer is; all of it must be writable */
+        if (!kiln_as_read(as, pkt->profile_va, &prof, 16, &f) ||
+            (prof.size >= sizeof(prof) &&
+             !as_check(as, pkt->profile_va,
+                       prof.size < PROFILE_MAX_BYTES ? prof.size : PROFILE_MAX_BYTES,
+                       KILN_ACCESS_WRITE, &f))) {
+            fail(result, f.status ? f.status : KILN_STATUS_MMU_FAULT,
+                 f.addr ? f.addr : pkt->profile_va);
+            result->access = f.access ? f.access : KILN_ACCESS_READ;
+            result->reason = f.reason;
+            return;
+        }
+        if (prof.size < sizeof(prof)) {
+            fail(result, KILN_STATUS_BAD_LAUNCH, pkt->profile_va);
+            return;
+        }
+        if (prof.size > PROFILE_MAX_BYTES) {
+            prof.size = PROFILE_MAX_BYTES;
+        }
+        prof.magic = KILN_PROFILE_MAGIC;
+        prof.version = KILN_PROFILE_VERSION;
+        prof.num_pes = num_pes;
+        prof.start_cycles = start_cycles;
+        if (prof.size >= sizeof(prof) + (uint64_t)num_pes * sizeof(struct kiln_profile_pe)) {
+            uint64_t room;
+            prof.pe_offset = sizeof(prof);
+            room = prof.size - sizeof(prof) - (uint64_t)num_pes * sizeof(struct kiln_profile_pe);
+            prof.segments_per_pe = (uint32_t)(room / ((uint64_t)num_pes *
+                                               sizeof(struct kiln_profile_segment)));
+            if (prof.segments_per_pe) {
+                prof.segment_offset = prof.pe_offset +
+                                      num_pes * sizeof(struct kiln_profile_pe);
+            }
+        }
+    }
 
     l = calloc(1, sizeof(*l));
     if (!l) {
@@ -275,10 +493,15 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
         fail(result, KILN_STATUS_FATAL, 0);
         return;
     }
-    for (uint32_t i = 0; i < l->wave_pes; i++) {
+    used = l->wave_pes;
+    for (uint32_t i = 0; i < used; i++) {
         KilnPe *pe = &l->pes[i];
         pe->lm_buf = lm_buf_get(eng);
-        if (!pe->lm_buf) {
+        if (prof.segments_per_pe) {
+            pe->seg = calloc(prof.segments_per_pe, sizeof(*pe->seg));
+            pe->seg_cap = prof.segments_per_pe;
+        }
+        if (!pe->lm_buf || (prof.segments_per_pe && !pe->seg)) {
             fail(result, KILN_STATUS_FATAL, 0);
             goto out;
         }
@@ -289,17 +512,35 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
         pe->slot = i;
         kiln_pe_tlb_flush(pe);
         pe->tlb_gen = __atomic_load_n(l->tlb_gen, __ATOMIC_ACQUIRE);
+        /* dispatching the launch's work queue to the PEs */
+        add_outside(pe, KILN_PROF_LAUNCH, 0, KILN_COST_LAUNCH);
     }
+    launch_t = KILN_COST_LAUNCH;
+    result->cycles = KILN_COST_LAUNCH;
 
     for (start = 0; start < total; start += l->wave_pes) {
         uint32_t n = total - start < l->wave_pes ? (uint32_t)(total - start)
                                                  : l->wave_pes;
         /* modelled time at which the current barrier phase began */
-        uint64_t wave_cycles = 0, phase_start = 0, fabric;
+        uint64_t wave_cycles = 0, phase_start = 0, fabric, wave_t;
         KilnPe *bad = NULL;
         bool stopped = false;
 
         l->wave_pes = n;
+        waves++;
+        for (uint32_t i = 0; i < used; i++) {
+            KilnPe *pe = &l->pes[i];
+            pe->wave_base = launch_t;
+            if (start) {
+                /* replacing the previous wave's workgroups */
+                add_outside(pe, KILN_PROF_LAUNCH, 0, KILN_COST_WAVE);
+                pe->wave_base += KILN_COST_WAVE;
+            }
+        }
+        if (start) {
+            launch_t += KILN_COST_WAVE;
+            result->cycles += KILN_COST_WAVE;
+        }
         for (uint32_t i = 0; i < n; i++) {
             KilnPe *pe = &l->pes[i];
             uint64_t wg = start + i;
@@ -326,6 +567,8 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
             pe->dbg_len = 0;
             pe->dbg_dropped = 0;
             memset(pe->fabric_bytes, 0, sizeof(pe->fabric_bytes));
+            pe->wave_counted = 0;
+            pe->workgroups++;
         }
         for (;;) {
             uint32_t at_barrier = 0, running = 0;
@@ -353,14 +596,17 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
              * phase's traffic.
              */
             fabric = phase_start + fabric_phase_end(l->pes, n);
-            if (fabric > maxc) {
-                maxc = fabric;
+            if (fabric < maxc) {
+                fabric = maxc;
             }
-            phase_start = maxc + KILN_COST_BARRIER;
+            phase_start = fabric + KILN_COST_BARRIER;
             for (uint32_t i = 0; i < n; i++) {
                 KilnPe *pe = &l->pes[i];
                 if (pe->state == KILN_PE_BARRIER) {
-                    pe->cycles_extra += phase_start - kiln_pe_cycles(pe);
+                    kiln_pe_activity(pe, KILN_PROF_BARRIER,
+                                     maxc - kiln_pe_cycles(pe));
+                    kiln_pe_activity(pe, KILN_PROF_FABRIC, fabric - maxc);
+                    kiln_pe_activity(pe, KILN_PROF_BARRIER, KILN_COST_BARRIER);
                     pe->state = KILN_PE_RUNNING;
                 }
             }
@@ -407,7 +653,23 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
             }
         }
         fabric = phase_start + fabric_phase_end(l->pes, n);
-        result->cycles += wave_cycles > fabric ? wave_cycles : fabric;
+        wave_t = wave_cycles > fabric ? wave_cycles : fabric;
+        /*
+         * What each PE slot did in the wave: its clock is scalar code
+         * except what kiln_pe_activity() counted; then it idles until the
+         * slowest PE is done, and all wait for the fabrics.
+         */
+        for (uint32_t i = 0; i < used; i++) {
+            KilnPe *pe = &l->pes[i];
+            uint64_t c = i < n ? kiln_pe_cycles(pe) : 0;
+            if (i < n) {
+                pe->act[KILN_PROF_SCALAR] += c - pe->wave_counted;
+            }
+            add_outside(pe, KILN_PROF_IDLE, c, wave_cycles - c);
+            add_outside(pe, KILN_PROF_FABRIC, wave_cycles, wave_t - wave_cycles);
+        }
+        launch_t += wave_t;
+        result->cycles += wave_t;
         if (bad) {
             result->status = bad->fault_status;
             result->pe = bad->slot;
@@ -425,6 +687,14 @@ void kiln_pe_launch(KilnPeEngine *eng, const KilnAddrSpace *as,
     if (pkt->debug_size) {
         kiln_as_write(as, pkt->debug_va, &dh, sizeof(dh), &f);
     }
+    result->dynamic_pj = launch_totals(l->pes, used, &prof);
+    if (pkt->profile_va) {
+        prof.waves = waves;
+        prof.cycles = result->cycles;
+        prof.instructions = result->instructions;
+        prof.energy_pj = kiln_energy_idle_pj(result->cycles) + result->dynamic_pj;
+        profile_write(l, pkt->profile_va, used, &prof);
+    }
 
 out:
     for (uint32_t i = 0; i < (total < num_pes ? total : num_pes); i++) {
@@ -438,6 +708,7 @@ out:
             lm_buf_put(eng, pe->lm_buf);
         }
         free(pe->dbg);
+        free(pe->seg);
     }
     for (uint32_t h = 0; h < KILN_PE_CODE_HASH; h++) {
         KilnCodePage *p = atomic_load(&l->code[h]);

@@ -16,11 +16,6 @@
 
 /* ---- helpers --------------------------------------------------------- */
 
-static void add_cycles(KilnPe *pe, uint64_t c)
-{
-    pe->cycles_extra += c;
-}
-
 static uint64_t div_up(uint64_t a, uint64_t b)
 {
     return (a + b - 1) / b;
@@ -297,8 +292,10 @@ static void dma_account(KilnPe *pe, uint32_t tag, uint64_t bytes,
                 bps = fbps;
             }
             pe->fabric_bytes[side[i]] += bytes;
+            pe->moved[side[i]] += bytes;
         }
     }
+    pe->moved[KILN_PROF_FABRIC_LOCAL] += bytes;
     pe->dma_busy_until = start + kiln_cost_xfer_cycles(bytes, bps);
     if (pe->dma_busy_until + KILN_COST_DMA_LATENCY > pe->tag_done[tag]) {
         pe->tag_done[tag] = pe->dma_busy_until + KILN_COST_DMA_LATENCY;
@@ -448,8 +445,9 @@ static bool dma_gather(KilnPe *pe, uint64_t da, uint32_t tag)
     ok = true;
     dma_account(pe, tag, (uint64_t)g.count * g.row_bytes, g.dst, g.table);
     if (accum) {
-        add_cycles(pe, div_up((uint64_t)g.count * (g.row_bytes / 4),
-                              KILN_COST_SE_ELEMS));
+        uint64_t n = (uint64_t)g.count * (g.row_bytes / 4);
+        pe->se_elems += n;
+        kiln_pe_activity(pe, KILN_PROF_SE, div_up(n, KILN_COST_SE_ELEMS));
     }
 out:
     free(row);
@@ -624,7 +622,8 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
                                           : KILN_COST_DPE_MACS_BF16;
     }
     macs = (uint64_t)d.m * d.n * d.k;
-    add_cycles(pe, div_up(macs, rate));
+    pe->macs[d.dtype] += macs;
+    kiln_pe_activity(pe, KILN_PROF_DPE, div_up(macs, rate));
     return true;
 }
 
@@ -741,7 +740,9 @@ static bool se_cvt(KilnPe *pe, const struct kiln_se_desc *s, uint64_t da)
             }
         }
     }
-    add_cycles(pe, div_up((uint64_t)s->rows * s->cols, KILN_COST_SE_ELEMS));
+    pe->se_elems += (uint64_t)s->rows * s->cols;
+    kiln_pe_activity(pe, KILN_PROF_SE,
+                     div_up((uint64_t)s->rows * s->cols, KILN_COST_SE_ELEMS));
     return true;
 }
 
@@ -798,7 +799,9 @@ static bool se_exec_i32(KilnPe *pe, uint32_t op, const struct kiln_se_desc *s, u
             memcpy(pd + ((int64_t)r * s->dst_ld + c) * 4, &v, 4);
         }
     }
-    add_cycles(pe, div_up((uint64_t)s->rows * s->cols, KILN_COST_SE_ELEMS));
+    pe->se_elems += (uint64_t)s->rows * s->cols;
+    kiln_pe_activity(pe, KILN_PROF_SE,
+                     div_up((uint64_t)s->rows * s->cols, KILN_COST_SE_ELEMS));
     return true;
 }
 
@@ -848,7 +851,8 @@ static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
                 dr[c] = s.scalar;
             }
         }
-        add_cycles(pe, div_up(n, KILN_COST_SE_ELEMS));
+        pe->se_elems += n;
+        kiln_pe_activity(pe, KILN_PROF_SE, div_up(n, KILN_COST_SE_ELEMS));
         return true;
     }
     pa = lm_operand(pe, s.a, s.rows, s.cols, s.a_ld, s.a_cs, 4,
@@ -906,7 +910,12 @@ static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
             dr[c] = kiln_se_elem(rop, ar[(uint64_t)c * s.a_cs], b, cv);
         }
     }
-    add_cycles(pe, div_up(n, cost_rate));
+    if (cost_rate == KILN_COST_SE_TRANSC_ELEMS) {
+        pe->se_transc_elems += n;
+    } else {
+        pe->se_elems += n;
+    }
+    kiln_pe_activity(pe, KILN_PROF_SE, div_up(n, cost_rate));
     return true;
 }
 
@@ -976,7 +985,9 @@ static bool re_exec(KilnPe *pe, uint32_t op, uint64_t da, uint64_t *rd)
         memcpy(&bits, pd, 4);
         *rd = bits;
     }
-    add_cycles(pe, div_up((uint64_t)d.rows * d.cols, KILN_COST_RE_ELEMS));
+    pe->re_elems += (uint64_t)d.rows * d.cols;
+    kiln_pe_activity(pe, KILN_PROF_RE,
+                     div_up((uint64_t)d.rows * d.cols, KILN_COST_RE_ELEMS));
     return true;
 }
 
@@ -1032,7 +1043,9 @@ static bool mlu_exec(KilnPe *pe, uint32_t op, uint64_t da)
                     ps + (int64_t)r * d.src_ld * es, (uint64_t)d.cols * es);
         }
     }
-    add_cycles(pe, div_up((uint64_t)d.rows * d.cols * es, KILN_COST_MLU_BYTES));
+    pe->mlu_bytes += (uint64_t)d.rows * d.cols * es;
+    kiln_pe_activity(pe, KILN_PROF_MLU,
+                     div_up((uint64_t)d.rows * d.cols * es, KILN_COST_MLU_BYTES));
     return true;
 }
 
@@ -1107,7 +1120,7 @@ bool kiln_pe_custom(KilnPe *pe, uint32_t raw, uint64_t a, uint64_t b,
                     until = pe->tag_done[t];
                 }
             }
-            add_cycles(pe, until - now);
+            kiln_pe_activity(pe, KILN_PROF_DMA_WAIT, until - now);
             return true;
         }
         if (b >= KILN_DMA_TAGS) {

@@ -191,7 +191,9 @@ TEST(Packet, Launch) {
     EXPECT_EQ(v(l), (uint32_t)KILN_STATUS_OK);
     KilnPacket q = l; q.launch.args_size = KILN_LAUNCH_MAX_ARGS_SIZE + 1;
     EXPECT_EQ(v(q), (uint32_t)KILN_STATUS_BAD_PACKET);
-    q = l; q.launch.reserved = 1;
+    q = l; q.launch.profile_va = 0x1000;
+    EXPECT_EQ(v(q), (uint32_t)KILN_STATUS_OK);
+    q = l; q.launch.profile_va = 0x1004;  // must be 8-byte aligned
     EXPECT_EQ(v(q), (uint32_t)KILN_STATUS_BAD_PACKET);
     q = l; q.header = KILN_PKT_HEADER(KILN_OP_LAUNCH, 2);
     EXPECT_EQ(v(q), (uint32_t)KILN_STATUS_BAD_PACKET);
@@ -202,11 +204,14 @@ TEST(JobStatus, Encode) {
     s.status = KILN_STATUS_MMU_FAULT;
     s.job_id = 0x1122334455667788ull;
     s.elapsed_ns = 5;
-    uint8_t raw[64];
+    s.energy_pj = 0x0102;
+    uint8_t raw[sizeof(s)];
     kiln_job_status_encode(&s, raw);
     EXPECT_EQ(raw[0], KILN_STATUS_MMU_FAULT);
     EXPECT_EQ(raw[8], 0x88);
     EXPECT_EQ(raw[56], 5);
+    EXPECT_EQ(raw[64], 0x02);
+    EXPECT_EQ(raw[65], 0x01);
 }
 
 }  // namespace

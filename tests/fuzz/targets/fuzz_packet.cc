@@ -69,8 +69,8 @@ void check_accepted(const KilnPacket &p)
         break;
     }
     case KILN_OP_LAUNCH:
-        if (p.launch.args_size > KILN_LAUNCH_MAX_ARGS_SIZE || p.launch.reserved)
-            fail("accepted LAUNCH args_size/reserved", op);
+        if (p.launch.args_size > KILN_LAUNCH_MAX_ARGS_SIZE || p.launch.profile_va % 8)
+            fail("accepted LAUNCH args_size/profile_va", op);
         if (flags & ~KILN_LAUNCH_FLAG_COOPERATIVE) fail("accepted LAUNCH flags", op);
         break;
     case KILN_OP_FENCE:

@@ -143,7 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int run = 0; run < 2; run++) {
         uint64_t progress = 0;
         m.load(code, code_len, img, img_len);
-        kiln_pe_launch(m.eng, &m.as, &p, nullptr, nullptr, &progress, &r[run]);
+        kiln_pe_launch(m.eng, &m.as, &p, nullptr, nullptr, &progress, 0, &r[run]);
         if (r[run].status >= KILN_STATUS_COUNT) {
             fprintf(stderr, "fuzz_pe: status %u\n", r[run].status);
             abort();

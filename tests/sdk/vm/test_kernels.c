@@ -29,6 +29,19 @@ KILN_KERNEL void spin(uint64_t iters, uint64_t *out)
     out[kiln_wg_id()] = acc;
 }
 
+/* Does nothing: a launch's own modelled cost. */
+KILN_KERNEL void noop(void)
+{
+}
+
+/* Streams @bytes from @src into local memory, 64 KiB at a time. */
+KILN_KERNEL void stream(const uint8_t *src, uint32_t bytes)
+{
+    for (uint32_t off = 0; off < bytes; off += 65536)
+        kiln_dma_copy(KILN_LM(uint8_t, 0), src + off, 65536, 0);
+    kiln_dma_wait(1);
+}
+
 /* Debug channel: every workgroup says who it is. */
 KILN_KERNEL void hello(uint32_t x)
 {

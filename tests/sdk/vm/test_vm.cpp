@@ -2,6 +2,7 @@
 // libkiln end to end on the emulated device, through the real driver.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <kiln/hw/kiln_isa.h>
 #include <kiln/hw/kiln_status.h>
 #include <unistd.h>
 
@@ -116,9 +117,116 @@ TEST_F(Vm, CrossQueueEventsAndTimestamps) {
   q2.finish();
   EXPECT_EQ(r[3], 0x01020304u);
   auto t = e2.timing();
-  EXPECT_GE(t.device_end_ns, t.device_start_ns);
-  EXPECT_GE(e2.elapsed_since(e2).count(), 0);
+  EXPECT_GE(t.emulator_end_ns, t.emulator_start_ns);
+  EXPECT_GT(t.cycles(), 0u);
+  EXPECT_EQ(e2.elapsed_since(e2).count(), 0);
+  EXPECT_GT(e2.elapsed_since(e1).count(), 0);
   EXPECT_TRUE(e1.ready());
+}
+
+namespace {
+// docs/pe-isa.md section 4: idle power over the modelled time, in pJ
+uint64_t idle_pj(uint64_t cycles) {
+  return (cycles * KILN_POWER_IDLE_MW * 1000 + KILN_PE_CLOCK_MHZ / 2) / KILN_PE_CLOCK_MHZ;
+}
+}  // namespace
+
+// "Device time" is modelled time, from the job status: a DMA_FILL of a
+// 4 KiB page of DRAM costs its cycles at DRAM's 152 bytes/cycle (plus one),
+// whatever the emulator took, and its energy is the idle power over that
+// time plus 32 pJ per DRAM byte written.
+TEST_F(Vm, DeviceTimeAndEnergyAreModelled) {
+  auto q = dev.queue();
+  auto b = dev.alloc(4096, Memory::device);
+  auto e = q.fill(b, 7);
+  Usage u = e.usage();
+  const uint64_t cycles = 4096 / 152 + 1;
+  EXPECT_EQ(u.cycles, cycles);
+  EXPECT_EQ(e.cycles(), cycles);
+  EXPECT_EQ(u.device_time, cycles_to_time(cycles, dev.info().clock_mhz));
+  EXPECT_EQ(e.device_time(), u.device_time);
+  EXPECT_GT(e.emulator_time().count(), 0);  // the emulator's own, not asserted further
+  EXPECT_EQ(u.energy_pj, idle_pj(cycles) + 4096ull * KILN_ENERGY_DRAM_BYTE_FJ / 1000);
+  EXPECT_DOUBLE_EQ(e.energy(), u.energy_j());
+  EXPECT_GT(u.power_w(), KILN_POWER_IDLE_MW / 1000.0);
+}
+
+// A no-op launch of 64 workgroups costs its dispatch plus a few cycles of
+// each workgroup: under 1 us (MTIA 2i: job launch < 1 us).
+TEST_F(Vm, NoopLaunchCostsUnderOneMicrosecond) {
+  auto k = dev.load(image()).kernel("noop");
+  auto q = dev.queue();
+  auto e = q.launch_with(k, {.grid = {64, 1, 1}});
+  EXPECT_GE(e.cycles(), uint64_t(KILN_COST_LAUNCH));
+  EXPECT_LE(e.device_time(), 1us) << e.cycles() << " cycles";
+}
+
+// A profiling queue gets the device's own counters for every launch: each
+// PE's cycles split by activity add up to the launch's; 64 PEs streaming
+// 1 MiB each from DRAM wait on the shared fabric, and the roofline says so.
+TEST_F(Vm, ProfileOfADramBoundLaunch) {
+  auto k = dev.load(image()).kernel("stream");
+  const uint32_t pes = dev.info().pe_count(), bytes = 1 << 20;
+  auto src = dev.alloc(bytes, Memory::device);
+  auto q = dev.queue({.profiling = true});
+  auto e = q.launch_with(k, {.grid = {pes, 1, 1}}, src, bytes);
+  auto ps = e.profiles();
+  ASSERT_EQ(ps.size(), 1u);
+  const LaunchProfile& p = ps[0];
+  EXPECT_EQ(p.kernel, "stream");
+  EXPECT_EQ(p.cycles, e.cycles());  // the job is this launch (timestamps cost nothing)
+  EXPECT_EQ(p.waves, 1u);
+  EXPECT_EQ(p.bytes[size_t(Fabric::dram)], uint64_t(pes) * bytes);
+  EXPECT_EQ(p.bytes[size_t(Fabric::local)], uint64_t(pes) * bytes);
+  ASSERT_EQ(p.pes.size(), pes);
+  for (const auto& pe : p.pes) {
+    uint64_t sum = 0;
+    for (uint64_t c : pe.cycles) sum += c;
+    EXPECT_EQ(sum, p.cycles);
+    EXPECT_EQ(pe.workgroups, 1u);
+    EXPECT_EQ(pe[Activity::launch], uint64_t(KILN_COST_LAUNCH));
+    EXPECT_GT(pe[Activity::fabric], pe[Activity::scalar]);
+  }
+  // DRAM time for all of it, plus the dispatch: the launch is at its roofline
+  const uint64_t dram = (uint64_t(pes) * bytes * KILN_PE_CLOCK_HZ + KILN_COST_DRAM_BPS - 1) / KILN_COST_DRAM_BPS;
+  Roofline r = p.roofline();
+  EXPECT_EQ(r.bound, "DRAM");
+  EXPECT_EQ(r.bound_cycles, KILN_COST_LAUNCH + dram);
+  EXPECT_EQ(p.cycles, KILN_COST_LAUNCH + dram);
+  EXPECT_DOUBLE_EQ(r.fraction, 1.0);
+  EXPECT_LE(p.energy_pj, e.usage().energy_pj);
+  EXPECT_NE(p.report().find("DRAM-bound"), std::string::npos) << p.report();
+}
+
+// hwmon energy1_input (uJ) and the telemetry's energy grow with the work.
+TEST_F(Vm, EnergyCounterGrows) {
+  auto before = dev.telemetry();
+  auto q = dev.queue();
+  auto b = dev.alloc(4 << 20, Memory::device);
+  auto e = q.fill(b, 1);
+  e.wait();
+  auto after = dev.telemetry();
+  EXPECT_GE(after.energy_j - before.energy_j, e.energy() - 1e-6);
+  EXPECT_GE(after.total_cycles - before.total_cycles, e.cycles());
+  EXPECT_GT(after.power_w, KILN_POWER_IDLE_MW / 1000.0);  // the fill's modelled power
+  bool found = false;
+  for (int h = 0; h < 64 && !found; h++) {
+    auto dir = "/sys/class/hwmon/hwmon" + std::to_string(h);
+    FILE* f = std::fopen((dir + "/name").c_str(), "r");
+    if (!f) continue;
+    char name[32] = {};
+    bool kiln = std::fgets(name, sizeof name, f) && std::string(name) == "kiln\n";
+    std::fclose(f);
+    if (!kiln) continue;
+    f = std::fopen((dir + "/energy1_input").c_str(), "r");
+    ASSERT_NE(f, nullptr) << dir;
+    unsigned long long uj = 0;
+    EXPECT_EQ(std::fscanf(f, "%llu", &uj), 1);
+    std::fclose(f);
+    EXPECT_GE(uj, uint64_t(after.energy_j * 1e6) - 1);
+    found = true;
+  }
+  EXPECT_TRUE(found) << "no hwmon device named kiln";
 }
 
 TEST_F(Vm, VaddKernelMatchesCpu) {

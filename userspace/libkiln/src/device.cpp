@@ -583,7 +583,8 @@ Telemetry Device::telemetry() const {
   r.power_w = t.power_mw / 1000.0;
   r.pe_clock_mhz = t.pe_clock_mhz, r.mem_clock_mhz = t.mem_clock_mhz;
   r.busy_ns = t.busy_ns, r.dma_bytes = t.dma_bytes, r.packets = t.packets, r.launches = t.launches;
-  r.device_time_ns = t.device_time_ns, r.total_cycles = t.total_cycles;
+  r.emulator_time_ns = t.device_time_ns, r.total_cycles = t.total_cycles;
+  r.energy_j = double(t.energy_uj) * 1e-6;
   return r;
 }
 

@@ -194,38 +194,67 @@ struct Tracer {
     f << "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
     f << R"J({"ph":"M","pid":1,"name":"process_name","args":{"name":"host (libkiln)"}},)J"
          "\n";
-    f << R"J({"ph":"M","pid":2,"name":"process_name","args":{"name":"kiln device (emulated)"}})J";
+    f << R"J({"ph":"M","pid":2,"name":"process_name","args":{"name":"kiln device (modelled time)"}},)J"
+         "\n";
+    f << R"J({"ph":"M","pid":3,"name":"process_name","args":{"name":"kiln PEs (modelled time)"}})J";
     // Records come in completion order, and the tracer may start after the first
     // submission: time 0 is the earliest submission, so no "ts" is negative.
     int64_t origin = t0;
     for (const auto& r : recs) origin = std::min(origin, r.host_submit_ns);
-    // Device timestamps use the device clock: align the earliest device start with
-    // its host submit so both tracks line up in the viewer.
-    int64_t dev_shift = 0;
+    // The device track is in modelled time: the device's cycle counter at the
+    // modelled clock. It has no relation to the host clock, so the earliest
+    // job's start is placed at its host submit, and the rest keep their
+    // modelled distances from it.
+    auto dev_ns = [](uint64_t cycles, uint32_t mhz) { return mhz ? double(cycles) * 1e3 / mhz : 0.0; };
+    double dev_shift = 0;
     bool have_shift = false;
     uint64_t first_start = UINT64_MAX;
     for (const auto& r : recs) {
-      if (r.device_end_ns && r.device_start_ns < first_start) {
-        first_start = r.device_start_ns;
-        dev_shift = (r.host_submit_ns - origin) - int64_t(r.device_start_ns);
+      if ((r.cycles_start || r.cycles) && r.cycles_start < first_start) {
+        first_start = r.cycles_start;
+        dev_shift = double(r.host_submit_ns - origin) - dev_ns(r.cycles_start, r.clock_mhz);
         have_shift = true;
       }
     }
     for (const auto& r : recs) {
-      auto args =
-          fmt::format(R"("ctx":{},"seqno":{},"status":"{}","cycles":{},"device_ns":{},"commands":"{}")", r.ctx, r.seqno,
-                      status_name(r.status), r.cycles, r.device_end_ns - r.device_start_ns, esc(r.commands));
+      auto args = fmt::format(
+          R"("ctx":{},"seqno":{},"status":"{}","cycles":{},"device_ns":{:.0f},"emulator_ns":{},"energy_uj":{:.3f},)"
+          R"("commands":"{}")",
+          r.ctx, r.seqno, status_name(r.status), r.cycles, dev_ns(r.cycles, r.clock_mhz), r.emulator_ns,
+          double(r.energy_pj) * 1e-6, esc(r.commands));
       f << fmt::format(
           ",\n{{\"ph\":\"X\",\"pid\":1,\"tid\":{},\"name\":\"{}\",\"cat\":\"{}\",\"ts\":{:.3f},\"dur\":{:.3f},\"args\":"
           "{{{}}}}}",
           r.ctx, esc(r.name), esc(r.category), double(r.host_submit_ns - origin) / 1e3,
           double(std::max<int64_t>(0, r.host_complete_ns - r.host_submit_ns)) / 1e3, args);
-      if (r.device_end_ns && have_shift)
+      if (have_shift && (r.cycles_start || r.cycles))
         f << fmt::format(
             ",\n{{\"ph\":\"X\",\"pid\":2,\"tid\":{},\"name\":\"{}\",\"cat\":\"{}\",\"ts\":{:.3f},\"dur\":{:.3f},"
             "\"args\":{{{}}}}}",
-            r.ctx, esc(r.name), esc(r.category), double(int64_t(r.device_start_ns) + dev_shift) / 1e3,
-            double(r.device_end_ns - r.device_start_ns) / 1e3, args);
+            r.ctx, esc(r.name), esc(r.category), (dev_ns(r.cycles_start, r.clock_mhz) + dev_shift) / 1e3,
+            dev_ns(r.cycles, r.clock_mhz) / 1e3, args);
+      // KILN_PROFILE=pe-tracks: what each PE did, one track per PE; the
+      // gaps between the device's intervals are scalar code.
+      for (const auto& l : r.launches) {
+        if (!have_shift) break;
+        auto slice = [&](size_t pe, uint64_t start, uint64_t cycles, std::string_view what) {
+          f << fmt::format(
+              ",\n{{\"ph\":\"X\",\"pid\":3,\"tid\":{},\"name\":\"{}\",\"cat\":\"{}\",\"ts\":{:.3f},\"dur\":{:.3f}}}",
+              pe, what, esc(l.kernel), (dev_ns(l.start_cycles + start, l.clock_mhz) + dev_shift) / 1e3,
+              dev_ns(cycles, l.clock_mhz) / 1e3);
+        };
+        for (size_t pe = 0; pe < l.pes.size(); pe++) {
+          const auto& p = l.pes[pe];
+          if (!p.workgroups || p.timeline.empty()) continue;
+          uint64_t at = 0;
+          for (const auto& sg : p.timeline) {
+            if (sg.start > at) slice(pe, at, sg.start - at, "scalar");
+            slice(pe, sg.start, sg.cycles, to_string(sg.activity));
+            at = sg.start + sg.cycles;
+          }
+          if (at < l.cycles && !p.dropped) slice(pe, at, l.cycles - at, "scalar");
+        }
+      }
     }
     f << "\n]}\n";
     dirty = false;

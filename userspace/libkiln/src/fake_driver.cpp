@@ -4,6 +4,7 @@
 
 #include <kiln/hw/kiln_isa.h>
 #include <kiln/hw/kiln_mmu.h>
+#include <kiln/hw/kiln_profile.h>
 #include <kiln/hw/kiln_regs.h>
 
 #include <cerrno>
@@ -273,6 +274,33 @@ void FakeDriver::complete(Job& j, const drm_kiln_job_status& st0) {
   cv_.notify_all();
 }
 
+// A profile as the device writes it, for a launch of `cycles` in which every
+// PE ran scalar code throughout (what the fake can know of a kernel).
+void FakeDriver::write_profile(const Job& j, const kiln_pkt_launch& p, uint64_t cycles) {
+  bool ok = true;
+  std::byte* hp = translate(j, p.profile_va, sizeof(kiln_profile_header), ok);
+  if (!ok) return;
+  kiln_profile_header h;
+  std::memcpy(&h, hp, sizeof h);
+  const uint32_t pes = o_.grid_w * o_.grid_h, size = h.size;
+  std::byte* buf = translate(j, p.profile_va, size, ok);
+  if (!ok) return;
+  h = {};
+  h.magic = KILN_PROFILE_MAGIC, h.version = KILN_PROFILE_VERSION, h.size = size, h.num_pes = pes;
+  h.cycles = cycles, h.start_cycles = cycles_ - cycles, h.waves = 1;
+  h.energy_pj = cycles * kEnergyPerCyclePj;
+  if (size >= sizeof h + pes * sizeof(kiln_profile_pe)) {
+    h.pe_offset = sizeof h;
+    for (uint32_t i = 0; i < pes; i++) {
+      kiln_profile_pe r{};
+      r.cycles[KILN_PROF_SCALAR] = cycles;
+      r.workgroups = 1;
+      std::memcpy(buf + h.pe_offset + i * sizeof r, &r, sizeof r);
+    }
+  }
+  std::memcpy(buf, &h, sizeof h);
+}
+
 void FakeDriver::run(Job& j) {
   drm_kiln_job_status st{};
   st.state = DRM_KILN_JOB_DONE;
@@ -421,6 +449,7 @@ void FakeDriver::run(Job& j) {
           }
           cycles_ += r.cycles;
           device_ns_ += r.cycles;
+          if (p.profile_va) write_profile(j, p, r.cycles);
           if (r.status != KILN_STATUS_OK) {
             fault(r.status, i, r.fault_addr);
             st.pe = r.pe, st.pc = r.pc, st.fault_reason = r.fault_reason, st.fault_access = r.fault_access;
@@ -434,6 +463,7 @@ void FakeDriver::run(Job& j) {
   }
   st.cycles = cycles_ - start_cycles;
   st.elapsed_ns = device_ns_ - start_ns;
+  st.energy_pj = st.cycles * kEnergyPerCyclePj;
   complete(j, st);
 }
 

@@ -42,6 +42,8 @@ class FakeDriver : public Driver {
     uint64_t cycles = 1000;
   };
   using LaunchHook = std::function<LaunchResult(const kiln_pkt_launch&, FakeDriver&)>;
+  /// The fake's energy model: about the device's idle power (20 W at 1.35 GHz)
+  static constexpr uint64_t kEnergyPerCyclePj = 15000;
 
   FakeDriver() : FakeDriver(Options{}) {}
   explicit FakeDriver(Options o);
@@ -122,6 +124,7 @@ class FakeDriver : public Driver {
   void run(Job& j);                     // caller holds mu_
   void complete(Job& j, const drm_kiln_job_status& st);
   std::byte* translate(const Job& j, uint64_t va, uint64_t size, bool& ok);
+  void write_profile(const Job& j, const kiln_pkt_launch& p, uint64_t cycles);
 
   Options o_;
   mutable std::mutex mu_;

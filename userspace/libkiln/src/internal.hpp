@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,20 @@ void log(Level l, fmt::format_string<A...> f, A&&... a) {
   if (l <= log_level()) log_write(l, fmt::format(f, std::forward<A>(a)...));
 }
 
+// ---- profiling (KILN_PROFILE=..., docs/profiling.md) ------------------------
+struct ProfileOptions {
+  bool enabled = false;    // every queue profiles its launches
+  bool launches = false;   // print each launch's report as it completes
+  bool pe_tracks = false;  // ask for per-PE timelines; KILN_TRACE draws them
+  std::string out;         // report file (default stderr)
+};
+const ProfileOptions& profile_options();
+/// A profile record the device wrote (kiln/hw/kiln_profile.h); nullopt if it did not.
+std::optional<LaunchProfile> parse_profile(std::span<const std::byte> buf, std::string kernel,
+                                           std::array<uint32_t, 3> grid, uint32_t clock_mhz);
+/// Add a launch to the KILN_PROFILE summary printed at exit.
+void profile_collect(const LaunchProfile& p);
+
 // ---- tracing (KILN_TRACE=file.json) ----------------------------------------
 struct TraceRecord {
   std::string name;      // "submit", "launch gemm_f32", ...
@@ -44,10 +59,13 @@ struct TraceRecord {
   uint32_t ctx = 0;
   uint64_t seqno = 0;
   int64_t host_submit_ns = 0, host_complete_ns = 0;  // steady clock
-  uint64_t device_start_ns = 0, device_end_ns = 0;
-  uint64_t cycles = 0;
+  uint64_t cycles_start = 0;                          // device cycle counter at the start
+  uint64_t cycles = 0;                                // modelled cycles of the job
+  uint32_t clock_mhz = 0;
+  uint64_t emulator_ns = 0, energy_pj = 0;
   uint32_t status = 0;
   std::string commands;  // summary
+  std::vector<LaunchProfile> launches;  // with timelines: per-PE tracks
 };
 bool trace_enabled() noexcept;
 void trace_record(TraceRecord r);
@@ -163,6 +181,13 @@ struct Submission {
   std::vector<std::shared_ptr<Bo>> residency;
   std::shared_ptr<Bo> cmd;  // packets + timestamps + args (+ staging)
   uint64_t ts_offset = 0;   // two struct kiln_timestamp in cmd
+  struct ProfileSlot {      // a launch's profile buffer in cmd
+    uint64_t offset, size;
+    std::string kernel;
+    std::array<uint32_t, 3> grid;
+  };
+  std::vector<ProfileSlot> profile_slots;
+  std::vector<LaunchProfile> profiles;
   std::vector<std::function<void()>> on_complete;
   std::vector<std::pair<uint32_t, std::string>> packet_map;  // first packet index -> command label
   // Per LAUNCH command: where its code is (to place a fault's PC) and its debug buffer.
@@ -184,7 +209,9 @@ struct Submission {
   std::string error_msg;       // its message (what() without the category suffix)
   bool lost = false;
   Timing timing;
-  uint64_t job_cycles = 0, job_elapsed_ns = 0;
+  uint64_t job_cycles = 0, job_elapsed_ns = 0, job_energy_pj = 0;
+  uint32_t clock_mhz = 0;
+  [[nodiscard]] Usage usage() const;
 
   /// Called once the syncobj point signalled: collect status, run readbacks,
   /// release resources. Idempotent. Never throws; stores the error.
@@ -207,6 +234,7 @@ struct QueueState : std::enable_shared_from_this<QueueState> {
   std::shared_ptr<Submission> unreported_sub;
   bool lost = false;
   std::string lost_reason;
+  bool profiling = false;  // QueueDesc::profiling or KILN_PROFILE
 
   QueueState(std::shared_ptr<DeviceState> d, Device h) : dev(std::move(d)), device(std::move(h)) {}
   ~QueueState();

@@ -4,7 +4,7 @@
 // Every submission is one command buffer in a pooled host BO:
 //   [TIMESTAMP start] [commands...] [TIMESTAMP end]   packets, 64 bytes each
 //   [2 x struct kiln_timestamp]                        written by the device
-//   [argument blocks] [staging for host copies]
+//   [argument blocks] [staging for host copies] [launch profiles]
 // submitted with DRM_IOCTL_KILN_SUBMIT signalling the queue's timeline
 // syncobj at the next point. The BO, the buffers the commands use and the
 // staging memory stay alive until that point signals and the submission is
@@ -13,6 +13,7 @@
 #include <kiln/hw/kiln_isa.h>
 #include <kiln/hw/kiln_mmu.h>
 #include <kiln/hw/kiln_packets.h>
+#include <kiln/hw/kiln_profile.h>
 #include <kiln/hw/kiln_status.h>
 
 #include <algorithm>
@@ -158,17 +159,26 @@ void Submission::retire() noexcept {
     } catch (const Error&) {
     }
   }
-  if (have_status) job_cycles = js.cycles, job_elapsed_ns = js.elapsed_ns;
+  if (have_status) job_cycles = js.cycles, job_elapsed_ns = js.elapsed_ns, job_energy_pj = js.energy_pj;
   // Also for a failed job: what a kernel printed before it faulted explains the fault.
   deliver_debug_output();
   bool failed = have_status && (js.status != KILN_STATUS_OK || js.error != 0);
 
+  // Profiles of the launches that ran (a failed job's profile tells where it
+  // stopped, too).
+  if (cmd && cmd->map)
+    for (auto& slot : profile_slots)
+      if (auto p = parse_profile(std::span(cmd->map + slot.offset, slot.size), std::move(slot.kernel), slot.grid,
+                                 clock_mhz)) {
+        profile_collect(*p);
+        profiles.push_back(std::move(*p));
+      }
   if (!failed) {
     if (cmd && cmd->map) {
       kiln_timestamp ts[2];
       std::memcpy(ts, cmd->map + ts_offset, sizeof ts);
-      timing.device_start_ns = ts[0].device_ns, timing.cycles_start = ts[0].cycles;
-      timing.device_end_ns = ts[1].device_ns, timing.cycles_end = ts[1].cycles;
+      timing.emulator_start_ns = ts[0].device_ns, timing.cycles_start = ts[0].cycles;
+      timing.emulator_end_ns = ts[1].device_ns, timing.cycles_end = ts[1].cycles;
     }
     for (auto& f : on_complete) f();
   } else {
@@ -256,15 +266,27 @@ void Submission::retire() noexcept {
     r.category = packet_map.size() == 1 ? packet_map[0].second.substr(0, packet_map[0].second.find(' ')) : "submit";
     r.ctx = ctx, r.seqno = seqno;
     r.host_submit_ns = steady_ns(timing.host_submit), r.host_complete_ns = steady_ns(timing.host_complete);
-    r.device_start_ns = timing.device_start_ns, r.device_end_ns = timing.device_end_ns;
+    r.cycles_start = timing.cycles_start;
     r.cycles = job_cycles ? job_cycles : timing.cycles();
+    r.clock_mhz = clock_mhz;
+    r.emulator_ns = job_elapsed_ns, r.energy_pj = job_energy_pj;
     r.status = js.status;
     r.commands = summary;
+    if (profile_options().pe_tracks) r.launches = profiles;
     trace_record(std::move(r));
   }
   on_complete.clear();
   residency.clear();
   dev->give_back(std::move(cmd));
+}
+
+Usage Submission::usage() const {
+  Usage u;
+  u.cycles = job_cycles ? job_cycles : timing.cycles();
+  u.device_time = cycles_to_time(u.cycles, clock_mhz);
+  u.emulator_time = std::chrono::nanoseconds(job_elapsed_ns ? job_elapsed_ns : timing.emulator_end_ns - timing.emulator_start_ns);
+  u.energy_pj = job_energy_pj;
+  return u;
 }
 
 void Submission::deliver_debug_output() noexcept {
@@ -340,6 +362,7 @@ std::shared_ptr<QueueState> make_queue(const Device& device, QueueDesc desc) {
   cc.timeout_ms = desc.timeout_ms;
   dev->drv->ctx_create(cc);
   q->ctx = cc.ctx_id;
+  q->profiling = desc.profiling || profile_options().enabled;
   try {
     q->syncobj = dev->drv->syncobj_create();
   } catch (...) {
@@ -431,6 +454,19 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
       off += c.size;
     }
   }
+  // Profile buffers: the header and a record per PE, and with pe-tracks
+  // room for each PE's timeline (what does not fit is counted as dropped).
+  const uint64_t pes = std::max<uint32_t>(1, dev->info.pe_count());
+  const uint64_t prof_size = sizeof(kiln_profile_header) + pes * sizeof(kiln_profile_pe) +
+                             (profile_options().pe_tracks ? pes * 1024 * sizeof(kiln_profile_segment) : 0);
+  std::vector<uint64_t> prof_off(rec.cmds.size(), 0);
+  if (profiling)
+    for (size_t i = 0; i < rec.cmds.size(); i++)
+      if (rec.cmds[i].kind == Cmd::launch) {
+        off = align_up(off, 64);
+        prof_off[i] = off;
+        off += prof_size;
+      }
   auto sub = std::make_shared<Submission>();
   sub->queue = weak_from_this();
   sub->dev = dev;
@@ -438,6 +474,8 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
   sub->syncobj = syncobj;
   sub->cmd = dev->take_host_bo(off);
   sub->ts_offset = ts_off;
+  sub->clock_mhz = dev->info.clock_mhz ? dev->info.clock_mhz : KILN_PE_CLOCK_MHZ;
+  sub->timing.clock_mhz = sub->clock_mhz;
   sub->debug_sink = std::move(debug_sink);
   std::byte* base = sub->cmd->map;
   const uint64_t va = sub->cmd->va;
@@ -511,6 +549,13 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
         p.grid_x = c.grid[0], p.grid_y = c.grid[1], p.grid_z = c.grid[2];
         p.local_mem = c.local_mem;
         p.watchdog_mcycles = c.watchdog;
+        if (prof_off[i]) {
+          kiln_profile_header h{};
+          h.size = uint32_t(prof_size);
+          std::memcpy(base + prof_off[i], &h, sizeof h);
+          p.profile_va = va + prof_off[i];
+          sub->profile_slots.push_back({prof_off[i], prof_size, c.kernel, c.grid});
+        }
         Submission::LaunchInfo li;
         li.command = uint32_t(i);
         li.kernel = c.kernel;
@@ -661,20 +706,17 @@ Timing Event::timing() const {
   wait();
   return s_ ? s_->timing : Timing{};
 }
-uint64_t Event::cycles() const {
+Usage Event::usage() const {
   wait();
-  if (!s_) return 0;
-  return s_->job_cycles ? s_->job_cycles : s_->timing.cycles();
+  return s_ ? s_->usage() : Usage{};
 }
-std::chrono::nanoseconds Event::device_time() const {
+std::vector<LaunchProfile> Event::profiles() const {
   wait();
-  if (!s_) return {};
-  return std::chrono::nanoseconds(s_->job_elapsed_ns ? s_->job_elapsed_ns
-                                                     : s_->timing.device_end_ns - s_->timing.device_start_ns);
+  return s_ ? s_->profiles : std::vector<LaunchProfile>{};
 }
 std::chrono::nanoseconds Event::elapsed_since(const Event& earlier) const {
   auto a = earlier.timing(), b = timing();
-  return std::chrono::nanoseconds(int64_t(b.device_end_ns) - int64_t(a.device_end_ns));
+  return cycles_to_time(b.cycles_end, b.clock_mhz) - cycles_to_time(a.cycles_end, a.clock_mhz);
 }
 uint64_t Event::seqno() const noexcept {
   return s_ ? s_->seqno : 0;

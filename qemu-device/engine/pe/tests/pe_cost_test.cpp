@@ -73,7 +73,8 @@ struct Stream {
         memcpy(m.at<uint8_t>(kArgsVa), &a, sizeof(a));
         return m.launch(kCodeVa, kArgsVa, grid, 1, 1, spin ? KILN_LAUNCH_FLAG_COOPERATIVE : 0);
     }
-    // Cycles of `grid` workgroups streaming, the same for 1 and 3 workers
+    // Cycles of `grid` workgroups streaming, the same for 1 and 3 workers,
+    // without the launch's fixed dispatch cost (PeCost.LaunchCost)
     uint64_t cycles(uint64_t src, uint32_t grid, uint32_t chunk = kChunk,
                     uint32_t reps = kReps)
     {
@@ -85,7 +86,7 @@ struct Stream {
             c[w == 3] = r.cycles;
         }
         EXPECT_EQ(c[0], c[1]) << "modelled cycles depend on the worker count";
-        return c[0];
+        return c[0] - KILN_COST_LAUNCH;
     }
 };
 
@@ -167,7 +168,7 @@ TEST(PeCost, TransferChargedOnEveryFabricItCrosses)
     auto run = [&](uint64_t src, uint64_t dst) {
         KilnLaunchResult r = s.run(src, dst, 64, 64, 0, chunk, reps);
         EXPECT_EQ(r.status, KILN_STATUS_OK) << r.pc;
-        return r.cycles;
+        return r.cycles - KILN_COST_LAUNCH;
     };
     EXPECT_EQ(run(kSramVa, KILN_LOCAL_MEM_BASE), xfer(bytes, KILN_COST_SRAM_BPS));
     EXPECT_EQ(run(kSramVa, kSramVa + 512 * 1024), xfer(2 * bytes, KILN_COST_SRAM_BPS));
@@ -181,7 +182,7 @@ TEST(PeCost, IdleWorkgroupsCostNothing)
     Stream s;
     KilnLaunchResult r = s.run(kSramVa, KILN_LOCAL_MEM_BASE, 64, 1);
     ASSERT_EQ(r.status, KILN_STATUS_OK);
-    EXPECT_EQ(r.cycles, one_pe(KILN_COST_SRAM_BPS));
+    EXPECT_EQ(r.cycles, KILN_COST_LAUNCH + one_pe(KILN_COST_SRAM_BPS));
 }
 
 // Fabric time is charged per barrier phase: what 64 PEs load before a
@@ -195,8 +196,8 @@ TEST(PeCost, FabricTimeChargedPerBarrierPhase)
         KilnLaunchResult r = s.run(kSramVa, KILN_LOCAL_MEM_BASE, 64, 64, spin);
         ASSERT_EQ(r.status, KILN_STATUS_OK) << r.pc;
         // after the release: the spin loop and ret
-        EXPECT_EQ(r.cycles,
-                  xfer(64 * kPerPe, KILN_COST_SRAM_BPS) + KILN_COST_BARRIER + 2 * spin + 1)
+        EXPECT_EQ(r.cycles, KILN_COST_LAUNCH + xfer(64 * kPerPe, KILN_COST_SRAM_BPS) +
+                                KILN_COST_BARRIER + 2 * spin + 1)
             << w;
     }
 }
@@ -216,7 +217,8 @@ TEST(PeCost, DpeOpCycles)
     m.load_code(code);
     // 15 one-cycle instructions before it, 7 of them device loads; the op
     // and ret retire after it
-    const uint64_t base = 15 + 7 * KILN_COST_GLOBAL_EXTRA + KILN_COST_UNIT_ISSUE + 2;
+    const uint64_t base =
+        KILN_COST_LAUNCH + 15 + 7 * KILN_COST_GLOBAL_EXTRA + KILN_COST_UNIT_ISSUE + 2;
     const uint64_t lm = KILN_LOCAL_MEM_BASE;
     struct Case {
         uint32_t dtype, m, n, k;
@@ -245,4 +247,264 @@ TEST(PeCost, DpeOpCycles)
         ASSERT_EQ(r.status, KILN_STATUS_OK) << r.pc;
         EXPECT_EQ(r.cycles, base + c.cycles) << c.dtype << " " << c.m;
     }
+}
+
+// A launch costs its dispatch (KILN_COST_LAUNCH) once and the replacement
+// of a wave (KILN_COST_WAVE) for every wave after the first. A no-op launch
+// of 64 workgroups (each one `ret`) is therefore 1,216 cycles = 0.90 us:
+// MTIA 2i launches a job in under 1 us.
+TEST(PeCost, LaunchCost)
+{
+    Machine m(kGrid, kGrid);
+    m.load_code({ret()});
+    KilnLaunchResult r = m.launch(kCodeVa, kArgsVa, 64);
+    ASSERT_EQ(r.status, KILN_STATUS_OK);
+    EXPECT_EQ(r.cycles, KILN_COST_LAUNCH + 1);
+    EXPECT_EQ(r.cycles, 1216u);
+    EXPECT_LE(r.cycles * 1000000 / KILN_PE_CLOCK_HZ, 1u) << "us";
+    // three waves: two replacements
+    r = m.launch(kCodeVa, kArgsVa, 129);
+    ASSERT_EQ(r.status, KILN_STATUS_OK);
+    EXPECT_EQ(r.cycles, KILN_COST_LAUNCH + 3 * 1 + 2 * KILN_COST_WAVE);
+}
+
+// ---- profile and energy ----------------------------------------------------
+
+namespace {
+
+// A profile buffer in the data region, read back after a launch
+struct Profile {
+    Machine &m;
+    uint64_t va;
+    explicit Profile(Machine &mach, uint32_t size) : m(mach)
+    {
+        va = m.alloc(size);
+        memset(m.at<uint8_t>(va), 0xee, size);
+        kiln_profile_header h{};
+        h.size = size;
+        memcpy(m.at<uint8_t>(va), &h, sizeof(h));
+        m.profile_va = va;
+    }
+    ~Profile() { m.profile_va = 0; }
+    const kiln_profile_header &head() const { return *m.at<kiln_profile_header>(va); }
+    const kiln_profile_pe &pe(uint32_t i) const
+    {
+        return m.at<kiln_profile_pe>(va + head().pe_offset)[i];
+    }
+    const kiln_profile_segment *segs(uint32_t i) const
+    {
+        return m.at<kiln_profile_segment>(va + head().segment_offset) +
+               (uint64_t)i * head().segments_per_pe;
+    }
+    uint64_t sum(uint32_t i) const
+    {
+        uint64_t s = 0;
+        for (uint64_t c : pe(i).cycles) s += c;
+        return s;
+    }
+};
+
+uint64_t idle_pj(uint64_t cycles)
+{
+    return (cycles * KILN_POWER_IDLE_MW * 1000 + KILN_PE_CLOCK_MHZ / 2) / KILN_PE_CLOCK_MHZ;
+}
+
+}  // namespace
+
+// 64 PEs streaming from DRAM: every PE's cycles add up to the launch's;
+// each spends its time on scalar code, waiting for its DMA, then for the
+// shared DRAM; the bytes and the energy are the model's counters.
+TEST(PeProfile, StreamingFromDramIsFabricBound)
+{
+    Stream s;
+    const uint64_t dram = s.m.alloc(kChunk);
+    Profile p(s.m, 64 * 1024);
+    for (uint32_t w : {1u, 3u}) {
+        s.m.set_workers(w);
+        s.m.start_cycles = 777;
+        KilnLaunchResult r = s.run(dram, KILN_LOCAL_MEM_BASE, 64, 64);
+        ASSERT_EQ(r.status, KILN_STATUS_OK);
+        const kiln_profile_header &h = p.head();
+        EXPECT_EQ(h.magic, KILN_PROFILE_MAGIC);
+        EXPECT_EQ(h.version, (uint32_t)KILN_PROFILE_VERSION);
+        EXPECT_EQ(h.num_pes, 64u);
+        EXPECT_EQ(h.waves, 1u);
+        EXPECT_EQ(h.cycles, r.cycles);
+        EXPECT_EQ(h.start_cycles, 777u);
+        EXPECT_EQ(h.instructions, r.instructions);
+        EXPECT_EQ(h.fabric_bytes[KILN_PROF_FABRIC_DRAM], 64 * kPerPe);
+        EXPECT_EQ(h.fabric_bytes[KILN_PROF_FABRIC_LOCAL], 64 * kPerPe);
+        EXPECT_EQ(h.fabric_bytes[KILN_PROF_FABRIC_SRAM], 0u);
+        ASSERT_EQ(h.pe_offset, sizeof(kiln_profile_header));
+        // each PE: its own timeline (the one-PE time), then the fabric
+        const uint64_t own = one_pe(KILN_COST_DRAM_BPS);
+        // its instructions: 614 cycles to the first DMA, 88 after it
+        const uint64_t wait = own - 702;
+        for (uint32_t i = 0; i < 64; i++) {
+            const kiln_profile_pe &pe = p.pe(i);
+            EXPECT_EQ(p.sum(i), r.cycles) << i;
+            EXPECT_EQ(pe.workgroups, 1u);
+            EXPECT_EQ(pe.cycles[KILN_PROF_LAUNCH], (uint64_t)KILN_COST_LAUNCH);
+            EXPECT_EQ(pe.cycles[KILN_PROF_DMA_WAIT], wait) << i;
+            EXPECT_EQ(pe.cycles[KILN_PROF_SCALAR], own - wait) << i;
+            EXPECT_EQ(pe.cycles[KILN_PROF_FABRIC], xfer(64 * kPerPe, KILN_COST_DRAM_BPS) - own);
+            EXPECT_EQ(pe.cycles[KILN_PROF_IDLE], 0u);
+            EXPECT_EQ(pe.cycles[KILN_PROF_DPE], 0u);
+        }
+        // energy: idle power over the launch, the PEs' active cycles, and
+        // every byte on DRAM and through a local port
+        const uint64_t dyn_fj = 64 * (own - wait) * KILN_ENERGY_PE_ACTIVE_FJ +
+                                64 * kPerPe * (KILN_ENERGY_DRAM_BYTE_FJ + KILN_ENERGY_LOCAL_BYTE_FJ);
+        EXPECT_EQ(r.dynamic_pj, (dyn_fj + 500) / 1000);
+        EXPECT_EQ(h.energy_pj, idle_pj(r.cycles) + r.dynamic_pj);
+        // timeline: dispatch, the wait, the fabric; gaps are scalar code
+        const kiln_profile_segment *sg = p.segs(5);
+        ASSERT_EQ(p.pe(5).segments, 3u);
+        EXPECT_EQ(p.pe(5).dropped, 0u);
+        EXPECT_EQ(sg[0].activity, (uint32_t)KILN_PROF_LAUNCH);
+        EXPECT_EQ(sg[0].start, 0u);
+        EXPECT_EQ(sg[0].cycles, (uint32_t)KILN_COST_LAUNCH);
+        EXPECT_EQ(sg[1].activity, (uint32_t)KILN_PROF_DMA_WAIT);
+        EXPECT_EQ(sg[1].start + sg[1].cycles, KILN_COST_LAUNCH + own - kTail);
+        EXPECT_EQ(sg[2].activity, (uint32_t)KILN_PROF_FABRIC);
+        EXPECT_EQ(sg[2].start, KILN_COST_LAUNCH + own);
+        EXPECT_EQ(sg[2].start + sg[2].cycles, r.cycles);
+    }
+}
+
+// At a barrier a PE waits for the last arrival, then (64 PEs having loaded
+// 192 MiB from SRAM) for the fabric, then the release.
+TEST(PeProfile, BarrierAndFabricWaits)
+{
+    Stream s;
+    Profile p(s.m, 64 * 1024);
+    const uint64_t spin = 5000;
+    KilnLaunchResult r = s.run(kSramVa, KILN_LOCAL_MEM_BASE, 64, 64, spin);
+    ASSERT_EQ(r.status, KILN_STATUS_OK) << r.pc;
+    // at the barrier: ret does not run, the barrier and its issue do
+    const uint64_t own = one_pe(KILN_COST_SRAM_BPS) + 4;
+    for (uint32_t i = 0; i < 64; i++) {
+        const kiln_profile_pe &pe = p.pe(i);
+        EXPECT_EQ(p.sum(i), r.cycles) << i;
+        EXPECT_EQ(pe.cycles[KILN_PROF_BARRIER], (uint64_t)KILN_COST_BARRIER) << i;
+        EXPECT_EQ(pe.cycles[KILN_PROF_FABRIC], xfer(64 * kPerPe, KILN_COST_SRAM_BPS) - own) << i;
+    }
+}
+
+// A workgroup that ends early idles until the wave's slowest one is done;
+// PEs the grid does not reach idle the whole launch.
+TEST(PeProfile, IdleWorkgroupsAndUnusedPes)
+{
+    Stream s;
+    Profile p(s.m, 64 * 1024);
+    KilnLaunchResult r = s.run(kSramVa, KILN_LOCAL_MEM_BASE, 8, 1);
+    ASSERT_EQ(r.status, KILN_STATUS_OK);
+    EXPECT_EQ(r.cycles, KILN_COST_LAUNCH + one_pe(KILN_COST_SRAM_BPS));
+    for (uint32_t i = 0; i < 64; i++) {
+        EXPECT_EQ(p.sum(i), r.cycles) << i;
+        EXPECT_EQ(p.pe(i).workgroups, i < 8 ? 1u : 0u);
+    }
+    EXPECT_EQ(p.pe(0).cycles[KILN_PROF_IDLE], 0u);
+    // six argument loads, bgeu, beq, ret; then idle
+    EXPECT_EQ(p.pe(1).cycles[KILN_PROF_SCALAR], 6 * (1 + KILN_COST_GLOBAL_EXTRA) + 3u);
+    EXPECT_EQ(p.pe(1).cycles[KILN_PROF_IDLE], one_pe(KILN_COST_SRAM_BPS) - 603);
+    EXPECT_EQ(p.pe(9).cycles[KILN_PROF_IDLE], r.cycles - KILN_COST_LAUNCH);
+}
+
+// A buffer with room for the header only gets the header; one too small
+// for it, or not writable, fails the launch before it runs.
+TEST(PeProfile, BufferSizes)
+{
+    Machine m(kGrid, kGrid);
+    m.load_code({ret()});
+    {
+        Profile p(m, sizeof(kiln_profile_header));
+        ASSERT_EQ(m.launch(kCodeVa, kArgsVa, 64).status, KILN_STATUS_OK);
+        EXPECT_EQ(p.head().magic, KILN_PROFILE_MAGIC);
+        EXPECT_EQ(p.head().pe_offset, 0u);
+        EXPECT_EQ(p.head().segment_offset, 0u);
+        EXPECT_EQ(p.head().cycles, KILN_COST_LAUNCH + 1u);
+    }
+    {
+        Profile p(m, sizeof(kiln_profile_header) + 64 * sizeof(kiln_profile_pe));
+        ASSERT_EQ(m.launch(kCodeVa, kArgsVa, 64).status, KILN_STATUS_OK);
+        EXPECT_EQ(p.head().pe_offset, sizeof(kiln_profile_header));
+        EXPECT_EQ(p.head().segment_offset, 0u);
+        EXPECT_EQ(p.pe(63).cycles[KILN_PROF_SCALAR], 1u);
+    }
+    {
+        Profile p(m, sizeof(kiln_profile_header) - 8);
+        KilnLaunchResult r = m.launch(kCodeVa, kArgsVa, 64);
+        EXPECT_EQ(r.status, KILN_STATUS_BAD_LAUNCH);
+        EXPECT_EQ(r.addr, p.va);
+        EXPECT_EQ(r.cycles, 0u);
+    }
+    m.profile_va = kRoVa;     // read-only
+    *m.at<uint32_t>(kRoVa + 8) = sizeof(kiln_profile_header);
+    KilnLaunchResult r = m.launch(kCodeVa, kArgsVa, 64);
+    EXPECT_EQ(r.status, KILN_STATUS_MMU_FAULT);
+    EXPECT_EQ(r.access, (uint32_t)KILN_ACCESS_WRITE);
+    m.profile_va = 0;
+}
+
+// Each DPE op is counted by type; its energy is its MACs at the type's
+// energy plus the PE's active cycles.
+TEST(PeProfile, DpeWorkAndEnergy)
+{
+    Machine m(kGrid, kGrid);
+    std::vector<uint32_t> code = {addi(s0, sp, -64)};
+    for (int i = 0; i < 7; i++) {
+        code.push_back(ld(t0, a0, 8 * i));
+        code.push_back(sd(t0, s0, 8 * i));
+    }
+    code.push_back(custom(KILN_UNIT_DPE, KILN_DPE_MATMUL, zero, s0, zero));
+    code.push_back(ret());
+    m.load_code(code);
+    Profile p(m, 64 * 1024);
+    const uint64_t lm = KILN_LOCAL_MEM_BASE;
+    for (uint32_t dt : {KILN_DTYPE_FP32, KILN_DTYPE_BF16, KILN_DTYPE_FP16, KILN_DTYPE_INT8}) {
+        kiln_dpe_desc d{};
+        d.a = lm;
+        d.b = lm + 64 * 1024;
+        d.c = lm + 128 * 1024;
+        d.m = d.n = 128;
+        d.k = 64;
+        d.lda = 64;
+        d.ldb = d.ldc = 128;
+        d.dtype = dt;
+        memcpy(m.at<uint8_t>(kDataVa), &d, sizeof(d));
+        KilnLaunchResult r = m.launch(kCodeVa, kDataVa, 2);
+        ASSERT_EQ(r.status, KILN_STATUS_OK);
+        const uint64_t macs = 128 * 128 * 64;
+        const uint64_t rate = dt == KILN_DTYPE_FP32 ? KILN_COST_DPE_MACS_FP32
+                              : dt == KILN_DTYPE_INT8 ? KILN_COST_DPE_MACS_INT8
+                                                      : KILN_COST_DPE_MACS_BF16;
+        const uint64_t mac_fj = dt == KILN_DTYPE_FP32 ? KILN_ENERGY_MAC_FP32_FJ
+                                : dt == KILN_DTYPE_BF16 ? KILN_ENERGY_MAC_BF16_FJ
+                                : dt == KILN_DTYPE_FP16 ? KILN_ENERGY_MAC_FP16_FJ
+                                                        : KILN_ENERGY_MAC_INT8_FJ;
+        const kiln_profile_header &h = p.head();
+        for (uint32_t t = 0; t < 4; t++) EXPECT_EQ(h.macs[t], t == dt ? 2 * macs : 0) << dt;
+        const uint64_t dpe = macs / rate;
+        const uint64_t own = 15 + 7 * KILN_COST_GLOBAL_EXTRA + KILN_COST_UNIT_ISSUE + 2 + dpe;
+        EXPECT_EQ(p.pe(1).cycles[KILN_PROF_DPE], dpe);
+        EXPECT_EQ(p.pe(1).cycles[KILN_PROF_SCALAR], own - dpe);
+        EXPECT_EQ(r.dynamic_pj, (2 * own * KILN_ENERGY_PE_ACTIVE_FJ + 2 * macs * mac_fj + 500) / 1000);
+        // its timeline: dispatch, then the DPE op after the scalar set-up
+        ASSERT_EQ(p.pe(0).segments, 2u);
+        EXPECT_EQ(p.segs(0)[1].activity, (uint32_t)KILN_PROF_DPE);
+        EXPECT_EQ(p.segs(0)[1].cycles, dpe);
+    }
+}
+
+// Idle power is 20 W: a second of modelled time is 20 J.
+TEST(PeEnergy, IdlePower)
+{
+    EXPECT_EQ(kiln_energy_idle_pj(KILN_PE_CLOCK_HZ), 20000000000000ull);
+    EXPECT_EQ(kiln_energy_idle_pj(1350), 20000000u);       // 1 us: 20 uJ
+    // a DMA_COPY packet: each side's fabric
+    EXPECT_EQ(kiln_energy_copy_pj(1000, 0, KILN_PA_SRAM_BASE, false),
+              (KILN_ENERGY_DRAM_BYTE_FJ + KILN_ENERGY_SRAM_BYTE_FJ));
+    EXPECT_EQ(kiln_energy_copy_pj(1000, KILN_PA_HOST_BASE, KILN_PA_HOST_BASE, true),
+              KILN_ENERGY_HOST_BYTE_FJ);
 }

@@ -13,6 +13,7 @@
 extern "C" {
 #include "kiln_engine.h"
 #include "kiln/hw/kiln_isa.h"
+#include "kiln/hw/kiln_profile.h"
 }
 
 namespace kt {
@@ -57,6 +58,8 @@ struct Machine {
     KilnParallel par{};
     uint64_t progress = 0;
     volatile int cancel = 0;
+    uint64_t profile_va = 0;        // LAUNCH profile_va of every launch
+    uint64_t start_cycles = 0;      // the device time launches report
 
     static int host_rd(void *o, uint64_t a, void *b, uint64_t l)
     {
@@ -183,8 +186,9 @@ struct Machine {
         p.watchdog_mcycles = watchdog_mc;
         p.debug_va = debug_va;
         p.debug_size = debug_size;
+        p.profile_va = profile_va;
         KilnLaunchResult r{};
-        kiln_pe_launch(eng, &as, &p, &par, &cancel, &progress, &r);
+        kiln_pe_launch(eng, &as, &p, &par, &cancel, &progress, start_cycles, &r);
         return r;
     }
 };

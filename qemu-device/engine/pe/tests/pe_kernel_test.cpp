@@ -17,10 +17,11 @@ namespace {
 struct Env {
     Machine m;
     Kbin kb;
-    explicit Env(uint32_t workers = 1, uint32_t gw = 2, uint32_t gh = 2)
+    explicit Env(uint32_t workers = 1, uint32_t gw = 2, uint32_t gh = 2,
+                 const char *kbin = KILN_TEST_KBIN_DIR "/units.kbin")
         : m(gw, gh, workers)
     {
-        kb = load_kbin(KILN_TEST_KBIN_DIR "/units.kbin", kKbinVa);
+        kb = load_kbin(kbin, kKbinVa);
         memcpy(m.dram.data() + kKbinVa, kb.image.data(), kb.image.size());
     }
     Args args(const char *k) { return Args(kb.kernels.at(k)); }
@@ -537,4 +538,25 @@ TEST(PeKernel, AtomicCounterAcrossWorkgroupsAndWorkers)
         EXPECT_EQ(*e.m.at<uint64_t>(c64), 3ull * 64 * iters) << workers << " workers";
         EXPECT_EQ(*e.m.at<uint32_t>(mx), 63u);
     }
+}
+
+// The energy model's calibration (docs/pe-isa.md section 4): the benchmark's
+// full-load bf16 GEMM on all 64 PEs, its DPEs busy from SRAM-streamed
+// operands, draws the MTIA 2i TDP, 85 W; idle power is 20 W.
+TEST(PeKernel, FullLoadBf16GemmDraws85W)
+{
+    Env e(2, 8, 8, KILN_TEST_KBIN_DIR "/bench.kbin");
+    const uint32_t tile = 128 * 128 * 2, b_tiles = 4, tiles = 256;
+    e.m.map(kSramVa, KILN_PA_SRAM_BASE, 1 << 20, KILN_PTE_READ | KILN_PTE_WRITE);
+    uint64_t a = e.m.alloc(tile), c = e.m.alloc(64ull * 128 * 128 * 4);
+    auto args = e.args("bench_gemm_bf16");
+    args << a << (uint64_t)kSramVa << c << tiles << b_tiles;
+    auto r = e.run("bench_gemm_bf16", args, 64);
+    ASSERT_EQ(r.status, KILN_STATUS_OK) << r.pc;
+    const double seconds = (double)r.cycles / KILN_PE_CLOCK_HZ;
+    const double joules = (double)(kiln_energy_idle_pj(r.cycles) + r.dynamic_pj) * 1e-12;
+    const double tflops = 2.0 * 64 * tiles * 128 * 128 * 128 / seconds / 1e12;
+    EXPECT_GT(tflops, 0.95 * 176.9);   // the DPEs are busy
+    EXPECT_NEAR(joules / seconds, KILN_POWER_TDP_MW / 1000.0, 0.2) << tflops << " TFLOPS, " << joules / seconds << " W";
+    EXPECT_EQ(kiln_energy_idle_pj(KILN_PE_CLOCK_HZ) * 1e-12, KILN_POWER_IDLE_MW / 1000.0);
 }
