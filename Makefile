@@ -34,8 +34,8 @@ UNKNOWN_VARS := $(filter-out $(KNOWN_VARS),$(CMDLINE_VARS))
 ifneq ($(UNKNOWN_VARS),)
 $(error unknown variable(s) on the command line: $(UNKNOWN_VARS); known: $(KNOWN_VARS) (see 'make help'))
 endif
-ifneq ($(filter-out unit qtest vm harness docs,$(subst $(comma), ,$(TIER))),)
-$(error TIER must be a comma-separated subset of: unit qtest vm harness docs (got '$(TIER)'))
+ifneq ($(filter-out lint unit qtest vm harness docs,$(subst $(comma), ,$(TIER))),)
+$(error TIER must be a comma-separated subset of: lint unit qtest vm harness docs (got '$(TIER)'))
 endif
 # The guest kernel version: Debian's 6.12 amd64 kernel, whose image and headers
 # scripts/guest-kernel.sh unpacks into $(BUILD)/guest (not installed on the host).
@@ -112,7 +112,7 @@ run: all
 	$(Q)$(REPO)/scripts/showcase
 
 test: all
-	$(call say,make test: unit / qtest / vm / harness / docs tiers)
+	$(call say,make test: lint / unit / qtest / vm / harness / docs tiers)
 	$(Q)$(REPO)/scripts/run-tests --devices $(DEVICES) \
 	    $(foreach t,$(subst $(comma), ,$(TIER)),--tier $(t)) \
 	    $(if $(FILTER),--filter '$(FILTER)') $(if $(GTEST_FILTER),--gtest-filter '$(GTEST_FILTER)') \
@@ -170,13 +170,13 @@ help:
 	@echo "Kiln — make targets (each one runs scripts/setup.sh first):"
 	@echo "  make / make all   build QEMU+kiln device, fetch the guest kernel, build kiln.ko and the CMake project"
 	@echo "  make run          boot a VM with one Kiln device and run the showcase sample"
-	@echo "  make test         all test tiers (unit, qtest, vm, harness, docs); last line 'N passed, N failed, N skipped'"
+	@echo "  make test         all test tiers (lint, unit, qtest, vm, harness, docs); last line 'N passed, N failed, N skipped'"
 	@echo "  make shell        interactive busybox shell in the VM, driver loaded, tools on PATH"
 	@echo "  make bench        benchmarks (scripts/bench)       make stress   stress tests (scripts/stress)"
 	@echo "  make install      install SDK, tools, op library, udev rule, DKMS source (DESTDIR, PREFIX)"
 	@echo "  make qemu | guest-kernel | module | userspace     build one piece"
 	@echo "  make clean        remove build products (keeps downloads)   make distclean  remove $(BUILD)/"
 	@echo "  make print-KVER   the guest kernel version kiln.ko is built for"
-	@echo "variables: TIER=unit,qtest,vm,harness,docs  FILTER=regex  GTEST_FILTER=pat  DEVICES=n (vm tier)"
+	@echo "variables: TIER=lint,unit,qtest,vm,harness,docs  FILTER=regex  GTEST_FILTER=pat  DEVICES=n (vm tier)"
 	@echo "           VM_ARGS='--pe-grid=2x2 ...'  V=1 (verbose)  JOBS=n  BUILD=dir  PREFIX=  DESTDIR=  UDEVDIR=  DKMSDIR="
 	@echo "docs: README.md, docs/platform.md"

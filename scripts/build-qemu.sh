@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # scripts/build-qemu.sh — build QEMU 10.0 (Debian's source package) with the Kiln device.
 #
 #   build/qemu-src/qemu-<ver>/   Debian's qemu source (apt-get source qemu/trixie), with

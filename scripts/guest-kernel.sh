@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # scripts/guest-kernel.sh — provide the guest kernel and its headers in build/guest/.
 #
 # The guest runs Debian's 6.12 "amd64" kernel: the one apt's meta package names

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # scripts/setup.sh — make a Debian 12 (bookworm) or 13 (trixie) machine ready to build
 # and test Kiln.  Idempotent: when everything is present it only runs dpkg-query and exits.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Self-tests of the Kiln VM harness (scripts/kiln-vm, scripts/run-tests); TAP output.
 
 Each case proves that a broken run is reported as broken, and says which way:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <kiln/device/kiln_device.h>
 KILN_KERNEL KILN_LOCAL_MEM(65536) void meta_test(const float *in, KILN_OUT kiln_bf16_t *out,
                                                  int8_t q, double scale, uint64_t count)
