@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // libkiln internals: the one narrow interface every ioctl goes through.
-// Implementations: DrmDriver (libdrm, the real device) and FakeDriver (unit
-// tests). Methods take the UAPI structs (the typed ioctl layer) and throw
+// Implementations: DrmDriver (libdrm, the real device) and, outside the shipped
+// library, FakeDriver (tests/support, for unit tests). Methods take the UAPI structs (the typed ioctl layer) and throw
 // kiln::Error carrying the ioctl name and errno on failure.
 #pragma once
 

@@ -13,6 +13,10 @@
 
 #include "internal.hpp"
 
+extern "C" {
+#include "kiln_packet.h"  // the device engine's decoder and validator
+}
+
 namespace kiln::detail {
 namespace {
 // dma-buf "fds" shared between fake drivers in one process.
@@ -316,25 +320,20 @@ void FakeDriver::run(Job& j) {
     fault(KILN_STATUS_MMU_FAULT, 0, j.cmd_va);
   } else {
     for (uint32_t i = 0; i < j.cmd_size / KILN_PACKET_SIZE && st.status == KILN_STATUS_OK; i++) {
-      kiln_pkt_generic gp;
-      std::memcpy(&gp, cmd + size_t(i) * KILN_PACKET_SIZE, sizeof gp);
-      last_packets_.push_back(gp);
+      KilnPacket pkt;
+      kiln_packet_decode(reinterpret_cast<const uint8_t*>(cmd + size_t(i) * KILN_PACKET_SIZE), &pkt);
+      last_packets_.push_back(pkt.generic);
       device_ns_ += 100;
-      uint32_t op = KILN_PKT_OPCODE(gp.header);
-      if (gp.header & KILN_PKT_RESERVED_MASK) {
-        fault(KILN_STATUS_BAD_PACKET, i, 0);
+      // The same rules as the device: the fake must not accept what the chip rejects.
+      if (uint32_t v = kiln_packet_validate(&pkt, /*user=*/true, nullptr); v != KILN_STATUS_OK) {
+        fault(v, i, 0);
         break;
       }
-      if (KILN_OP_IS_PRIVILEGED(op)) {
-        fault(KILN_STATUS_PRIVILEGED, i, 0);
-        break;
-      }
-      switch (op) {
+      switch (KILN_PKT_OPCODE(pkt.header)) {
         case KILN_OP_NOP:
           break;
         case KILN_OP_DMA_COPY: {
-          kiln_pkt_dma_copy p;
-          std::memcpy(&p, &gp, sizeof p);
+          const kiln_pkt_dma_copy& p = pkt.dma_copy;
           bool o1 = true, o2 = true;
           std::byte* s = translate(j, p.src, p.size, o1);
           std::byte* d = translate(j, p.dst, p.size, o2);
@@ -346,21 +345,12 @@ void FakeDriver::run(Job& j) {
             fault(KILN_STATUS_MMU_FAULT, i, p.dst);
             break;
           }
-          if (p.src < p.dst + p.size && p.dst < p.src + p.size) {
-            fault(KILN_STATUS_BAD_PACKET, i, 0);
-            break;
-          }
           std::memcpy(d, s, size_t(p.size));
           cycles_ += p.size / 64;
           break;
         }
         case KILN_OP_DMA_FILL: {
-          kiln_pkt_dma_fill p;
-          std::memcpy(&p, &gp, sizeof p);
-          if (p.size % 4 || p.dst % 4) {
-            fault(KILN_STATUS_BAD_PACKET, i, 0);
-            break;
-          }
+          const kiln_pkt_dma_fill& p = pkt.dma_fill;
           bool o = true;
           std::byte* d = translate(j, p.dst, p.size, o);
           if (!o) {
@@ -372,8 +362,7 @@ void FakeDriver::run(Job& j) {
           break;
         }
         case KILN_OP_FENCE: {
-          kiln_pkt_fence p;
-          std::memcpy(&p, &gp, sizeof p);
+          const kiln_pkt_fence& p = pkt.fence;
           bool is64 = KILN_PKT_FLAGS(p.header) & KILN_FENCE_FLAG_64BIT;
           bool o = true;
           std::byte* d = translate(j, p.addr, is64 ? 8 : 4, o);
@@ -385,8 +374,7 @@ void FakeDriver::run(Job& j) {
           break;
         }
         case KILN_OP_WAIT: {
-          kiln_pkt_wait p;
-          std::memcpy(&p, &gp, sizeof p);
+          const kiln_pkt_wait& p = pkt.wait;
           bool o = true;
           std::byte* d = translate(j, p.addr, 8, o);
           if (!o) {
@@ -401,11 +389,10 @@ void FakeDriver::run(Job& j) {
           break;
         }
         case KILN_OP_TIMESTAMP: {
-          kiln_pkt_timestamp p;
-          std::memcpy(&p, &gp, sizeof p);
+          const kiln_pkt_timestamp& p = pkt.timestamp;
           bool o = true;
           std::byte* d = translate(j, p.addr, 16, o);
-          if (!o || p.addr % 8) {
+          if (!o) {
             fault(KILN_STATUS_MMU_FAULT, i, p.addr);
             break;
           }
@@ -414,8 +401,7 @@ void FakeDriver::run(Job& j) {
           break;
         }
         case KILN_OP_LAUNCH: {
-          kiln_pkt_launch p;
-          std::memcpy(&p, &gp, sizeof p);
+          const kiln_pkt_launch& p = pkt.launch;
           bool o = true;
           translate(j, p.entry_va, 4, o);
           if (!o) {
@@ -429,7 +415,7 @@ void FakeDriver::run(Job& j) {
               break;
             }
           }
-          if (!p.grid_x || !p.grid_y || !p.grid_z || p.args_size > KILN_LAUNCH_MAX_ARGS_SIZE) {
+          if (!p.grid_x || !p.grid_y || !p.grid_z) {
             fault(KILN_STATUS_BAD_LAUNCH, i, 0);
             break;
           }
