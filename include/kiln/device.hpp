@@ -152,11 +152,11 @@ inline constexpr size_t default_debug_bytes = 4096;
 class Device {
  public:
   /// Open the index-th device of enumerate() (/dev/accel/accelN order).
-  static Device open(int index = 0);
+  [[nodiscard]] static Device open(int index = 0);
   /// Open by PCI address ("0000:01:00.0" or "01:00.0") or node path ("/dev/accel/accel0").
-  static Device open(std::string_view pci_address_or_path);
+  [[nodiscard]] static Device open(std::string_view pci_address_or_path);
   /// Use an explicit driver implementation (unit tests use the fake driver).
-  static Device from_driver(std::shared_ptr<detail::Driver> driver, std::string path = "fake");
+  [[nodiscard]] static Device from_driver(std::shared_ptr<detail::Driver> driver, std::string path = "fake");
 
   /// Information captured at open (limits do not change).
   const DeviceInfo& info() const;
@@ -164,16 +164,16 @@ class Device {
   DeviceInfo refresh() const;
   Telemetry telemetry() const;
 
-  Buffer alloc(size_t bytes, Memory memory = Memory::device, BufferFlags flags = BufferFlags::none);
+  [[nodiscard]] Buffer alloc(size_t bytes, Memory memory = Memory::device, BufferFlags flags = BufferFlags::none);
   /// Import a dma-buf (PRIME) file descriptor; the fd stays owned by the caller.
   Buffer import_dmabuf(int fd);
 
-  Module load(std::span<const std::byte> image, std::string name = "<memory>");
-  Module load_file(const std::filesystem::path& path);
+  [[nodiscard]] Module load(std::span<const std::byte> image, std::string name = "<memory>");
+  [[nodiscard]] Module load_file(const std::filesystem::path& path);
   /// Load an op-library binary by name via find_kernel_binary().
-  Module load_ops(std::string_view name);
+  [[nodiscard]] Module load_ops(std::string_view name);
 
-  Queue queue(QueueDesc desc = {});
+  [[nodiscard]] Queue queue(QueueDesc desc = {});
 
   /// Kernel debug output. Every launch submitted afterwards gets a device-written buffer
   /// of `bytes_per_launch` bytes (64 B .. 16 MiB; 0 turns the channel off and kernels'

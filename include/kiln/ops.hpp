@@ -49,7 +49,7 @@ class Library {
 
   /// A buffer placed for the ops: on-chip SRAM while it has room, else device DRAM
   /// (docs/sdk.md, "Placement"). Ops on SRAM buffers run at the on-chip rate.
-  Buffer alloc(size_t bytes);
+  [[nodiscard]] Buffer alloc(size_t bytes);
 
   Args gemm(const Buffer& a, const Buffer& b, const Buffer& c, const Gemm& g, const Buffer* bias = nullptr);
   Args eltwise(Binary op, const Buffer& a, const Buffer* b, const Buffer& out, uint64_t n, float scalar = 0);

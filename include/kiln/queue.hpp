@@ -69,11 +69,14 @@ class Event {
  public:
   Event() = default;
   /// True when the work finished. Throws Error/DeviceLost if it failed.
-  bool ready() const;
-  /// Waits up to `timeout`; false on timeout. Throws Error (with the job's
-  /// fault: PE, PC, address) if the work failed, DeviceLost after a reset
-  /// that lost the context.
-  bool wait(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max()) const;
+  [[nodiscard]] bool ready() const;
+  /// Waits until the work finished. Throws Error (with the job's fault: PE,
+  /// PC, address) if the work failed, DeviceLost after a reset that lost the
+  /// context.
+  void wait() const { static_cast<void>(wait(std::chrono::nanoseconds::max())); }
+  /// Waits up to `timeout`; false on timeout (then the work still runs).
+  /// Throws as wait() does.
+  [[nodiscard]] bool wait(std::chrono::nanoseconds timeout) const;
   /// Timestamps around the work; waits for completion first.
   [[nodiscard]] Timing timing() const;
   /// Modelled cycles, time and energy of the work, and the emulator's time
@@ -93,8 +96,8 @@ class Event {
   /// profiles (QueueDesc::profiling, KILN_PROFILE); else empty. Waits.
   [[nodiscard]] std::vector<LaunchProfile> profiles() const;
   /// Per-context job number, 0 for a null event.
-  uint64_t seqno() const noexcept;
-  bool valid() const noexcept { return s_ != nullptr; }
+  [[nodiscard]] uint64_t seqno() const noexcept;
+  [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
 
   explicit Event(std::shared_ptr<detail::Submission> s) : s_(std::move(s)) {}
   const std::shared_ptr<detail::Submission>& submission() const noexcept { return s_; }

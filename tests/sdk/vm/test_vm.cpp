@@ -264,14 +264,14 @@ TEST_F(Vm, InvalidOrWrongTargetBinary) {
   uint16_t x86 = 62;
   std::memcpy(wrong.data() + 18, &x86, 2);  // e_machine
   try {
-    dev.load(wrong, "x86.kbin");
+    static_cast<void>(dev.load(wrong, "x86.kbin"));
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.errc(), Errc::binary_incompatible);
     EXPECT_NE(std::string(e.what()).find("e_machine"), std::string::npos);
   }
   try {
-    dev.load(std::span(img).first(img.size() / 2), "half.kbin");
+    static_cast<void>(dev.load(std::span(img).first(img.size() / 2), "half.kbin"));
     FAIL();
   } catch (const Error& e) {
     EXPECT_TRUE(e.errc() == Errc::invalid_binary || e.errc() == Errc::binary_incompatible) << e.what();
@@ -285,7 +285,7 @@ TEST_F(Vm, KernelFaultReportsPePcAndAddress) {
   auto out = dev.alloc(4096);
   const uint64_t bad = 0xdead0000ull;
   try {
-    q.launch_with(k, {}, out, bad).wait(60s);
+    static_cast<void>(q.launch_with(k, {}, out, bad).wait(60s));
     FAIL() << "no fault";
   } catch (const Error& e) {
     ASSERT_TRUE(e.job()) << e.what();
@@ -311,7 +311,7 @@ TEST_F(Vm, KernelTrap) {
   auto m = dev.load(image());
   auto q = dev.queue();
   try {
-    q.launch_with(m.kernel("trap"), {}, uint64_t(42)).wait(60s);
+    static_cast<void>(q.launch_with(m.kernel("trap"), {}, uint64_t(42)).wait(60s));
     FAIL();
   } catch (const Error& e) {
     ASSERT_TRUE(e.job()) << e.what();
@@ -338,7 +338,7 @@ TEST_F(Vm, WatchdogStopsRunawayKernel) {
   Args a(m.kernel("spin"));
   a.set("iters", uint64_t(1) << 40).set("out", out);
   try {
-    q.launch(m.kernel("spin"), {.watchdog_mcycles = 1}, a).wait(120s);
+    static_cast<void>(q.launch(m.kernel("spin"), {.watchdog_mcycles = 1}, a).wait(120s));
     FAIL();
   } catch (const Error& e) {
     ASSERT_TRUE(e.job()) << e.what();
@@ -360,7 +360,7 @@ TEST_F(Vm, KernelPrintfReachesTheUserWithPeAndWorkgroup) {
   });
   // more workgroups than PEs: the second wave reuses PEs 0..2
   const uint32_t pes = dev.info().pe_count(), n = pes + 3;
-  q.launch_with(m.kernel("hello"), {.grid = {n, 1, 1}}, uint32_t(7)).wait(60s);
+  ASSERT_TRUE(q.launch_with(m.kernel("hello"), {.grid = {n, 1, 1}}, uint32_t(7)).wait(60s));
   ASSERT_EQ(got.size(), n);
   for (uint32_t wg = 0; wg < n; wg++) {
     EXPECT_EQ(std::get<0>(got[wg]), wg % pes);
@@ -370,14 +370,14 @@ TEST_F(Vm, KernelPrintfReachesTheUserWithPeAndWorkgroup) {
   // by default, to stderr with the PE and workgroup
   dev.set_debug_output();
   testing::internal::CaptureStderr();
-  q.launch_with(m.kernel("hello"), {.grid = {2, 1, 1}}, uint32_t(9)).wait(60s);
+  ASSERT_TRUE(q.launch_with(m.kernel("hello"), {.grid = {2, 1, 1}}, uint32_t(9)).wait(60s));
   std::string err = testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("[kiln hello pe 1 wg 1] hello from wg 1 of 2 on pe 1, x=9\n"), std::string::npos) << err;
   // a buffer too small (header, one record, 32 text bytes): what fits is shown, the
   // rest is counted in a warning: 4 lines of 34 bytes, 32 shown
   dev.set_debug_output({}, 64);
   testing::internal::CaptureStderr();
-  q.launch_with(m.kernel("hello"), {.grid = {4, 1, 1}}, uint32_t(9)).wait(60s);
+  ASSERT_TRUE(q.launch_with(m.kernel("hello"), {.grid = {4, 1, 1}}, uint32_t(9)).wait(60s));
   err = testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("[kiln hello pe 0 wg 0] hello from wg 0 of 4 on pe 0, x=\n"), std::string::npos) << err;
   EXPECT_EQ(err.find("wg 1]"), std::string::npos) << err;
@@ -386,7 +386,7 @@ TEST_F(Vm, KernelPrintfReachesTheUserWithPeAndWorkgroup) {
       << err;
   dev.set_debug_output({}, 0);
   testing::internal::CaptureStderr();
-  q.launch_with(m.kernel("hello"), {.grid = {1, 1, 1}}, uint32_t(9)).wait(60s);
+  ASSERT_TRUE(q.launch_with(m.kernel("hello"), {.grid = {1, 1, 1}}, uint32_t(9)).wait(60s));
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
 }
 
@@ -425,7 +425,7 @@ TEST_F(Vm, PrimeShareBetweenFiles) {
   // The other file's device copy reads it.
   auto q = other.queue();
   std::vector<uint32_t> r(8);
-  q.download(r, b).wait(30s);
+  ASSERT_TRUE(q.download(r, b).wait(30s));
   EXPECT_EQ(r[5], 0xfeedf00du);
 }
 
@@ -458,7 +458,7 @@ TEST(VmUnprivileged, RenderGroupUserCanRunWork) {
   auto b = dev.alloc(4096);
   std::vector<uint32_t> r(4);
   q.fill(b, 9);
-  q.download(r, b).wait(30s);
+  ASSERT_TRUE(q.download(r, b).wait(30s));
   EXPECT_EQ(r[0], 9u);
   std::cout << "uid " << getuid() << " ok\n";
 }
