@@ -115,6 +115,7 @@ struct kiln_device {
 	const char *reset_reason;
 	struct mutex reset_lock;	/* one recovery at a time */
 	bool in_reset;			/* management queue unusable (mgmt_lock) */
+	bool mgmt_abort;		/* a reset waits for mgmt_lock */
 	bool own_flr;			/* our FLR: skip the PCI reset hooks */
 	bool pci_reset_active;		/* between a PCI quiesce and restore */
 	bool pci_hw_reset;		/* ... and the device was reset since */

@@ -30,9 +30,11 @@
 
 static_assert(KILN_MGMT_CLEAR_BATCH + 1 < KILN_QUEUE_MIN_ENTRIES);
 
-static bool kiln_mgmt_done(struct kiln_queue *q, u64 seqno)
+static bool kiln_mgmt_done(struct kiln_device *kdev, struct kiln_queue *q,
+			   u64 seqno)
 {
-	return READ_ONCE(q->shared->fence) >= seqno || READ_ONCE(q->stopped);
+	return READ_ONCE(q->shared->fence) >= seqno || READ_ONCE(q->stopped) ||
+	       READ_ONCE(kdev->mgmt_abort);
 }
 
 /* Run @n packets, then wait for the FENCE after them. */
@@ -80,7 +82,7 @@ static int kiln_mgmt_run_batch(struct kiln_device *kdev,
 		u64 now;
 
 		left = wait_event_timeout(kdev->mgmt_wq,
-					  kiln_mgmt_done(q, seqno),
+					  kiln_mgmt_done(kdev, q, seqno),
 					  msecs_to_jiffies(KILN_MGMT_POLL_MS));
 		now = kiln_rd64(kdev, KILN_REG_QUEUE(q->id) + KILN_QREG_PROGRESS);
 		if (now != progress) {
@@ -92,6 +94,15 @@ static int kiln_mgmt_run_batch(struct kiln_device *kdev,
 		q->completed = seqno;
 		drm_dev_exit(idx);
 		return 0;
+	}
+	/*
+	 * A device reset has begun (a fatal error, a hung queue): it restarts
+	 * the ring and rebinds every ASID, so waiting out the timeout would
+	 * only delay the recovery of every context by that much.
+	 */
+	if (READ_ONCE(kdev->mgmt_abort)) {
+		drm_dev_exit(idx);
+		return -EIO;
 	}
 
 	drm_err(&kdev->drm, "management queue %s (status 0x%x error %u head %u tail %u)\n",
@@ -180,8 +191,8 @@ void kiln_mgmt_irq(struct kiln_device *kdev)
 }
 
 /*
- * Taking mgmt_lock waits for a command in flight; afterwards commands
- * are skipped until the reset is over. Ending a reset (the hardware was
+ * A command in flight is abandoned (mgmt_abort) and mgmt_lock taken;
+ * afterwards commands are skipped until the reset is over. Ending a reset (the hardware was
  * reset in between, which emptied the TLB and unbound every ASID, and
  * nothing was bound since) starts a new TLB generation: what waited for
  * a failed command can be released.
@@ -190,8 +201,13 @@ void kiln_mgmt_set_reset(struct kiln_device *kdev, bool in_reset)
 {
 	struct kiln_queue *q = &kdev->queues[KILN_MGMT_QUEUE];
 
+	if (in_reset) {
+		WRITE_ONCE(kdev->mgmt_abort, true);
+		wake_up_all(&kdev->mgmt_wq);
+	}
 	scoped_guard(mutex, &kdev->mgmt_lock) {
 		kdev->in_reset = in_reset;
+		WRITE_ONCE(kdev->mgmt_abort, false);
 		if (in_reset)
 			return;
 		/* The ring restarted empty: forget what was in it. */
