@@ -28,7 +28,7 @@ def test(fn):
 
 
 def randn(*shape):
-    return torch.randn(*shape, generator=GEN)
+    return torch.randn(shape, generator=GEN)
 
 
 def close(got, want, what, atol=1e-4, rtol=1e-4):
@@ -50,7 +50,7 @@ def check(fn, *inputs, ops, grad=True, atol=1e-4, rtol=1e-4):
     want, got = fn(*cpu), fn(*dev)
     close(got, want.detach(), "forward", atol, rtol)
     if grad:
-        g = randn(*want.shape)
+        g = randn(*want.shape)  # a 0-dim loss too
         want.backward(g)
         got.backward(g.to(DEV))
         for i, (c, d) in enumerate(zip(cpu, dev)):

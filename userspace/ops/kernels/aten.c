@@ -182,6 +182,7 @@ KILN_KERNEL void kiln_index_select_rows(const uint8_t *table, const int64_t *idx
                                         uint32_t row_bytes)
 {
     uint8_t *l = KILN_LM(uint8_t, 0);
+    int64_t *li = KILN_LM(int64_t, CH * 4);     /* the gather reads its indices from here */
     uint32_t per;
 
     if (row_bytes == 0 || row_bytes > CH * 4)
@@ -189,7 +190,9 @@ KILN_KERNEL void kiln_index_select_rows(const uint8_t *table, const int64_t *idx
     per = (uint32_t)min_u64(256, (CH * 4) / row_bytes);
     for (uint64_t i = (uint64_t)kiln_wg_id() * per; i < n; i += (uint64_t)kiln_num_wg() * per) {
         uint32_t cnt = (uint32_t)min_u64(per, n - i);
-        kiln_dma_gather(l, table, idx + i, cnt, row_bytes, row_bytes, num_rows, row_bytes,
+        kiln_dma_copy(li, idx + i, cnt * 8, 0);
+        kiln_dma_wait(1);
+        kiln_dma_gather(l, table, li, cnt, row_bytes, row_bytes, num_rows, row_bytes,
                         KILN_GATHER_IDX64, 0);
         kiln_dma_wait(1);
         kiln_dma_copy(out + i * row_bytes, l, cnt * row_bytes, 1);

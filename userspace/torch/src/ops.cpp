@@ -533,6 +533,18 @@ KILN_UNARY(abs, Unary::abs)
 KILN_UNARY(reciprocal, Unary::recip)
 #undef KILN_UNARY
 
+// sgn(x) = [x > 0] - [x < 0] (abs's backward), from the ReLU-backward mask
+Tensor sgn(const Tensor& x) {
+  if (!f32(x)) return KILN_FALLBACK(sgn, x);
+  Tensor xd = dense(x);
+  Tensor ones = ews(Binary::fill, xd, 1.0);
+  Tensor pos = ew(Binary::relu_grad, ones, xd);
+  Tensor neg = ew(Binary::relu_grad, ones, ews(Binary::mul_scalar, xd, -1.0));
+  Tensor out = ew(Binary::sub, pos, neg);
+  note_op("aten::sgn");
+  return out;
+}
+
 Tensor threshold_backward(const Tensor& grad, const Tensor& self, const at::Scalar& threshold) {
   if (!f32(grad) || !f32(self) || threshold.toDouble() != 0.0 || grad.sizes() != self.sizes())
     return KILN_FALLBACK(threshold_backward, grad, self, threshold);
@@ -966,6 +978,7 @@ TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
   m.impl("abs_", abs_);
   m.impl("reciprocal", reciprocal);
   m.impl("reciprocal_", reciprocal_);
+  m.impl("sgn", sgn);
   m.impl("threshold_backward", threshold_backward);
   m.impl("sigmoid_backward", sigmoid_backward);
   m.impl("tanh_backward", tanh_backward);
