@@ -10,6 +10,7 @@
 //   kiln_bench dma     --max BYTES [--min-time S]          (h2d, d2h, d2d + guest memcpy)
 //   kiln_bench latency --n N                               (no-op job round trip, job rates)
 //   kiln_bench blk     --dev /dev/vda --n N                (4 KiB O_DIRECT read latency)
+//   kiln_bench roundtrip --dev /dev/vda --n N --rounds R  (the two above, interleaved A/B)
 //   kiln_bench interp  --kbin bench.kbin --iters N         (every device: 1 PE and all PEs)
 //   kiln_bench scale   --contexts C --jobs J --bos N       (contexts, BOs, DRAM fill)
 //   kiln_bench telemetry                                    (device time / cycles counters)
@@ -30,6 +31,7 @@
 #include <map>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -387,6 +389,73 @@ int cmd_latency(const Opts& o) {
   return 0;
 }
 
+// No-op job round trip and 4 KiB virtio-blk read, timed interleaved: `rounds`
+// rounds of `n / rounds` Kiln round trips then as many reads (A/B/A/B), so load
+// that comes and goes hits both sides alike. Each round gives one p50 and one
+// p99 ratio; the figure is their median and best with the spread (max - min
+// over the median) and the guest's load average, recorded before and after.
+int cmd_roundtrip(const Opts& o) {
+  const std::string path = o.get("dev", "/dev/vda");
+  const int n = int(o.num("n", 2000));
+  const int rounds = std::max(1, int(o.num("rounds", 10)));
+  const int per = std::max(10, n / rounds);
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECT);
+  if (fd < 0) {
+    skipped("roundtrip_ab", path + ": " + std::strerror(errno));
+    return 0;
+  }
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  void* buf = nullptr;
+  if (size < 4096 || posix_memalign(&buf, 4096, 4096)) {
+    skipped("roundtrip_ab", path + ": too small");
+    return 0;
+  }
+  const uint64_t blocks = uint64_t(size) / 4096;
+  auto loadavg = [] {
+    std::string l;
+    if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+      char b[64] = {};
+      if (std::fgets(b, sizeof b, f)) l.assign(b, std::strcspn(b, " "));
+      std::fclose(f);
+    }
+    return l;
+  };
+  const std::string load_before = loadavg();
+  kiln::Device dev = open_dev(o);
+  kiln::Queue q = dev.queue();
+  uint64_t blk_i = 0;
+  auto blk_once = [&] {
+    off_t off = off_t(((blk_i++ * 7919) % blocks) * 4096);
+    double t0 = now();
+    if (::pread(fd, buf, 4096, off) != 4096) throw std::runtime_error(path + ": pread failed");
+    return now() - t0;
+  };
+  for (int i = 0; i < 50; i++) q.barrier().wait(), blk_once();  // warm both paths
+  std::vector<double> k50, k99, b50, b99, r50, r99, all_k, all_b;
+  for (int r = 0; r < rounds; r++) {
+    std::vector<double> kl, bl;
+    for (int i = 0; i < per; i++) {
+      double t0 = now();
+      q.barrier().wait();
+      kl.push_back(now() - t0);
+    }
+    for (int i = 0; i < per; i++) bl.push_back(blk_once());
+    k50.push_back(pct(kl, 50)), k99.push_back(pct(kl, 99)), b50.push_back(pct(bl, 50)), b99.push_back(pct(bl, 99));
+    r50.push_back(k50.back() / b50.back()), r99.push_back(k99.back() / b99.back());
+    all_k.insert(all_k.end(), kl.begin(), kl.end()), all_b.insert(all_b.end(), bl.begin(), bl.end());
+  }
+  std::free(buf);
+  ::close(fd);
+  auto spread = [](const std::vector<double>& v) { return (pct(v, 100) - pct(v, 0)) / pct(v, 50); };
+  Rec("roundtrip_ab").kv("rounds", rounds).kv("per_round", per)
+      .kv("kiln_p50_us", pct(all_k, 50) * 1e6).kv("kiln_p99_us", pct(all_k, 99) * 1e6)
+      .kv("blk_p50_us", pct(all_b, 50) * 1e6).kv("blk_p99_us", pct(all_b, 99) * 1e6)
+      .kv("p50_ratio_median", pct(r50, 50)).kv("p50_ratio_best", pct(r50, 0)).kv("p50_ratio_spread", spread(r50))
+      .kv("p99_ratio_median", pct(r99, 50)).kv("p99_ratio_best", pct(r99, 0)).kv("p99_ratio_spread", spread(r99))
+      .kv("guest_load_before", load_before).kv("guest_load_after", loadavg()).emit();
+  return 0;
+}
+
 int cmd_blk(const Opts& o) {
   const std::string path = o.get("dev", "/dev/vda");
   const int n = int(o.num("n", 2000));
@@ -680,7 +749,7 @@ int main(int argc, char** argv) {
   std::map<std::string, int (*)(const Opts&)> cmds{
       {"gemm", cmd_gemm}, {"dma", cmd_dma},       {"latency", cmd_latency},   {"blk", cmd_blk},
       {"interp", cmd_interp}, {"scale", cmd_scale}, {"telemetry", cmd_telemetry}, {"sample", cmd_sample},
-      {"fidelity", cmd_fidelity}};
+      {"fidelity", cmd_fidelity}, {"roundtrip", cmd_roundtrip}};
   auto it = cmds.find(cmd);
   if (it == cmds.end()) {
     std::fprintf(stderr, "kiln_bench: unknown benchmark %s\n", cmd.c_str());

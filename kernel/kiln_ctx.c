@@ -5,16 +5,21 @@
  * A context is what user space submits to: a drm_sched entity bound to
  * one hardware queue chosen by priority, the file's address space, a
  * per-context job timeout, and the outcome of its last KILN_JOB_HISTORY
- * jobs. Contexts of one file share its address space (ASID).
+ * jobs in a ring user space maps read-only, so that learning how a job
+ * ended costs no ioctl. Contexts of one file share its address space
+ * (ASID).
  */
 
 #include <linux/capability.h>
 #include <linux/cleanup.h>
 #include <linux/dma-fence.h>
 #include <linux/sched.h>
+#include <linux/mm.h>
 #include <linux/slab.h>
+#include <linux/vmalloc.h>
 
 #include <drm/drm_drv.h>
+#include <drm/drm_file.h>
 #include <drm/drm_print.h>
 
 #include "kiln_ctx.h"
@@ -23,6 +28,116 @@
 #include "kiln_job.h"
 #include "kiln_mmu.h"
 #include "kiln_reset.h"
+
+/*
+ * The job-status ring outlives its context while user space maps it: the
+ * context and every mapping hold a reference, so a mapping kept after
+ * CTX_DESTROY shows the last outcomes and pins nothing but these pages.
+ */
+struct kiln_status_ring {
+	struct kref ref;
+	struct drm_kiln_job_record *rec;	/* vmalloc_user(), zeroed */
+};
+
+#define KILN_STATUS_RING_SIZE \
+	PAGE_ALIGN(KILN_JOB_HISTORY * sizeof(struct drm_kiln_job_record))
+
+static struct kiln_status_ring *kiln_status_ring_alloc(void)
+{
+	struct kiln_status_ring *ring;
+
+	ring = kzalloc(sizeof(*ring), GFP_KERNEL_ACCOUNT);
+	if (!ring)
+		return NULL;
+	/* VM_USERMAP memory, for remap_vmalloc_range() */
+	ring->rec = vmalloc_user(KILN_STATUS_RING_SIZE);
+	if (!ring->rec) {
+		kfree(ring);
+		return NULL;
+	}
+	kref_init(&ring->ref);
+	return ring;
+}
+
+static void kiln_status_ring_release(struct kref *ref)
+{
+	struct kiln_status_ring *ring =
+		container_of(ref, struct kiln_status_ring, ref);
+
+	vfree(ring->rec);
+	kfree(ring);
+}
+
+static void kiln_status_ring_put(struct kiln_status_ring *ring)
+{
+	if (ring)
+		kref_put(&ring->ref, kiln_status_ring_release);
+}
+
+static void kiln_status_vm_open(struct vm_area_struct *vma)
+{
+	struct kiln_status_ring *ring = vma->vm_private_data;
+
+	kref_get(&ring->ref);
+}
+
+static void kiln_status_vm_close(struct vm_area_struct *vma)
+{
+	kiln_status_ring_put(vma->vm_private_data);
+}
+
+static const struct vm_operations_struct kiln_status_vm_ops = {
+	.open = kiln_status_vm_open,
+	.close = kiln_status_vm_close,
+};
+
+/*
+ * mmap() below the GEM offsets: the job-status ring of one of the file's
+ * own contexts, read-only. Another file's contexts are not reachable:
+ * the id is looked up in this file only.
+ */
+int kiln_ctx_mmap_status(struct file *filp, struct vm_area_struct *vma)
+{
+	struct drm_file *file = filp->private_data;
+	struct drm_device *drm = file->minor->dev;
+	u64 offset = (u64)vma->vm_pgoff << PAGE_SHIFT;
+	struct kiln_status_ring *ring;
+	struct kiln_ctx *ctx;
+	int ret, idx;
+
+	if (offset & (BIT_ULL(KILN_CTX_STATUS_SHIFT) - 1) ||
+	    vma->vm_end - vma->vm_start > KILN_STATUS_RING_SIZE) {
+		drm_dbg(drm, "mmap: offset 0x%llx size %lu is not a job-status ring\n",
+			offset, vma->vm_end - vma->vm_start);
+		return -EINVAL;
+	}
+	if (vma->vm_flags & (VM_WRITE | VM_EXEC)) {
+		drm_dbg(drm, "mmap: the job-status ring is read-only\n");
+		return -EPERM;
+	}
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
+	ctx = kiln_ctx_lookup(file->driver_priv,
+			      offset >> KILN_CTX_STATUS_SHIFT);
+	if (!ctx) {
+		drm_dbg(drm, "mmap: no context %llu in this file\n",
+			offset >> KILN_CTX_STATUS_SHIFT);
+		ret = -EINVAL;
+		goto out;
+	}
+	ring = ctx->ring;
+	vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
+	ret = remap_vmalloc_range(vma, ring->rec, 0);
+	if (!ret) {
+		kref_get(&ring->ref);
+		vma->vm_private_data = ring;
+		vma->vm_ops = &kiln_status_vm_ops;
+	}
+	kiln_ctx_put(ctx);
+out:
+	drm_dev_exit(idx);
+	return ret;
+}
 
 struct kiln_ctx *kiln_ctx_get(struct kiln_ctx *ctx)
 {
@@ -35,6 +150,7 @@ static void kiln_ctx_release(struct kref *ref)
 	struct kiln_ctx *ctx = container_of(ref, struct kiln_ctx, ref);
 
 	kiln_vm_put(ctx->vm);
+	kiln_status_ring_put(ctx->ring);
 	mutex_destroy(&ctx->submit_lock);
 	kfree(ctx);
 }
@@ -194,9 +310,11 @@ int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
 	struct kiln_queue *q;
 	int ret, idx;
 
-	if (args->flags || args->ctx_id) {
-		drm_dbg(drm, "CTX_CREATE: flags 0x%x and ctx_id %u must be zero\n",
-			args->flags, args->ctx_id);
+	if (args->flags || args->ctx_id || args->status_offset ||
+	    args->status_size || args->status_stride || args->pad ||
+	    args->pad2) {
+		drm_dbg(drm, "CTX_CREATE: flags 0x%x, the out fields and pads must be zero\n",
+			args->flags);
 		return -EINVAL;
 	}
 	if (args->priority > DRM_KILN_PRIORITY_REALTIME) {
@@ -238,6 +356,12 @@ int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
 		goto err_count;
 	}
 	kref_init(&ctx->ref);
+	ctx->ring = kiln_status_ring_alloc();
+	if (!ctx->ring) {
+		kfree(ctx);
+		ret = -ENOMEM;
+		goto err_count;
+	}
 	ctx->kdev = kdev;
 	ctx->vm = kiln_vm_get(kfile->vm);
 	ctx->queue = q;
@@ -261,8 +385,8 @@ int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
 	if (ret)
 		goto err_ctx;
 
-	ret = xa_alloc(&kfile->ctxs, &ctx->id, ctx, xa_limit_32b,
-		       GFP_KERNEL_ACCOUNT);
+	ret = xa_alloc(&kfile->ctxs, &ctx->id, ctx,
+		       XA_LIMIT(1, KILN_CTX_ID_MAX), GFP_KERNEL_ACCOUNT);
 	if (ret) {
 		ret = ret == -EBUSY ? -ENOSPC : ret;
 		goto err_entity;
@@ -274,6 +398,9 @@ int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
 	mutex_unlock(&kdev->ctx_lock);
 
 	args->ctx_id = ctx->id;
+	args->status_offset = (u64)ctx->id << KILN_CTX_STATUS_SHIFT;
+	args->status_size = KILN_STATUS_RING_SIZE;
+	args->status_stride = sizeof(struct drm_kiln_job_record);
 	drm_dev_exit(idx);
 	return 0;
 
@@ -352,7 +479,7 @@ int kiln_ioctl_job_status(struct drm_device *drm, void *data,
 {
 	struct kiln_file *kfile = file->driver_priv;
 	struct drm_kiln_job_status *args = data;
-	struct kiln_job_record rec;
+	struct drm_kiln_job_record rec;
 	struct kiln_ctx *ctx;
 	unsigned long flags;
 	u64 seqno = args->seqno;
@@ -377,7 +504,7 @@ int kiln_ioctl_job_status(struct drm_device *drm, void *data,
 	}
 
 	spin_lock_irqsave(&ctx->status_lock, flags);
-	rec = ctx->history[seqno % KILN_JOB_HISTORY];
+	rec = ctx->ring->rec[seqno % KILN_JOB_HISTORY];
 	spin_unlock_irqrestore(&ctx->status_lock, flags);
 
 	memset(args, 0, sizeof(*args));
@@ -391,16 +518,16 @@ int kiln_ioctl_job_status(struct drm_device *drm, void *data,
 	args->pe = KILN_JOB_STATUS_NO_PE;
 	if (rec.state != DRM_KILN_JOB_DONE)
 		goto out;
-	args->status = rec.hw.status;
-	args->packet_index = rec.hw.packet_index;
-	args->pe = rec.hw.pe;
-	args->pc = rec.hw.pc;
-	args->fault_addr = rec.hw.fault_addr;
-	args->fault_access = rec.hw.fault_access;
-	args->fault_reason = rec.hw.fault_reason;
-	args->cycles = rec.hw.cycles;
-	args->elapsed_ns = rec.hw.elapsed_ns;
-	args->energy_pj = rec.hw.energy_pj;
+	args->status = rec.status;
+	args->packet_index = rec.packet_index;
+	args->pe = rec.pe;
+	args->pc = rec.pc;
+	args->fault_addr = rec.fault_addr;
+	args->fault_access = rec.fault_access;
+	args->fault_reason = rec.fault_reason;
+	args->cycles = rec.cycles;
+	args->elapsed_ns = rec.elapsed_ns;
+	args->energy_pj = rec.energy_pj;
 	args->error = rec.error;
 out:
 	kiln_ctx_put(ctx);
@@ -408,31 +535,46 @@ out:
 	return ret;
 }
 
-/* A job got its seqno: its record is pending from now on. */
+/*
+ * A job got its seqno: its record is pending from now on. User space may
+ * read the record meanwhile (struct drm_kiln_job_record): the new seqno
+ * goes in before anything else changes.
+ */
 void kiln_ctx_job_queued(struct kiln_ctx *ctx, u64 seqno)
 {
-	struct kiln_job_record *rec = &ctx->history[seqno % KILN_JOB_HISTORY];
-	unsigned long flags;
+	struct drm_kiln_job_record *rec =
+		&ctx->ring->rec[seqno % KILN_JOB_HISTORY];
 
-	spin_lock_irqsave(&ctx->status_lock, flags);
-	memset(rec, 0, sizeof(*rec));
-	rec->seqno = seqno;
-	rec->state = DRM_KILN_JOB_PENDING;
-	spin_unlock_irqrestore(&ctx->status_lock, flags);
+	guard(spinlock_irqsave)(&ctx->status_lock);
+	WRITE_ONCE(rec->seqno, seqno);
+	/* The seqno before the state: pairs with the reader's re-read. */
+	smp_wmb();
+	WRITE_ONCE(rec->state, DRM_KILN_JOB_PENDING);
 }
 
 /* Called with the queue lock held, possibly from the interrupt handler. */
 void kiln_ctx_job_done(struct kiln_ctx *ctx, u64 seqno,
 		       const struct kiln_job_status *hw, int error)
 {
-	struct kiln_job_record *rec = &ctx->history[seqno % KILN_JOB_HISTORY];
-	unsigned long flags;
+	struct drm_kiln_job_record *rec =
+		&ctx->ring->rec[seqno % KILN_JOB_HISTORY];
 
-	spin_lock_irqsave(&ctx->status_lock, flags);
+	guard(spinlock_irqsave)(&ctx->status_lock);
 	if (rec->seqno == seqno) {
-		rec->state = DRM_KILN_JOB_DONE;
+		rec->status = hw->status;
+		rec->packet_index = hw->packet_index;
+		rec->pe = hw->pe;
+		rec->pc = hw->pc;
+		rec->fault_addr = hw->fault_addr;
+		rec->fault_access = hw->fault_access;
+		rec->fault_reason = hw->fault_reason;
+		rec->cycles = hw->cycles;
+		rec->elapsed_ns = hw->elapsed_ns;
+		rec->energy_pj = hw->energy_pj;
 		rec->error = error;
-		rec->hw = *hw;
+		/* DONE last: a reader that sees it sees the fields. */
+		smp_wmb();
+		WRITE_ONCE(rec->state, DRM_KILN_JOB_DONE);
 	}
 	if (seqno > ctx->completed)
 		ctx->completed = seqno;
@@ -445,7 +587,6 @@ void kiln_ctx_job_done(struct kiln_ctx *ctx, u64 seqno,
 			ctx->fault_reason = hw->fault_reason;
 		}
 	}
-	spin_unlock_irqrestore(&ctx->status_lock, flags);
 }
 
 void kiln_ctx_ban(struct kiln_ctx *ctx)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Kiln: contexts (a scheduler entity on one hardware queue, an address
- * space, and the history of job outcomes).
+ * space, and the ring of job outcomes user space maps).
  */
 #ifndef KILN_CTX_H
 #define KILN_CTX_H
@@ -13,6 +13,7 @@
 #include <linux/spinlock.h>
 #include <linux/types.h>
 
+#include <drm/drm_vma_manager.h>
 #include <drm/gpu_scheduler.h>
 
 #include <kiln/hw/kiln_packets.h>
@@ -20,6 +21,8 @@
 struct drm_device;
 struct drm_file;
 struct drm_printer;
+struct file;
+struct vm_area_struct;
 struct kiln_device;
 struct kiln_file;
 struct kiln_job;
@@ -33,13 +36,17 @@ struct kiln_vm;
  * being no more than the history, keeps every pending job's record.
  */
 #define KILN_MAX_QUEUED_JOBS	KILN_JOB_HISTORY
+/*
+ * Each context's job-status ring is mapped at ctx_id << KILN_CTX_STATUS_SHIFT
+ * on the device fd, below the GEM offsets (DRM_FILE_PAGE_OFFSET_START);
+ * context ids are bounded so that every window fits there.
+ */
+#define KILN_CTX_STATUS_SHIFT	16
+#define KILN_CTX_ID_MAX		((u32)min_t(u64, U32_MAX, \
+				 ((u64)DRM_FILE_PAGE_OFFSET_START << PAGE_SHIFT >> \
+				  KILN_CTX_STATUS_SHIFT) - 1))
 
-struct kiln_job_record {
-	u64 seqno;
-	u32 state;			/* enum drm_kiln_job_state */
-	s32 error;
-	struct kiln_job_status hw;
-};
+struct kiln_status_ring;
 
 struct kiln_ctx {
 	struct kref ref;
@@ -84,7 +91,8 @@ struct kiln_ctx {
 	u64 fault_addr;
 	u32 fault_reason;
 	u32 reset_count;
-	struct kiln_job_record history[KILN_JOB_HISTORY];
+	/* Job outcomes, also mapped read-only by user space. */
+	struct kiln_status_ring *ring;
 };
 
 struct kiln_ctx *kiln_ctx_lookup(struct kiln_file *kfile, u32 id);
@@ -99,6 +107,8 @@ void kiln_ctx_job_done(struct kiln_ctx *ctx, u64 seqno,
 		       const struct kiln_job_status *hw, int error);
 void kiln_ctx_ban(struct kiln_ctx *ctx);
 void kiln_ctx_print_all(struct kiln_device *kdev, struct drm_printer *p);
+
+int kiln_ctx_mmap_status(struct file *filp, struct vm_area_struct *vma);
 
 int kiln_ioctl_ctx_create(struct drm_device *drm, void *data,
 			  struct drm_file *file);

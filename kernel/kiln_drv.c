@@ -433,7 +433,18 @@ static long kiln_compat_ioctl(struct file *filp, unsigned int cmd,
 #define kiln_compat_ioctl NULL
 #endif
 
-/* DRM_ACCEL_FOPS, with the ioctl entry guarded. */
+/*
+ * GEM objects are mapped at DRM_FILE_PAGE_OFFSET_START and above; the
+ * offsets below hold the contexts' job-status rings (kiln_ctx.c).
+ */
+static int kiln_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	if (vma->vm_pgoff >= DRM_FILE_PAGE_OFFSET_START)
+		return drm_gem_mmap(filp, vma);
+	return kiln_ctx_mmap_status(filp, vma);
+}
+
+/* DRM_ACCEL_FOPS, with the ioctl entry guarded and job-status rings. */
 static const struct file_operations kiln_fops = {
 	.owner = THIS_MODULE,
 	.open = accel_open,
@@ -443,7 +454,7 @@ static const struct file_operations kiln_fops = {
 	.poll = drm_poll,
 	.read = drm_read,
 	.llseek = noop_llseek,
-	.mmap = drm_gem_mmap,
+	.mmap = kiln_mmap,
 	.fop_flags = FOP_UNSIGNED_OFFSET,
 	.flush = kiln_flush,
 };

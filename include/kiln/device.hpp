@@ -67,6 +67,7 @@ struct DeviceInfo {
   uint32_t reset_count = 0;
   uint32_t clock_mhz = 0;
   uint32_t max_submit_bos = 0, max_submit_syncs = 0, max_cmd_size = 0;
+  uint32_t max_queued_jobs = 0;  ///< jobs a Queue may have unfinished (the SDK waits beyond); 0: unknown
 
   uint32_t pe_count() const noexcept { return pe_grid_width * pe_grid_height; }
 };
@@ -117,6 +118,11 @@ struct QueueDesc {
   /// Every launch writes its profile (Event::profiles(), docs/profiling.md).
   /// KILN_PROFILE turns this on for every queue.
   bool profiling = false;
+  /// TIMESTAMP packets around every submission, for Event::timing() and
+  /// Event::elapsed_since() (the device's cycle counter at start and end).
+  /// Off by default: Event::usage() has the job's own cycles from its status.
+  /// KILN_TRACE turns this on for every queue.
+  bool timestamps = false;
 };
 
 /// All Kiln devices this process can see. Never throws for "no device": an

@@ -32,7 +32,8 @@ inline constexpr size_t whole_size = ~size_t(0);
   return std::chrono::nanoseconds(mhz ? (cycles * 1000 + mhz / 2) / mhz : 0);
 }
 
-/// Timestamps around one submission (TIMESTAMP packets before and after it).
+/// Timestamps around one submission (TIMESTAMP packets before and after it,
+/// written only on queues created with QueueDesc::timestamps).
 /// "Device" time is modelled time: the device's cycle counter (TOTAL_CYCLES,
 /// the cost model's cycles of all work, all queues) at the K1 clock.
 /// "Emulator" time is how long QEMU took (its virtual clock).
@@ -77,7 +78,8 @@ class Event {
   /// Waits up to `timeout`; false on timeout (then the work still runs).
   /// Throws as wait() does.
   [[nodiscard]] bool wait(std::chrono::nanoseconds timeout) const;
-  /// Timestamps around the work; waits for completion first.
+  /// Timestamps around the work; waits for completion first. Only on a queue
+  /// created with QueueDesc::timestamps (else Error, invalid_argument).
   [[nodiscard]] Timing timing() const;
   /// Modelled cycles, time and energy of the work, and the emulator's time
   /// (from the job status); waits for completion first.
@@ -91,6 +93,7 @@ class Event {
   [[nodiscard]] double energy() const { return usage().energy_j(); }
   /// Modelled device time from the end of `earlier` to the end of this event
   /// (same device; both complete): the device's cycle counter, all queues.
+  /// Both events need QueueDesc::timestamps, as timing().
   [[nodiscard]] std::chrono::nanoseconds elapsed_since(const Event& earlier) const;
   /// Profiles of the launches of this submission, in order, if its queue
   /// profiles (QueueDesc::profiling, KILN_PROFILE); else empty. Waits.

@@ -793,6 +793,48 @@ TEST_F(Kiln, BadPacketFailsJobOnly) {
   d.gem_close(buf.handle);
 }
 
+// uAPI 1.4: the context's job-status ring, mapped read-only, holds the
+// outcome JOB_STATUS reports; it is the caller's own context only.
+TEST_F(Kiln, JobStatusRingMappedReadOnly) {
+  Dev &d = *dev_;
+  drm_kiln_ctx_create cc{};
+  ASSERT_EQ(xioctl(d.fd(), DRM_IOCTL_KILN_CTX_CREATE, &cc), 0);
+  ASSERT_NE(cc.status_size, 0u);
+  ASSERT_EQ(cc.status_stride, sizeof(drm_kiln_job_record));
+  EXPECT_EQ(cc.status_size / cc.status_stride, 256u);
+  EXPECT_EQ(mmap(nullptr, cc.status_size, PROT_READ | PROT_WRITE, MAP_SHARED, d.fd(), off_t(cc.status_offset)),
+            MAP_FAILED);
+  EXPECT_EQ(errno, EPERM);
+  void *m = mmap(nullptr, cc.status_size, PROT_READ, MAP_SHARED, d.fd(), off_t(cc.status_offset));
+  ASSERT_NE(m, MAP_FAILED);
+  EXPECT_NE(mprotect(m, cc.status_size, PROT_READ | PROT_WRITE), 0);  // never writable later either
+  auto *ring = static_cast<const drm_kiln_job_record *>(m);
+  Bo buf = d.bo(4096);
+  Cmd bad;
+  bad.fill(buf.va + 4096, 64, 0);  // the guard page: an MMU fault
+  uint64_t s = run(d, cc.ctx_id, bad, {buf});
+  const drm_kiln_job_record &r = ring[s % 256];
+  EXPECT_EQ(r.seqno, s);
+  EXPECT_EQ(r.state, (uint32_t)DRM_KILN_JOB_DONE);
+  EXPECT_EQ(r.status, (uint32_t)KILN_STATUS_MMU_FAULT);
+  EXPECT_EQ(r.error, -EIO);
+  EXPECT_EQ(r.fault_addr, status(d, cc.ctx_id, s).fault_addr);
+  Cmd ok;
+  ok.fill(buf.va, 4096, 1);
+  s = run(d, cc.ctx_id, ok, {buf});
+  EXPECT_EQ(ring[s % 256].status, (uint32_t)KILN_STATUS_OK);
+  EXPECT_GT(ring[s % 256].cycles, 0u);
+  // Another file cannot map this file's ring, and bad offsets are refused.
+  Dev other;
+  EXPECT_EQ(mmap(nullptr, 4096, PROT_READ, MAP_SHARED, other.fd(), off_t(cc.status_offset)), MAP_FAILED);
+  EXPECT_EQ(mmap(nullptr, 4096, PROT_READ, MAP_SHARED, d.fd(), off_t(cc.status_offset + 4096)), MAP_FAILED);
+  // The mapping outlives the context.
+  EXPECT_EQ(d.ctx_destroy(cc.ctx_id), 0);
+  EXPECT_EQ(ring[s % 256].seqno, s);
+  munmap(m, cc.status_size);
+  d.gem_close(buf.handle);
+}
+
 TEST_F(Kiln, MmuFaultReportsAddress) {
   Dev &d = *dev_;
   uint32_t ctx = d.ctx();

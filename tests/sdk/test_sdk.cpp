@@ -13,7 +13,9 @@
 #include <numeric>
 #include <thread>
 
+#include "encoder.hpp"
 #include "fake_driver.hpp"
+#include "internal.hpp"
 #include "kbin_builder.hpp"
 
 using namespace kiln;
@@ -503,11 +505,58 @@ TEST_F(Fx, SubmissionListsEveryBufferAndTimestamps) {
   };
   EXPECT_TRUE(has(a.handle(), false));
   EXPECT_TRUE(has(b.handle(), true));
+  // Timestamps are opt-in: a plain queue's job is its commands alone.
   auto pk = drv->last_packets();
+  ASSERT_EQ(pk.size(), 1u);
+  EXPECT_EQ(KILN_PKT_OPCODE(pk[0].header), KILN_OP_DMA_COPY);
+  auto tq = dev.queue({.timestamps = true});
+  tq.copy(b, a).wait();
+  pk = drv->last_packets();
   ASSERT_EQ(pk.size(), 3u);
   EXPECT_EQ(KILN_PKT_OPCODE(pk[0].header), KILN_OP_TIMESTAMP);
   EXPECT_EQ(KILN_PKT_OPCODE(pk[1].header), KILN_OP_DMA_COPY);
   EXPECT_EQ(KILN_PKT_OPCODE(pk[2].header), KILN_OP_TIMESTAMP);
+  EXPECT_THROW((void)q.barrier().timing(), Error);  // no timestamps on q
+}
+
+// Item 2 of issue 15: a job that succeeds costs SUBMIT and the wait, nothing
+// else: its outcome comes from the mapped job-status ring.
+TEST_F(Fx, SuccessfulJobCostsNoStatusIoctl) {
+  auto q = dev.queue();
+  auto a = dev.alloc(4096);
+  for (int i = 0; i < 10; i++) q.fill(a, uint32_t(i)).wait();
+  EXPECT_EQ(q.fill(a, 1).usage().cycles, 64u);  // the fake's cycles for a 4 KiB fill, from the ring
+  EXPECT_EQ(drv->ioctl_count("DRM_IOCTL_KILN_JOB_STATUS"), 0u);
+  EXPECT_EQ(drv->ioctl_count("DRM_IOCTL_KILN_CTX_STATUS"), 0u);
+}
+
+// Without a ring (a driver before uAPI 1.4) the outcome still arrives, by JOB_STATUS.
+TEST(FakeDriverOld, JobStatusWithoutRing) {
+  auto drv = std::make_shared<FakeDriver>(FakeDriver::Options{.status_ring = false});
+  Device dev = Device::from_driver(drv);
+  auto q = dev.queue();
+  auto a = dev.alloc(4096);
+  EXPECT_EQ(q.fill(a, 1).usage().cycles, 64u);
+  EXPECT_EQ(drv->ioctl_count("DRM_IOCTL_KILN_JOB_STATUS"), 1u);
+}
+
+// The queue throttles against MAX_QUEUED_JOBS before SUBMIT instead of
+// having it refused: fire-and-forget past the limit never sees -EBUSY.
+TEST(FakeDriverLimit, ThrottlesBeforeSubmit) {
+  auto drv = std::make_shared<FakeDriver>(FakeDriver::Options{.max_queued_jobs = 4});
+  Device dev = Device::from_driver(drv);
+  auto q = dev.queue();
+  auto a = dev.alloc(4096);
+  drv->hold();
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    drv->release();
+  });
+  std::vector<Event> es;
+  for (int i = 0; i < 12; i++) es.push_back(q.fill(a, uint32_t(i)));
+  t.join();
+  for (auto& e : es) EXPECT_TRUE(e.wait());
+  EXPECT_EQ(drv->ioctl_count("DRM_IOCTL_KILN_SUBMIT"), 12u);  // not one refused and retried
 }
 
 TEST_F(Fx, InFlightBufferKeptAliveUntilDone) {
@@ -549,7 +598,7 @@ TEST_F(Fx, NullEventIsReady) {
 
 TEST_F(Fx, EventTiming) {
   install_vadd();
-  auto q = dev.queue();
+  auto q = dev.queue({.timestamps = true});
   auto b = dev.alloc(4096);
   auto e1 = q.fill(b, 1);
   auto e2 = q.fill(b, 2);
@@ -580,7 +629,7 @@ TEST_F(Fx, ProfilingQueueReturnsLaunchProfiles) {
   auto e0 = plain.launch_with(k, {.grid = {2, 1, 1}}, A, B, 256u);
   EXPECT_TRUE(e0.profiles().empty());
   kiln_pkt_launch lp;
-  std::memcpy(&lp, &drv->last_packets()[1], sizeof lp);
+  std::memcpy(&lp, &drv->last_packets()[0], sizeof lp);
   EXPECT_EQ(lp.profile_va, 0u);
 
   auto q = dev.queue({.profiling = true});
@@ -589,7 +638,7 @@ TEST_F(Fx, ProfilingQueueReturnsLaunchProfiles) {
   auto e = q.submit(cl);
   auto ps = e.profiles();
   ASSERT_EQ(ps.size(), 2u);
-  std::memcpy(&lp, &drv->last_packets()[2], sizeof lp);
+  std::memcpy(&lp, &drv->last_packets()[1], sizeof lp);
   EXPECT_NE(lp.profile_va, 0u);
   EXPECT_EQ(lp.profile_va % 8, 0u);
   const LaunchProfile& p = ps[1];
@@ -696,7 +745,7 @@ TEST_F(Fx, LaunchPacksArgumentsAndRuns) {
   q.launch(k, {.grid = {3, 2, 1}, .watchdog_mcycles = 7}, args).wait();
   auto pk = drv->last_packets();
   kiln_pkt_launch lp;
-  std::memcpy(&lp, &pk[1], sizeof lp);
+  std::memcpy(&lp, &pk[0], sizeof lp);
   EXPECT_EQ(KILN_PKT_OPCODE(lp.header), KILN_OP_LAUNCH);
   EXPECT_EQ(lp.entry_va, k.entry_address());
   EXPECT_EQ(lp.grid_x, 3u);
@@ -1146,4 +1195,48 @@ TEST(ErrorCategory, NamesAndCodes) {
   DeviceLost l(Errc::device_lost, "gone");
   const std::system_error& se = l;
   EXPECT_EQ(se.code(), make_error_code(Errc::device_lost));
+}
+
+// The encoder runs on plain memory, without a driver: packets, staging and
+// the BO list of a small command list.
+TEST(Encoder, LaysOutPacketsAndBoRefsWithoutADriver) {
+  using namespace kiln::detail;
+  auto mk = [](uint32_t h, uint64_t va) {
+    auto b = std::make_shared<Bo>();
+    b->handle = h, b->va = va, b->size = 4096;
+    return b;
+  };
+  auto self = mk(1, 0x10000), dst = mk(2, 0x20000), src = mk(3, 0x30000);
+  Recording rec;
+  std::vector<std::byte> host(128, std::byte{7}), back(64);
+  Cmd fill(Cmd::fill);
+  fill.dst = dst, fill.size = 256, fill.pattern = 0xabcd, fill.label = "fill";
+  Cmd up(Cmd::write);
+  up.dst = dst, up.dst_off = 512, up.size = host.size(), up.host_src = host, up.label = "upload";
+  Cmd down(Cmd::read);
+  down.src = src, down.size = back.size(), down.host_dst = back, down.label = "download";
+  rec.cmds.push_back(fill), rec.cmds.push_back(Cmd(Cmd::barrier)), rec.cmds.push_back(up), rec.cmds.push_back(down);
+  Encoder enc(rec, EncodeOptions{});
+  std::vector<std::byte> buf(enc.size());
+  Encoded e = enc.encode(buf, self->va, self);
+  ASSERT_EQ(e.cmd_size, 3u * KILN_PACKET_SIZE);  // no timestamps, a barrier takes no packet
+  kiln_pkt_dma_fill f;
+  std::memcpy(&f, buf.data(), sizeof f);
+  EXPECT_EQ(KILN_PKT_OPCODE(f.header), KILN_OP_DMA_FILL);
+  EXPECT_EQ(f.dst, 0x20000u);
+  kiln_pkt_dma_copy c;
+  std::memcpy(&c, buf.data() + 64, sizeof c);
+  EXPECT_EQ(c.dst, 0x20000u + 512);
+  EXPECT_EQ(buf[c.src - self->va], std::byte{7});  // staged in the command buffer
+  ASSERT_EQ(e.readbacks.size(), 1u);
+  ASSERT_EQ(e.bos.size(), 3u);  // sorted by handle, one entry each
+  EXPECT_EQ(e.bos[0].handle, 1u);
+  EXPECT_EQ(e.bos[1].flags, DRM_KILN_BO_REF_WRITE);
+  EXPECT_EQ(e.bos[2].flags, 0u);
+  EXPECT_EQ(e.packet_map[2].first, 1u);  // the upload is packet 1
+  Encoder tenc(rec, EncodeOptions{.timestamps = true});
+  std::vector<std::byte> tbuf(tenc.size());
+  Encoded t = tenc.encode(tbuf, 0, self);
+  EXPECT_EQ(t.cmd_size, 5u * KILN_PACKET_SIZE);
+  EXPECT_NE(t.ts_offset, 0u);
 }

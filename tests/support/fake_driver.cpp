@@ -141,6 +141,8 @@ uint64_t FakeDriver::get_param(uint32_t p) {
       return o_.dram_size - dram_used_;
     case DRM_KILN_PARAM_MAX_SUBMIT_BOS:
       return o_.max_submit_bos;
+    case DRM_KILN_PARAM_MAX_QUEUED_JOBS:
+      return o_.max_queued_jobs;
     case DRM_KILN_PARAM_MAX_SUBMIT_SYNCS:
       return 64;
     case DRM_KILN_PARAM_MAX_CMD_SIZE:
@@ -240,8 +242,17 @@ void FakeDriver::ctx_create(drm_kiln_ctx_create& a) {
   if (a.flags || a.priority > DRM_KILN_PRIORITY_REALTIME)
     throw_ioctl_error("DRM_IOCTL_KILN_CTX_CREATE", EINVAL, "fake");
   if (ctxs_.size() >= 63) throw_ioctl_error("DRM_IOCTL_KILN_CTX_CREATE", ENOSPC, "fake");
+  if (a.ctx_id || a.status_offset || a.status_size || a.status_stride || a.pad || a.pad2)
+    throw_ioctl_error("DRM_IOCTL_KILN_CTX_CREATE", EINVAL, "fake");
   a.ctx_id = next_ctx_++;
-  ctxs_[a.ctx_id] = Ctx{};
+  Ctx c;
+  if (o_.status_ring) {
+    c.ring = std::make_shared<std::vector<drm_kiln_job_record>>(o_.max_queued_jobs);
+    a.status_offset = uint64_t(a.ctx_id) << 16;  // below the BOs' handle << 32, as kiln.ko
+    a.status_size = uint32_t(c.ring->size() * sizeof(drm_kiln_job_record));
+    a.status_stride = sizeof(drm_kiln_job_record);
+  }
+  ctxs_[a.ctx_id] = std::move(c);
 }
 
 void FakeDriver::ctx_destroy(uint32_t id) noexcept {
@@ -267,6 +278,13 @@ void FakeDriver::complete(Job& j, const drm_kiln_job_status& st0) {
   st.seqno = j.seqno;
   auto& c = ctxs_[j.ctx];
   c.jobs[j.seqno] = st;
+  if (c.ring) {
+    drm_kiln_job_record& r = (*c.ring)[j.seqno % c.ring->size()];
+    r.seqno = j.seqno, r.status = st.status, r.packet_index = st.packet_index, r.pe = st.pe, r.pc = st.pc;
+    r.fault_addr = st.fault_addr, r.fault_access = st.fault_access, r.fault_reason = st.fault_reason;
+    r.cycles = st.cycles, r.elapsed_ns = st.elapsed_ns, r.error = st.error, r.energy_pj = st.energy_pj;
+    r.state = DRM_KILN_JOB_DONE;
+  }
   c.completed = j.seqno;
   if (st.status != KILN_STATUS_OK) {
     c.last_error.error_seqno = j.seqno;
@@ -483,7 +501,14 @@ void FakeDriver::submit(drm_kiln_submit& a) {
   }
   last_bos_ = j.bos;
   last_packets_.clear();
+  if (it->second.submitted - it->second.completed >= o_.max_queued_jobs)
+    throw_ioctl_error("DRM_IOCTL_KILN_SUBMIT", EBUSY, "fake");  // as kiln.ko
   j.seqno = ++it->second.submitted;
+  if (auto& ring = it->second.ring) {
+    drm_kiln_job_record pending{};
+    pending.seqno = j.seqno, pending.state = DRM_KILN_JOB_PENDING;
+    (*ring)[j.seqno % ring->size()] = pending;
+  }
   a.seqno = j.seqno;
   submits_++;
   if (holding_)
@@ -527,7 +552,17 @@ std::byte* FakeDriver::mmap(uint64_t offset, size_t size) {
     throw_ioctl_error("mmap", EINVAL, "fake");
   return it->second.mem->bytes.data();
 }
-void FakeDriver::munmap(std::byte*, size_t) noexcept {}
+const std::byte* FakeDriver::mmap_readonly(uint64_t offset, size_t size) {
+  std::lock_guard g(mu_);
+  check_inject("mmap");
+  auto it = ctxs_.find(uint32_t(offset >> 16));
+  if (offset >= (uint64_t(1) << 32) || offset % (1u << 16) || it == ctxs_.end() || !it->second.ring ||
+      size > it->second.ring->size() * sizeof(drm_kiln_job_record))
+    throw_ioctl_error("mmap", EINVAL, "fake");
+  mapped_rings_.push_back(it->second.ring);
+  return reinterpret_cast<const std::byte*>(it->second.ring->data());
+}
+void FakeDriver::munmap(const std::byte*, size_t) noexcept {}
 
 uint32_t FakeDriver::syncobj_create() {
   std::lock_guard g(mu_);

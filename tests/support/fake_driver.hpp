@@ -31,6 +31,8 @@ class FakeDriver : public Driver {
     uint64_t dram_size = 256ull << 20;
     uint32_t max_cmd_size = 4u << 20;
     uint32_t max_submit_bos = 1024;
+    uint32_t max_queued_jobs = 256;  // per context; also the job-status ring's records
+    bool status_ring = true;         // false: a driver before uAPI 1.4
     bool ban_on_fault = false;  // a failed job bans its context
   };
   /// What a LAUNCH did (the hook's answer).
@@ -85,7 +87,8 @@ class FakeDriver : public Driver {
   void ctx_status(drm_kiln_ctx_status& a) override;
   void job_status(drm_kiln_job_status& a) override;
   std::byte* mmap(uint64_t offset, size_t size) override;
-  void munmap(std::byte* p, size_t size) noexcept override;
+  const std::byte* mmap_readonly(uint64_t offset, size_t size) override;
+  void munmap(const std::byte* p, size_t size) noexcept override;
   uint32_t syncobj_create() override;
   void syncobj_destroy(uint32_t h) noexcept override;
   bool syncobj_wait(std::span<const uint32_t> handles, std::span<const uint64_t> points,
@@ -111,6 +114,8 @@ class FakeDriver : public Driver {
     bool banned = false;
     drm_kiln_ctx_status last_error{};
     std::map<uint64_t, drm_kiln_job_status> jobs;
+    // The job-status ring as kiln.ko fills it; outlives the context while mapped.
+    std::shared_ptr<std::vector<drm_kiln_job_record>> ring;
   };
   struct Job {
     uint32_t ctx;
@@ -135,6 +140,7 @@ class FakeDriver : public Driver {
   std::map<std::string, std::pair<int, int>> inject_;  // ioctl -> (errno, count)
   std::map<std::string, size_t> calls_;
   std::vector<Job> held_;
+  std::vector<std::shared_ptr<std::vector<drm_kiln_job_record>>> mapped_rings_;
   bool holding_ = false;
   LaunchHook hook_;
   std::optional<LaunchResult> fail_next_;

@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 #define KILN_UAPI_VERSION_MAJOR		1
-#define KILN_UAPI_VERSION_MINOR		3
+#define KILN_UAPI_VERSION_MINOR		4
 
 /**
  * enum drm_kiln_ioctl - Kiln ioctl numbers, relative to DRM_COMMAND_BASE
@@ -253,12 +253,27 @@ enum drm_kiln_priority {
  * @flags: in, must be zero
  * @timeout_ms: in, no-progress time before a job is hung; 0: the default
  * @ctx_id: out, non-zero (in: must be zero)
+ * @status_offset: out (minor 4; in: must be zero), mmap() offset on the
+ *	device fd of the context's job-status ring: @status_size bytes of
+ *	&struct drm_kiln_job_record, @status_stride bytes apart, the record of
+ *	job @seqno at index @seqno % (@status_size / @status_stride). The
+ *	mapping is read-only (PROT_WRITE or PROT_EXEC: -EPERM) and shows the
+ *	jobs of this context only.
+ * @status_size: out (minor 4; in: must be zero), bytes of the ring
+ * @status_stride: out (minor 4; in: must be zero), bytes per record; the
+ *	record only grows at its end
+ * @pad: must be zero
  */
 struct drm_kiln_ctx_create {
 	__u32 priority;		/* in: enum drm_kiln_priority */
 	__u32 flags;		/* in: must be zero */
 	__u32 timeout_ms;	/* in: job timeout, 0 = driver default */
 	__u32 ctx_id;		/* out: non-zero */
+	__u64 status_offset;	/* out: mmap offset of the job-status ring */
+	__u32 status_size;	/* out: bytes of the ring */
+	__u32 status_stride;	/* out: bytes per struct drm_kiln_job_record */
+	__u32 pad;
+	__u32 pad2;
 };
 
 /**
@@ -409,6 +424,52 @@ struct drm_kiln_job_status {
 	__s32 error;		/* out: fence error (0, -EIO, -ETIMEDOUT, -ECANCELED, -EAGAIN) */
 	__u32 pad2;
 	__u64 energy_pj;	/* out: modelled energy (minor 3) */
+};
+
+/**
+ * struct drm_kiln_job_record - outcome of one job in a context's job-status
+ * ring, the read-only mapping at &drm_kiln_ctx_create.status_offset
+ * @seqno: the job this record is about; the driver writes it before the
+ *	other fields when it reuses the record for a newer job
+ * @state: an &enum drm_kiln_job_state, PENDING until the job finished;
+ *	DONE is written last, after every other field
+ * @status: &enum kiln_status of the job, valid when DONE
+ * @packet_index: failing packet in the command buffer
+ * @pe: failing PE, ~0 if none
+ * @pc: the failing PE's program counter
+ * @fault_addr: faulting address (its meaning depends on @status)
+ * @fault_access: KILN_ACCESS_* of the fault
+ * @fault_reason: &enum kiln_mmu_fault_reason, or the RISC-V cause
+ * @cycles: modelled cycles of the job (its device time)
+ * @elapsed_ns: emulator (QEMU virtual) time of the job
+ * @error: fence error of the job (0, -EIO, -ETIMEDOUT, -ECANCELED, -EAGAIN,
+ *	-ENODEV)
+ * @pad: zero
+ * @energy_pj: modelled energy of the job
+ *
+ * The driver fills the record of job N when N completes and reuses it
+ * for job N + ring size, which cannot be submitted before N completed
+ * (DRM_KILN_PARAM_MAX_QUEUED_JOBS equals the ring's record count). A
+ * reader that has seen job N's fence signal reads @seqno, then the
+ * fields, then @seqno again: equal to N both times with @state DONE, the
+ * fields are N's. Otherwise the record was reused (read it with
+ * &DRM_IOCTL_KILN_JOB_STATUS, which reports it EXPIRED).
+ */
+struct drm_kiln_job_record {
+	__u64 seqno;
+	__u32 state;
+	__u32 status;
+	__u32 packet_index;
+	__u32 pe;
+	__u64 pc;
+	__u64 fault_addr;
+	__u32 fault_access;
+	__u32 fault_reason;
+	__u64 cycles;
+	__u64 elapsed_ns;
+	__s32 error;
+	__u32 pad;
+	__u64 energy_pj;
 };
 
 #define DRM_IOCTL_KILN(dir, name, type) \

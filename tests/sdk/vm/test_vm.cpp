@@ -107,7 +107,7 @@ TEST_F(Vm, CommandListReplay) {
 }
 
 TEST_F(Vm, CrossQueueEventsAndTimestamps) {
-  auto q1 = dev.queue(), q2 = dev.queue();
+  auto q1 = dev.queue({.timestamps = true}), q2 = dev.queue({.timestamps = true});
   auto a = dev.alloc(1 << 20), b = dev.alloc(1 << 20);
   auto e1 = q1.fill(a, 0x01020304);
   q2.wait(e1);

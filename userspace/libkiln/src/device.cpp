@@ -216,6 +216,7 @@ void fill_limits(Driver& d, DeviceInfo& i) {
   i.max_submit_bos = uint32_t(p(DRM_KILN_PARAM_MAX_SUBMIT_BOS));
   i.max_submit_syncs = uint32_t(p(DRM_KILN_PARAM_MAX_SUBMIT_SYNCS));
   i.max_cmd_size = uint32_t(p(DRM_KILN_PARAM_MAX_CMD_SIZE));
+  i.max_queued_jobs = uint32_t(p(DRM_KILN_PARAM_MAX_QUEUED_JOBS));
   if (uint64_t v = p(DRM_KILN_PARAM_UAPI_VERSION))
     i.uapi_major = uint32_t(v >> 16), i.uapi_minor = uint32_t(v & 0xffff);
 }

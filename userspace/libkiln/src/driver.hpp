@@ -38,7 +38,9 @@ class Driver {
   virtual void job_status(drm_kiln_job_status& a) = 0;
 
   virtual std::byte* mmap(uint64_t offset, size_t size) = 0;
-  virtual void munmap(std::byte* p, size_t size) noexcept = 0;
+  /// A read-only shared mapping (PROT_READ), e.g. a context's job-status ring.
+  virtual const std::byte* mmap_readonly(uint64_t offset, size_t size) = 0;
+  virtual void munmap(const std::byte* p, size_t size) noexcept = 0;
 
   virtual uint32_t syncobj_create() = 0;
   virtual void syncobj_destroy(uint32_t h) noexcept = 0;

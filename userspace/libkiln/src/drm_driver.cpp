@@ -78,7 +78,14 @@ class DrmDriver final : public Driver {
     if (p == MAP_FAILED) throw_errno("mmap", errno);
     return static_cast<std::byte*>(p);
   }
-  void munmap(std::byte* p, size_t size) noexcept override { ::munmap(p, size); }
+  const std::byte* mmap_readonly(uint64_t offset, size_t size) override {
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd_, off_t(offset));
+    if (p == MAP_FAILED) throw_errno("mmap", errno);
+    return static_cast<const std::byte*>(p);
+  }
+  void munmap(const std::byte* p, size_t size) noexcept override {
+    ::munmap(const_cast<std::byte*>(p), size);  // munmap(2) takes a non-const pointer
+  }
 
   uint32_t syncobj_create() override {
     uint32_t h = 0;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "driver.hpp"
+#include "encoder.hpp"
 #include "kbin.hpp"
 #include "kiln/kiln.hpp"
 
@@ -171,37 +172,41 @@ struct Recording {
 // ---- submissions ----------------------------------------------------------
 struct QueueState;
 
+/// A context's job-status ring (docs/uapi.md, CTX_CREATE), mapped read-only:
+/// how a job ended, read without an ioctl.
+class StatusRing {
+ public:
+  /// Maps the ring CTX_CREATE described; an older driver (no ring) gives an
+  /// empty StatusRing whose read() always misses.
+  StatusRing(std::shared_ptr<Driver> drv, const drm_kiln_ctx_create& cc);
+  StatusRing(const StatusRing&) = delete;
+  StatusRing& operator=(const StatusRing&) = delete;
+  ~StatusRing();
+  /// Jobs the ring holds; 0 without one.
+  [[nodiscard]] uint32_t records() const noexcept { return count_; }
+  /// Job `seqno`'s outcome if its record is complete and still its own
+  /// (drm_kiln_job_record's protocol), in JOB_STATUS form; else nullopt.
+  [[nodiscard]] std::optional<drm_kiln_job_status> read(uint64_t seqno) const noexcept;
+
+ private:
+  std::shared_ptr<Driver> drv_;
+  const std::byte* map_ = nullptr;
+  size_t size_ = 0;
+  uint32_t stride_ = 0, count_ = 0;
+};
+
 struct Submission {
   std::weak_ptr<QueueState> queue;
   std::shared_ptr<DeviceState> dev;
+  std::shared_ptr<const StatusRing> ring;
   uint32_t ctx = 0;
   uint32_t syncobj = 0;
   uint64_t point = 0;
   uint64_t seqno = 0;
-  std::vector<std::shared_ptr<Bo>> residency;
-  std::shared_ptr<Bo> cmd;  // packets + timestamps + args (+ staging)
-  uint64_t ts_offset = 0;   // two struct kiln_timestamp in cmd
-  struct ProfileSlot {      // a launch's profile buffer in cmd
-    uint64_t offset, size;
-    std::string kernel;
-    std::array<uint32_t, 3> grid;
-  };
-  std::vector<ProfileSlot> profile_slots;
+  std::shared_ptr<Bo> cmd;  // the command buffer (encoder.hpp)
+  Encoded enc;              // what is in it, and the BOs the job uses
   std::vector<LaunchProfile> profiles;
-  std::vector<std::function<void()>> on_complete;
-  std::vector<std::pair<uint32_t, std::string>> packet_map;  // first packet index -> command label
-  // Per LAUNCH command: where its code is (to place a fault's PC) and its debug buffer.
-  struct LaunchInfo {
-    uint32_t command = 0;  // index into packet_map
-    std::string kernel, module;
-    uint64_t module_base = 0, module_size = 0;
-    uint64_t debug_offset = 0;  // in cmd
-    uint32_t debug_size = 0;    // 0: no debug buffer
-  };
-  std::vector<LaunchInfo> launches;
   std::shared_ptr<const DebugSink> debug_sink;
-  std::string summary;
-  std::chrono::steady_clock::time_point host_submit;
 
   std::mutex mu;
   bool retired = false;
@@ -219,6 +224,12 @@ struct Submission {
   /// Pass what the launches wrote to their debug buffers to the sink.
   void deliver_debug_output() noexcept;
   void rethrow() const;
+
+ private:
+  /// The job's outcome: from the status ring, else (record reused, old
+  /// driver) JOB_STATUS, else the context's last error. nullopt: unknown.
+  std::optional<drm_kiln_job_status> outcome() noexcept;
+  void fail(const drm_kiln_job_status& js) noexcept;
 };
 
 struct QueueState : std::enable_shared_from_this<QueueState> {
@@ -226,6 +237,7 @@ struct QueueState : std::enable_shared_from_this<QueueState> {
   Device device;  // handle for Queue::device()
   uint32_t ctx = 0;
   uint32_t syncobj = 0;
+  std::shared_ptr<const StatusRing> ring;
   std::mutex mu;
   uint64_t next_point = 0;
   std::deque<std::shared_ptr<Submission>> inflight;
@@ -234,11 +246,19 @@ struct QueueState : std::enable_shared_from_this<QueueState> {
   std::shared_ptr<Submission> unreported_sub;
   bool lost = false;
   std::string lost_reason;
-  bool profiling = false;  // QueueDesc::profiling or KILN_PROFILE
+  bool profiling = false;   // QueueDesc::profiling or KILN_PROFILE
+  bool timestamps = false;  // QueueDesc::timestamps or KILN_TRACE
+  // Jobs this queue may have unretired: the driver's MAX_QUEUED_JOBS, which
+  // is also the ring's size, so a record is read before it can be reused.
+  size_t max_inflight = 0;
 
   QueueState(std::shared_ptr<DeviceState> d, Device h) : dev(std::move(d)), device(std::move(h)) {}
   ~QueueState();
   Event submit(const Recording& rec, std::span<const Event> deps);
+  /// Retire, in order, the submissions whose points are at most `done`.
+  /// Caller holds mu.
+  void retire_through(uint64_t done);
+  /// Retire what completed; with `block`, wait for everything first.
   void retire_completed(bool block);
   /// Block until the queue's timeline reaches `point`.
   void wait_point(uint64_t point);

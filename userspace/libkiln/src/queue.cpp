@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: MIT
 // libkiln: command lists, queues, submissions and events.
 //
-// Every submission is one command buffer in a pooled host BO:
-//   [TIMESTAMP start] [commands...] [TIMESTAMP end]   packets, 64 bytes each
-//   [2 x struct kiln_timestamp]                        written by the device
-//   [argument blocks] [staging for host copies] [launch profiles]
-// submitted with DRM_IOCTL_KILN_SUBMIT signalling the queue's timeline
-// syncobj at the next point. The BO, the buffers the commands use and the
-// staging memory stay alive until that point signals and the submission is
-// retired (its job status read, readbacks copied out).
+// Every submission is one command buffer in a pooled host BO, laid out and
+// written by the Encoder (encoder.hpp), submitted with DRM_IOCTL_KILN_SUBMIT
+// signalling the queue's timeline syncobj at the next point. The BO, the
+// buffers the commands use and the staging memory stay alive until that
+// point signals and the submission is retired: its outcome read from the
+// context's job-status ring (no ioctl), readbacks copied out.
 #include <fmt/format.h>
 #include <kiln/hw/kiln_isa.h>
 #include <kiln/hw/kiln_mmu.h>
@@ -17,9 +15,10 @@
 #include <kiln/hw/kiln_status.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
-#include <map>
 
 #include "internal.hpp"
 
@@ -29,10 +28,6 @@ namespace {
 
 int64_t steady_ns(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-
-uint64_t align_up(uint64_t v, uint64_t a) {
-  return (v + a - 1) & ~(a - 1);
 }
 
 bool is_kernel_fault(uint32_t s) {
@@ -129,155 +124,198 @@ void check_range(const std::shared_ptr<Bo>& bo, uint64_t off, uint64_t size, con
 
 }  // namespace
 
+// ---- StatusRing --------------------------------------------------------------
+StatusRing::StatusRing(std::shared_ptr<Driver> drv, const drm_kiln_ctx_create& cc) : drv_(std::move(drv)) {
+  if (!cc.status_size || cc.status_stride < sizeof(drm_kiln_job_record)) return;  // uAPI < 1.4
+  map_ = drv_->mmap_readonly(cc.status_offset, cc.status_size);
+  size_ = cc.status_size, stride_ = cc.status_stride, count_ = cc.status_size / cc.status_stride;
+}
+
+StatusRing::~StatusRing() {
+  if (map_) drv_->munmap(map_, size_);
+}
+
+std::optional<drm_kiln_job_status> StatusRing::read(uint64_t seqno) const noexcept {
+  if (!count_) return std::nullopt;
+  // The kernel writes the record while we may read it: seqno, then the
+  // fields, then seqno again, each load ordered (drm_kiln_job_record).
+  const std::byte* p = map_ + size_t(seqno % count_) * stride_;
+  auto field = [p](auto& v, size_t off) {
+    std::atomic_ref<std::remove_reference_t<decltype(v)>> a(
+        *reinterpret_cast<std::remove_reference_t<decltype(v)>*>(const_cast<std::byte*>(p) + off));
+    v = a.load(std::memory_order_acquire);
+  };
+  drm_kiln_job_record r{};
+  uint64_t again = 0;
+  field(r.seqno, offsetof(drm_kiln_job_record, seqno));
+  field(r.state, offsetof(drm_kiln_job_record, state));
+  if (r.seqno != seqno || r.state != DRM_KILN_JOB_DONE) return std::nullopt;
+  std::memcpy(&r, p, sizeof r);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  field(again, offsetof(drm_kiln_job_record, seqno));
+  if (again != seqno) return std::nullopt;
+  drm_kiln_job_status js{};
+  js.seqno = seqno, js.state = DRM_KILN_JOB_DONE, js.status = r.status, js.packet_index = r.packet_index;
+  js.pe = r.pe, js.pc = r.pc, js.fault_addr = r.fault_addr, js.fault_access = r.fault_access;
+  js.fault_reason = r.fault_reason, js.cycles = r.cycles, js.elapsed_ns = r.elapsed_ns, js.error = r.error;
+  js.energy_pj = r.energy_pj;
+  return js;
+}
+
 // ---- Submission ------------------------------------------------------------
+std::optional<drm_kiln_job_status> Submission::outcome() noexcept {
+  if (ring)
+    if (auto js = ring->read(seqno)) return js;
+  // No ring (driver before uAPI 1.4), or the record was reused.
+  drm_kiln_job_status js{};
+  js.ctx_id = ctx;
+  js.seqno = seqno;
+  try {
+    dev->drv->job_status(js);
+    if (js.state == DRM_KILN_JOB_DONE) return js;
+  } catch (const Error& e) {
+    log(Level::debug, "JOB_STATUS ctx {} seqno {}: {}", ctx, seqno, e.what());
+  }
+  // Record gone: fall back to the context's last error.
+  drm_kiln_ctx_status cs{};
+  cs.ctx_id = ctx;
+  try {
+    dev->drv->ctx_status(cs);
+    if (cs.error_seqno == seqno && cs.error_status != KILN_STATUS_OK) {
+      js.status = cs.error_status, js.fault_addr = cs.fault_addr, js.fault_access = cs.fault_access;
+      js.fault_reason = cs.fault_reason, js.pe = KILN_JOB_STATUS_NO_PE;
+      return js;
+    }
+  } catch (const Error&) {
+  }
+  return std::nullopt;
+}
+
 void Submission::retire() noexcept {
   std::lock_guard g(mu);
   if (retired) return;
   retired = true;
   timing.host_complete = std::chrono::steady_clock::now();
-  drm_kiln_job_status js{};
-  js.ctx_id = ctx;
-  js.seqno = seqno;
-  bool have_status = false;
-  try {
-    dev->drv->job_status(js);
-    have_status = js.state == DRM_KILN_JOB_DONE;
-  } catch (const Error& e) {
-    log(Level::debug, "JOB_STATUS ctx {} seqno {}: {}", ctx, seqno, e.what());
-  }
-  if (!have_status || js.state == DRM_KILN_JOB_EXPIRED) {
-    // Record gone (or old driver): fall back to the context's last error.
-    drm_kiln_ctx_status cs{};
-    cs.ctx_id = ctx;
-    try {
-      dev->drv->ctx_status(cs);
-      if (cs.error_seqno == seqno && cs.error_status != KILN_STATUS_OK) {
-        js.status = cs.error_status, js.fault_addr = cs.fault_addr, js.fault_access = cs.fault_access;
-        js.fault_reason = cs.fault_reason, js.pe = KILN_JOB_STATUS_NO_PE;
-        have_status = true;
-      }
-    } catch (const Error&) {
-    }
-  }
-  if (have_status) job_cycles = js.cycles, job_elapsed_ns = js.elapsed_ns, job_energy_pj = js.energy_pj;
+  const auto js = outcome();
+  if (js) job_cycles = js->cycles, job_elapsed_ns = js->elapsed_ns, job_energy_pj = js->energy_pj;
   // Also for a failed job: what a kernel printed before it faulted explains the fault.
   deliver_debug_output();
-  bool failed = have_status && (js.status != KILN_STATUS_OK || js.error != 0);
-
   // Profiles of the launches that ran (a failed job's profile tells where it
   // stopped, too).
   if (cmd && cmd->map)
-    for (auto& slot : profile_slots)
-      if (auto p = parse_profile(std::span(cmd->map + slot.offset, slot.size), std::move(slot.kernel), slot.grid,
-                                 clock_mhz)) {
-        profile_collect(*p);
-        profiles.push_back(std::move(*p));
-      }
-  if (!failed) {
-    if (cmd && cmd->map) {
+    for (auto& l : enc.launches)
+      if (l.profile_size)
+        if (auto p = parse_profile(std::span(cmd->map + l.profile_offset, l.profile_size), l.kernel, l.grid,
+                                   clock_mhz)) {
+          profile_collect(*p);
+          profiles.push_back(std::move(*p));
+        }
+  if (js && (js->status != KILN_STATUS_OK || js->error != 0)) {
+    fail(*js);
+  } else if (cmd && cmd->map) {
+    if (enc.ts_offset) {
       kiln_timestamp ts[2];
-      std::memcpy(ts, cmd->map + ts_offset, sizeof ts);
+      std::memcpy(ts, cmd->map + enc.ts_offset, sizeof ts);
       timing.emulator_start_ns = ts[0].device_ns, timing.cycles_start = ts[0].cycles;
       timing.emulator_end_ns = ts[1].device_ns, timing.cycles_end = ts[1].cycles;
     }
-    for (auto& f : on_complete) f();
-  } else {
-    JobFault jf;
-    jf.seqno = seqno;
-    jf.status = js.status;
-    jf.packet_index = js.packet_index;
-    if (js.pe != KILN_JOB_STATUS_NO_PE) jf.pe = js.pe;
-    jf.pc = js.pc, jf.fault_addr = js.fault_addr, jf.fault_access = js.fault_access, jf.fault_reason = js.fault_reason;
-    jf.fence_error = js.error;
-    std::string where;
-    for (size_t i = 0; i < packet_map.size(); i++)
-      if (js.packet_index >= packet_map[i].first &&
-          (i + 1 == packet_map.size() || js.packet_index < packet_map[i + 1].first)) {
-        jf.command_index = uint32_t(i);
-        where = fmt::format(" in command {} ({})", i, packet_map[i].second);
-      }
-    std::string msg;
-    Errc code = Errc::job_failed;
-    if (js.status == KILN_STATUS_MMU_FAULT || is_kernel_fault(js.status)) {
-      code = jf.pe ? Errc::kernel_fault : Errc::job_failed;
-      msg = fmt::format("job {} failed{}: {}", seqno, where, status_name(js.status));
-      if (jf.pe) {
-        uint32_t w = std::max<uint32_t>(1, dev->info.pe_grid_width);
-        msg += fmt::format(" on PE {} ({},{}) at pc {:#x}", *jf.pe, *jf.pe % w, *jf.pe / w, jf.pc);
-        // The offset is the address `kiln-cc --disassemble` shows.
-        for (const auto& l : launches)
-          if (jf.command_index && l.command == *jf.command_index && l.module_base) {
-            jf.module_base = l.module_base;
-            if (jf.pc >= l.module_base && jf.pc - l.module_base < l.module_size)
-              msg += fmt::format(" (offset {:#x} in {}, loaded at {:#x})", jf.pc - l.module_base, l.module,
-                                 l.module_base);
-            else
-              msg += fmt::format(" (outside {}, loaded at {:#x}, {} bytes)", l.module, l.module_base, l.module_size);
-          }
-      }
-      if (std::string d = fault_detail(js); !d.empty()) msg += ", " + d;
-    } else if (js.status == KILN_STATUS_OK && js.error == -ETIMEDOUT) {
-      code = Errc::timeout;
-      msg = fmt::format("job {}{} timed out on the device and was stopped by the driver", seqno, where);
-    } else {
-      msg = fmt::format("job {} failed{}: {}", seqno, where, status_name(js.status));
-      if (js.status == KILN_STATUS_BAD_LAUNCH && js.fault_addr)
-        msg += fmt::format(" (a cooperative launch of {} workgroups, more than the PEs)", js.fault_addr);
-      else if (js.fault_addr)
-        msg += fmt::format(" (address {:#x})", js.fault_addr);
-      if (js.error) msg += fmt::format(" (fence error {})", std::strerror(-js.error));
-    }
-    // Did the failure cost us the context (banned) or the device?
-    drm_kiln_ctx_status cs{};
-    cs.ctx_id = ctx;
-    try {
-      dev->drv->ctx_status(cs);
-      if (cs.flags & DRM_KILN_CTX_BANNED) lost = true;
-    } catch (const Error& e) {
-      if (e.errc() == Errc::device_lost) lost = true;
-    }
-    if (js.status == KILN_STATUS_FATAL) {
-      std::lock_guard g2(dev->mu);
-      if (!dev->lost.exchange(true)) dev->lost_reason = "fatal device error (" + msg + ")";
-      lost = true;
-    }
-    error_msg = msg;
-    if (lost) {
-      msg += "; the queue's context is lost (banned after a hang or reset): create a new Queue";
-      error_msg = msg;
-      error.emplace(DeviceLost(Errc::device_lost, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
-    } else if (js.status == KILN_STATUS_INTERRUPTED) {
-      msg += " (it was running when the device was reset and was not re-run, so the buffers it "
-             "writes may hold partial results; the device recovered: resubmit from clean inputs)";
-      error_msg = msg;
-      error.emplace(Error(code, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
-    } else if (js.status == KILN_STATUS_ABORTED) {
-      msg += " (aborted by a device reset; the device recovered: resubmit)";
-      error_msg = msg;
-      error.emplace(Error(code, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
-    } else {
-      error.emplace(Error(code, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
-    }
-    log(Level::info, "{}", msg);
+    for (const auto& r : enc.readbacks) std::memcpy(r.dst.data(), cmd->map + r.offset, r.dst.size());
   }
   if (trace_enabled()) {
     TraceRecord r;
-    r.name = packet_map.size() == 1 ? packet_map[0].second : fmt::format("submit ({} commands)", packet_map.size());
-    r.category = packet_map.size() == 1 ? packet_map[0].second.substr(0, packet_map[0].second.find(' ')) : "submit";
+    const auto& pm = enc.packet_map;
+    r.name = pm.size() == 1 ? pm[0].second : fmt::format("submit ({} commands)", pm.size());
+    r.category = pm.size() == 1 ? pm[0].second.substr(0, pm[0].second.find(' ')) : "submit";
     r.ctx = ctx, r.seqno = seqno;
     r.host_submit_ns = steady_ns(timing.host_submit), r.host_complete_ns = steady_ns(timing.host_complete);
     r.cycles_start = timing.cycles_start;
     r.cycles = job_cycles ? job_cycles : timing.cycles();
     r.clock_mhz = clock_mhz;
     r.emulator_ns = job_elapsed_ns, r.energy_pj = job_energy_pj;
-    r.status = js.status;
-    r.commands = summary;
+    r.status = js ? js->status : 0;
+    r.commands = enc.summary;
     if (profile_options().pe_tracks) r.launches = profiles;
     trace_record(std::move(r));
   }
-  on_complete.clear();
-  residency.clear();
+  enc.residency.clear();
   dev->give_back(std::move(cmd));
+}
+
+// The job failed: build the error every wait rethrows.
+void Submission::fail(const drm_kiln_job_status& js) noexcept {
+  JobFault jf;
+  jf.seqno = seqno;
+  jf.status = js.status;
+  jf.packet_index = js.packet_index;
+  if (js.pe != KILN_JOB_STATUS_NO_PE) jf.pe = js.pe;
+  jf.pc = js.pc, jf.fault_addr = js.fault_addr, jf.fault_access = js.fault_access, jf.fault_reason = js.fault_reason;
+  jf.fence_error = js.error;
+  std::string where;
+  const auto& pm = enc.packet_map;
+  for (size_t i = 0; i < pm.size(); i++)
+    if (js.packet_index >= pm[i].first && (i + 1 == pm.size() || js.packet_index < pm[i + 1].first)) {
+      jf.command_index = uint32_t(i);
+      where = fmt::format(" in command {} ({})", i, pm[i].second);
+    }
+  std::string msg;
+  Errc code = Errc::job_failed;
+  if (js.status == KILN_STATUS_MMU_FAULT || is_kernel_fault(js.status)) {
+    code = jf.pe ? Errc::kernel_fault : Errc::job_failed;
+    msg = fmt::format("job {} failed{}: {}", seqno, where, status_name(js.status));
+    if (jf.pe) {
+      uint32_t w = std::max<uint32_t>(1, dev->info.pe_grid_width);
+      msg += fmt::format(" on PE {} ({},{}) at pc {:#x}", *jf.pe, *jf.pe % w, *jf.pe / w, jf.pc);
+      // The offset is the address `kiln-cc --disassemble` shows.
+      for (const auto& l : enc.launches)
+        if (jf.command_index && l.command == *jf.command_index && l.module_base) {
+          jf.module_base = l.module_base;
+          if (jf.pc >= l.module_base && jf.pc - l.module_base < l.module_size)
+            msg += fmt::format(" (offset {:#x} in {}, loaded at {:#x})", jf.pc - l.module_base, l.module,
+                               l.module_base);
+          else
+            msg += fmt::format(" (outside {}, loaded at {:#x}, {} bytes)", l.module, l.module_base, l.module_size);
+        }
+    }
+    if (std::string d = fault_detail(js); !d.empty()) msg += ", " + d;
+  } else if (js.status == KILN_STATUS_OK && js.error == -ETIMEDOUT) {
+    code = Errc::timeout;
+    msg = fmt::format("job {}{} timed out on the device and was stopped by the driver", seqno, where);
+  } else {
+    msg = fmt::format("job {} failed{}: {}", seqno, where, status_name(js.status));
+    if (js.status == KILN_STATUS_BAD_LAUNCH && js.fault_addr)
+      msg += fmt::format(" (a cooperative launch of {} workgroups, more than the PEs)", js.fault_addr);
+    else if (js.fault_addr)
+      msg += fmt::format(" (address {:#x})", js.fault_addr);
+    if (js.error) msg += fmt::format(" (fence error {})", std::strerror(-js.error));
+  }
+  // Did the failure cost us the context (banned) or the device? Only a
+  // failure pays for this ioctl.
+  drm_kiln_ctx_status cs{};
+  cs.ctx_id = ctx;
+  try {
+    dev->drv->ctx_status(cs);
+    if (cs.flags & DRM_KILN_CTX_BANNED) lost = true;
+  } catch (const Error& e) {
+    if (e.errc() == Errc::device_lost) lost = true;
+  }
+  if (js.status == KILN_STATUS_FATAL) {
+    std::lock_guard g2(dev->mu);
+    if (!dev->lost.exchange(true)) dev->lost_reason = "fatal device error (" + msg + ")";
+    lost = true;
+  }
+  if (lost)
+    msg += "; the queue's context is lost (banned after a hang or reset): create a new Queue";
+  else if (js.status == KILN_STATUS_INTERRUPTED)
+    msg += " (it was running when the device was reset and was not re-run, so the buffers it "
+           "writes may hold partial results; the device recovered: resubmit from clean inputs)";
+  else if (js.status == KILN_STATUS_ABORTED)
+    msg += " (aborted by a device reset; the device recovered: resubmit)";
+  error_msg = msg;
+  if (lost)
+    error.emplace(DeviceLost(Errc::device_lost, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
+  else
+    error.emplace(Error(code, msg, "DRM_IOCTL_KILN_JOB_STATUS", 0, jf));
+  log(Level::info, "{}", msg);
 }
 
 Usage Submission::usage() const {
@@ -291,7 +329,7 @@ Usage Submission::usage() const {
 
 void Submission::deliver_debug_output() noexcept {
   if (!cmd || !cmd->map) return;
-  for (const auto& l : launches) {
+  for (const auto& l : enc.launches) {
     if (!l.debug_size) continue;
     // The device wrote this memory: bound every length by the buffer.
     const std::byte* buf = cmd->map + l.debug_offset;
@@ -363,14 +401,23 @@ std::shared_ptr<QueueState> make_queue(const Device& device, QueueDesc desc) {
   dev->drv->ctx_create(cc);
   q->ctx = cc.ctx_id;
   q->profiling = desc.profiling || profile_options().enabled;
+  // The trace's clock is the device's cycle counter: it needs the timestamps.
+  q->timestamps = desc.timestamps || trace_enabled();
   try {
+    q->ring = std::make_shared<const StatusRing>(dev->drv, cc);
     q->syncobj = dev->drv->syncobj_create();
   } catch (...) {
     dev->drv->ctx_destroy(q->ctx);
     q->ctx = 0;
     throw;
   }
-  log(Level::debug, "queue: context {} syncobj {}", q->ctx, q->syncobj);
+  // Unretired submissions are bounded by the driver's queued-job limit and
+  // by the ring (a record must be read before its slot is reused).
+  size_t limit = dev->info.max_queued_jobs ? dev->info.max_queued_jobs : SIZE_MAX;
+  if (q->ring->records()) limit = std::min<size_t>(limit, q->ring->records());
+  q->max_inflight = limit;
+  log(Level::debug, "queue: context {} syncobj {} status ring of {} records", q->ctx, q->syncobj,
+      q->ring->records());
   return q;
 }
 
@@ -391,20 +438,8 @@ void QueueState::wait_point(uint64_t point) {
   dev->drv->syncobj_wait(std::span(&syncobj, 1), std::span(&point, 1), INT64_MAX);
 }
 
-void QueueState::retire_completed(bool block) {
-  // Caller holds mu.
-  if (inflight.empty()) return;
-  uint64_t done = 0;
-  if (block) {
-    wait_point(next_point);
-    done = next_point;
-  } else {
-    try {
-      done = dev->drv->syncobj_query(syncobj);
-    } catch (const Error&) {
-      return;
-    }
-  }
+// The one retire loop: in submission order, through timeline point `done`.
+void QueueState::retire_through(uint64_t done) {
   while (!inflight.empty() && inflight.front()->point <= done) {
     auto s = std::move(inflight.front());
     inflight.pop_front();
@@ -414,186 +449,61 @@ void QueueState::retire_completed(bool block) {
   }
 }
 
+void QueueState::retire_completed(bool block) {
+  if (inflight.empty()) return;
+  if (block) {
+    wait_point(next_point);
+    return retire_through(next_point);
+  }
+  try {
+    retire_through(dev->drv->syncobj_query(syncobj));
+  } catch (const Error&) {
+  }
+}
+
 Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
   dev->check_lost();
   std::lock_guard g(mu);
   if (lost) throw DeviceLost(Errc::device_lost, "queue lost: " + lost_reason);
 
-  // 1. Layout.
-  uint64_t packets = 2;
-  for (const auto& c : rec.cmds) packets += c.kind == Cmd::barrier ? 0 : 1;
-  uint64_t cmd_size = packets * KILN_PACKET_SIZE;
-  if (dev->info.max_cmd_size && cmd_size > dev->info.max_cmd_size)
-    fail(Errc::invalid_argument,
-         "command list of {} commands needs {} bytes of packets, more than the driver's {} (split it)", rec.cmds.size(),
-         cmd_size, dev->info.max_cmd_size);
-  uint64_t ts_off = cmd_size;
-  uint64_t off = ts_off + 64;
-  std::vector<uint64_t> data_off(rec.cmds.size(), 0), debug_off(rec.cmds.size(), 0);
-  uint32_t debug_bytes;
-  std::shared_ptr<const DebugSink> debug_sink;
+  EncodeOptions opt;
   {
     std::lock_guard g2(dev->mu);
-    debug_bytes = dev->debug_bytes;
-    debug_sink = dev->debug_sink;
+    opt.debug_bytes = dev->debug_bytes;
   }
-  for (size_t i = 0; i < rec.cmds.size(); i++) {
-    const auto& c = rec.cmds[i];
-    if (c.kind == Cmd::launch) {
-      off = align_up(off, std::max<uint64_t>(64, c.args_align));
-      data_off[i] = off;
-      off += c.args.size();
-      if (debug_bytes) {
-        off = align_up(off, 64);
-        debug_off[i] = off;
-        off += debug_bytes;
-      }
-    } else if (c.kind == Cmd::write || c.kind == Cmd::read) {
-      off = align_up(off, 64);
-      data_off[i] = off;
-      off += c.size;
-    }
+  opt.profiling = profiling, opt.pe_tracks = profile_options().pe_tracks, opt.timestamps = timestamps;
+  opt.pes = dev->info.pe_count(), opt.max_cmd_size = dev->info.max_cmd_size;
+  opt.max_submit_bos = dev->info.max_submit_bos;
+  const Encoder encoder(rec, opt);
+
+  // Back-pressure before the ioctl, against the published limit: wait for
+  // the oldest submission rather than have SUBMIT refuse with -EBUSY.
+  if (inflight.size() >= max_inflight) {
+    wait_point(inflight.front()->point);
+    retire_completed(false);
   }
-  // Profile buffers: the header and a record per PE, and with pe-tracks
-  // room for each PE's timeline (what does not fit is counted as dropped).
-  const uint64_t pes = std::max<uint32_t>(1, dev->info.pe_count());
-  const uint64_t prof_size = sizeof(kiln_profile_header) + pes * sizeof(kiln_profile_pe) +
-                             (profile_options().pe_tracks ? pes * 1024 * sizeof(kiln_profile_segment) : 0);
-  std::vector<uint64_t> prof_off(rec.cmds.size(), 0);
-  if (profiling)
-    for (size_t i = 0; i < rec.cmds.size(); i++)
-      if (rec.cmds[i].kind == Cmd::launch) {
-        off = align_up(off, 64);
-        prof_off[i] = off;
-        off += prof_size;
-      }
+
   auto sub = std::make_shared<Submission>();
   sub->queue = weak_from_this();
   sub->dev = dev;
+  sub->ring = ring;
   sub->ctx = ctx;
   sub->syncobj = syncobj;
-  sub->cmd = dev->take_host_bo(off);
-  sub->ts_offset = ts_off;
   sub->clock_mhz = dev->info.clock_mhz ? dev->info.clock_mhz : KILN_PE_CLOCK_MHZ;
   sub->timing.clock_mhz = sub->clock_mhz;
-  sub->debug_sink = std::move(debug_sink);
-  std::byte* base = sub->cmd->map;
-  const uint64_t va = sub->cmd->va;
-
-  // 2. Packets.
-  std::map<uint32_t, uint32_t> bo_flags;  // handle -> DRM_KILN_BO_REF_*
-  auto ref = [&](const std::shared_ptr<Bo>& bo, bool write) {
-    bo_flags[bo->handle] |= write ? DRM_KILN_BO_REF_WRITE : 0;
-    sub->residency.push_back(bo);
-  };
-  ref(sub->cmd, true);
-  uint32_t pi = 0;
-  auto put = [&](const auto& pkt) {
-    static_assert(sizeof(pkt) == KILN_PACKET_SIZE);
-    std::memcpy(base + uint64_t(pi++) * KILN_PACKET_SIZE, &pkt, sizeof pkt);
-  };
-  auto timestamp = [&](uint64_t addr) {
-    kiln_pkt_timestamp t{};
-    t.header = KILN_PKT_HEADER(KILN_OP_TIMESTAMP, 0);
-    t.addr = addr;
-    put(t);
-  };
-  auto copy = [&](uint64_t src, uint64_t dst, uint64_t size) {
-    kiln_pkt_dma_copy p{};
-    p.header = KILN_PKT_HEADER(KILN_OP_DMA_COPY, 0);
-    p.src = src, p.dst = dst, p.size = size;
-    put(p);
-  };
-  timestamp(va + ts_off);
-  std::string summary;
-  for (size_t i = 0; i < rec.cmds.size(); i++) {
-    const auto& c = rec.cmds[i];
-    sub->packet_map.emplace_back(pi, c.label);
-    if (!summary.empty()) summary += "; ";
-    summary += c.label;
-    switch (c.kind) {
-      case Cmd::copy:
-        ref(c.src, false), ref(c.dst, true);
-        copy(c.src->va + c.src_off, c.dst->va + c.dst_off, c.size);
-        break;
-      case Cmd::fill: {
-        ref(c.dst, true);
-        kiln_pkt_dma_fill p{};
-        p.header = KILN_PKT_HEADER(KILN_OP_DMA_FILL, 0);
-        p.pattern = c.pattern, p.dst = c.dst->va + c.dst_off, p.size = c.size;
-        put(p);
-        break;
-      }
-      case Cmd::write:
-        ref(c.dst, true);
-        std::memcpy(base + data_off[i], c.host_src.data(), c.size);  // staged now: caller may reuse its memory
-        copy(va + data_off[i], c.dst->va + c.dst_off, c.size);
-        break;
-      case Cmd::read: {
-        ref(c.src, false);
-        copy(c.src->va + c.src_off, va + data_off[i], c.size);
-        std::byte* from = base + data_off[i];
-        auto dst = c.host_dst;
-        sub->on_complete.push_back([from, dst] { std::memcpy(dst.data(), from, dst.size()); });
-        break;
-      }
-      case Cmd::launch: {
-        ref(c.module->code, false);
-        for (const auto& [bo, w] : c.refs) ref(bo, w);
-        std::memcpy(base + data_off[i], c.args.data(), c.args.size());
-        kiln_pkt_launch p{};
-        p.header = KILN_PKT_HEADER(KILN_OP_LAUNCH, c.cooperative ? KILN_LAUNCH_FLAG_COOPERATIVE : 0);
-        p.args_size = uint32_t(c.args.size());
-        p.entry_va = c.entry_va;
-        p.args_va = c.args.empty() ? 0 : va + data_off[i];
-        p.grid_x = c.grid[0], p.grid_y = c.grid[1], p.grid_z = c.grid[2];
-        p.local_mem = c.local_mem;
-        p.watchdog_mcycles = c.watchdog;
-        if (prof_off[i]) {
-          kiln_profile_header h{};
-          h.size = uint32_t(prof_size);
-          std::memcpy(base + prof_off[i], &h, sizeof h);
-          p.profile_va = va + prof_off[i];
-          sub->profile_slots.push_back({prof_off[i], prof_size, c.kernel, c.grid});
-        }
-        Submission::LaunchInfo li;
-        li.command = uint32_t(i);
-        li.kernel = c.kernel;
-        li.module = c.module->name;
-        li.module_base = c.module->base;
-        li.module_size = c.module->code->size;
-        if (debug_bytes) {
-          std::memset(base + debug_off[i], 0, sizeof(kiln_debug_header));  // the device appends after `used`
-          p.debug_va = va + debug_off[i];
-          p.debug_size = debug_bytes;
-          li.debug_offset = debug_off[i];
-          li.debug_size = debug_bytes;
-        }
-        sub->launches.push_back(std::move(li));
-        put(p);
-        break;
-      }
-      case Cmd::barrier:
-        break;
-    }
+  {
+    std::lock_guard g2(dev->mu);
+    sub->debug_sink = dev->debug_sink;
   }
-  timestamp(va + ts_off + 16);
-  std::memset(base + ts_off, 0, 32);
-  sub->summary = std::move(summary);
+  sub->cmd = dev->take_host_bo(encoder.size());
+  sub->enc = encoder.encode(std::span(sub->cmd->map, encoder.size()), sub->cmd->va, sub->cmd);
 
-  // 3. BO list and syncs.
-  std::vector<drm_kiln_bo_ref> bos;
-  for (auto [h, f] : bo_flags) bos.push_back({h, f});
-  if (dev->info.max_submit_bos && bos.size() > dev->info.max_submit_bos)
-    fail(Errc::invalid_argument, "submission references {} buffers, more than the driver's {}", bos.size(),
-         dev->info.max_submit_bos);
   std::vector<drm_kiln_sync> syncs;
   auto add_dep = [&](const Event& e) {
     auto& s = e.submission();
     if (!s || s->syncobj == syncobj) return;  // same queue: already in order
     if (s->dev != dev) fail(Errc::invalid_argument, "cannot wait on an Event of another Device");
     syncs.push_back({s->syncobj, DRM_KILN_SYNC_WAIT, s->point});
-    sub->residency.reserve(sub->residency.size());
   };
   for (const auto& e : pending_waits) add_dep(e);
   for (const auto& e : deps) add_dep(e);
@@ -602,14 +512,14 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
 
   drm_kiln_submit a{};
   a.ctx_id = ctx;
-  a.cmd_va = va;
-  a.cmd_size = uint32_t(cmd_size);
-  a.bos = {reinterpret_cast<uintptr_t>(bos.data()), uint32_t(bos.size()), sizeof(drm_kiln_bo_ref)};
+  a.cmd_va = sub->cmd->va;
+  a.cmd_size = uint32_t(sub->enc.cmd_size);
+  a.bos = {reinterpret_cast<uintptr_t>(sub->enc.bos.data()), uint32_t(sub->enc.bos.size()), sizeof(drm_kiln_bo_ref)};
   a.syncs = {reinterpret_cast<uintptr_t>(syncs.data()), uint32_t(syncs.size()), sizeof(drm_kiln_sync)};
   sub->timing.host_submit = std::chrono::steady_clock::now();
   try {
-    // The driver bounds the jobs a context has queued (-EBUSY): wait for our
-    // oldest one, as for a full ring, rather than failing the caller.
+    // -EBUSY now only comes from the file-wide limit (MAX_FILE_JOBS), which
+    // one queue cannot see: wait for our oldest job and try again.
     for (;;) {
       try {
         dev->drv->submit(a);
@@ -621,7 +531,7 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
       }
     }
   } catch (const Error& e) {
-    sub->residency.clear();
+    sub->enc.residency.clear();
     dev->give_back(std::move(sub->cmd));
     if (e.errc() == Errc::device_lost) {
       try {
@@ -641,7 +551,7 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
   sub->point = point;
   sub->seqno = a.seqno;
   pending_waits.clear();
-  log(Level::trace, "submit ctx {} seqno {} point {}: {}", ctx, a.seqno, point, sub->summary);
+  log(Level::trace, "submit ctx {} seqno {} point {}: {}", ctx, a.seqno, point, sub->enc.summary);
   // Reap what finished earlier, so fire-and-forget submissions do not pile
   // up. With nothing older in flight there is nothing to reap: skip the
   // SYNCOBJ_QUERY, it would only lengthen every submit-and-wait round trip.
@@ -659,16 +569,12 @@ void run_blocking(const std::shared_ptr<DeviceState>& dev, Recording& rec) {
 
 // ---- Event -----------------------------------------------------------------
 namespace {
-void retire_through(const std::shared_ptr<detail::Submission>& s) {
+// Retire `s` and, first, everything older on its queue (the queue's one
+// retire loop), so outcomes are collected in submission order.
+void retire_upto(const std::shared_ptr<detail::Submission>& s) {
   if (auto q = s->queue.lock()) {
     std::lock_guard g(q->mu);
-    while (!q->inflight.empty() && q->inflight.front()->point <= s->point) {
-      auto f = std::move(q->inflight.front());
-      q->inflight.pop_front();
-      f->retire();
-      if (f->lost) q->lost = true, q->lost_reason = f->error ? f->error->what() : "context lost";
-      if (f->error && f != s && !q->unreported) q->unreported = *f->error, q->unreported_sub = f;
-    }
+    q->retire_through(s->point);
   }
   s->retire();
 }
@@ -688,7 +594,7 @@ bool Event::wait(std::chrono::nanoseconds timeout) const {
       abs = timeout.count() > INT64_MAX - now ? INT64_MAX : now + std::max<int64_t>(0, timeout.count());
     }
     if (!s_->dev->drv->syncobj_wait(std::span(&s_->syncobj, 1), std::span(&s_->point, 1), abs)) return false;
-    retire_through(s_);
+    retire_upto(s_);
   }
   if (auto q = s_->queue.lock()) {
     std::lock_guard g(q->mu);
@@ -704,6 +610,10 @@ bool Event::ready() const {
 
 Timing Event::timing() const {
   wait();
+  if (s_ && !s_->enc.ts_offset)
+    throw Error(Errc::invalid_argument,
+                "Event::timing: the queue has no timestamps (QueueDesc::timestamps); "
+                "Event::usage() has the job's modelled cycles");
   return s_ ? s_->timing : Timing{};
 }
 Usage Event::usage() const {
