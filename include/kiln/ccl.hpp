@@ -78,7 +78,8 @@ class Communicator {
 
   [[nodiscard]] int rank() const noexcept;
   [[nodiscard]] int size() const noexcept;
-  [[nodiscard]] const Device& device() const noexcept;
+  /// The rank's device (a cheap handle: copies share the open device).
+  [[nodiscard]] Device device() const noexcept;
   [[nodiscard]] const Options& options() const noexcept;
 
   /// recv[i] = send_0[i] op send_1[i] op ... op send_{n-1}[i] (rank order), `count`

@@ -71,3 +71,11 @@ KILN_KERNEL void kiln_ccl_reduce(uint32_t op, const void *a, uint32_t a_type,
         kiln_dma_wait(4);
     }
 }
+
+/* Fault injection (KILN_CCL_INJECT_FAULT, docs/collectives.md): a real
+ * KERNEL_TRAP of the device, so a test exercises the path a faulting rank
+ * takes, from the job status up to every rank's error. */
+KILN_KERNEL void kiln_ccl_trap(uint32_t code)
+{
+    kiln_trap(code);
+}

@@ -28,6 +28,8 @@
 #include <barrier>
 #include <bit>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -308,8 +310,20 @@ struct Comm {
   size_t scratch_acc_off = 0;
   Stats stats;
   const char* what = "";  // the collective running, for messages
+  uint64_t rounds = 0;    // rounds run since creation
+  // KILN_CCL_INJECT_FAULT=<rank>:<round>: that rank's device traps in that round.
+  int inject_rank = -1;
+  uint64_t inject_round = 0;
 
-  Comm(Device d, Options o) : dev(std::move(d)), opt(check(o)), reduce(load_reduce(dev)) {}
+  Comm(Device d, Options o) : dev(std::move(d)), opt(check(o)), reduce(load_reduce(dev)) {
+    if (const char* f = std::getenv("KILN_CCL_INJECT_FAULT")) {
+      unsigned long long r = 0;
+      if (std::sscanf(f, "%d:%llu", &inject_rank, &r) != 2)
+        throw Error(Errc::invalid_argument,
+                    fmt::format("kiln::ccl: KILN_CCL_INJECT_FAULT='{}' is not <rank>:<round>", f));
+      inject_round = r;
+    }
+  }
 
   static Options check(Options o) {
     if (o.piece_bytes < 4096 || o.piece_bytes % 4096)
@@ -356,7 +370,8 @@ struct Comm {
 
   void agree(const Failure& mine) {
     Failure f = tr->agree(mine);
-    if (f.rank >= 0) fail(f);
+    // A rank that failed itself reports its own error; the others the lowest failed rank's.
+    if (f.rank >= 0) fail(mine.rank >= 0 ? mine : f);
   }
 
   void account(const Event& e, std::chrono::nanoseconds& into) { into += e.usage().device_time; }
@@ -388,6 +403,11 @@ struct Comm {
       for (size_t i = 0; i < recvs.size(); i++)
         if (recvs[i].bytes) in.copy(*recvs[i].buf, *from[i].first, recvs[i].bytes, recvs[i].off, from[i].second);
       reduce_work(red);
+      if (rank() == inject_rank && rounds == inject_round) {
+        auto trap = dev.load(std::as_bytes(std::span(kiln_ccl_reduce_kbin, kiln_ccl_reduce_kbin_size)), "ccl_reduce.kbin")
+                        .kernel("kiln_ccl_trap");
+        cl_trap(red, trap);
+      }
       Event ein, ered;
       if (!in.empty()) ein = q.submit(in);
       if (!red.empty()) ered = q.submit(red);
@@ -400,6 +420,13 @@ struct Comm {
         account(ered, stats.modelled_reduce);
       }
     }));
+    rounds++;
+  }
+
+  void cl_trap(CommandList& cl, const Kernel& trap) {
+    Args a(trap);
+    a.set(0, uint32_t(0xcc1));
+    cl.launch(trap, {.grid = {1, 1, 1}}, a);
   }
 
   // out (type t) = in[0] op in[1] op ... in rank order, n elements; the inputs are
@@ -620,7 +647,7 @@ std::vector<Communicator> Communicator::local(std::span<const Device> devs, Opti
 
 int Communicator::rank() const noexcept { return c_->rank(); }
 int Communicator::size() const noexcept { return c_->size(); }
-const Device& Communicator::device() const noexcept { return c_->dev; }
+Device Communicator::device() const noexcept { return c_->dev; }
 const Options& Communicator::options() const noexcept { return c_->opt; }
 const Stats& Communicator::stats() const noexcept { return c_->stats; }
 void Communicator::reset_stats() noexcept { c_->stats = {}; }
