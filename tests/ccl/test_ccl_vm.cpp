@@ -168,7 +168,7 @@ std::pair<int, std::string> run(const std::string& cmd) {
 // As root (the VM's tests), Open MPI wants --allow-run-as-root; --oversubscribe lets
 // 4 ranks run on the VM's CPUs. Ranks reach each other over loopback and shared memory.
 std::string mpirun(int np, const std::string& extra = {}) {
-  return "timeout 400 mpirun --allow-run-as-root --oversubscribe --mca btl self,vader -np " + std::to_string(np) +
+  return "timeout 400 mpirun --allow-run-as-root --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none -np " + std::to_string(np) +
          " " + extra + " " + helper();
 }
 
@@ -195,6 +195,23 @@ TEST_F(CclMpi, DeviceFaultOnOneRankFailsEveryRank) {
   EXPECT_NE(out.find("PASS"), std::string::npos) << out;
   for (int r = 0; r < 3; r++)
     EXPECT_NE(out.find("rank " + std::to_string(r) + ": failed as it should"), std::string::npos) << out;
+}
+
+}  // namespace
+
+namespace {
+
+// samples/dp_train under mpirun, one rank per device of the VM.
+TEST_F(CclMpi, DpTrainSampleFollowsTheSingleDeviceCurve) {
+  auto self = std::filesystem::read_symlink("/proc/self/exe");
+  auto dp = (self.parent_path().parent_path() / "dp_train").string();
+  int np = int(std::max<size_t>(2, kiln::enumerate().size()));
+  auto [rc, out] = run("timeout 500 mpirun --allow-run-as-root --oversubscribe --mca btl self,vader "
+                       "--mca btl_vader_single_copy_mechanism none -np " +
+                       std::to_string(np) + " " + dp);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("PASS: data-parallel training"), std::string::npos) << out;
+  std::printf("%s", out.c_str());
 }
 
 }  // namespace
