@@ -7,7 +7,8 @@
 #    apt configuration (deb822 *.sources or one-line sources.list):
 #      - deb-src for trixie (the Debian release that carries QEMU 10.0),
 #      - bookworm-backports (deb) on bookworm, for meson >= 1.5;
-#  * installs every package listed in scripts/deps/*.txt.
+#  * installs every package listed in scripts/deps/*.txt (with their recommends, but never
+#    a kernel image, initramfs-tools, udev or systemd).
 #
 # Deps file format (one entry per line, '#' starts a comment):
 #     pkg                 a package
@@ -230,8 +231,19 @@ if [ ${#MISSING[@]} -gt 0 ]; then
         done
         exit 1
     fi
+    # Recommends are installed (the lists were written with them), but never a kernel, an
+    # initramfs, udev or an init system: on Debian 13 clang's and qemu-user's recommends
+    # ask for systemd. A pin of -1 in a preferences directory of this install only keeps
+    # them out (it removes nothing already installed); a package that truly depends on
+    # one of them then fails here instead of changing the host's boot.
+    PREFS=$(mktemp -d)
+    trap 'rm -rf "$PREFS"' EXIT
+    cp "$APT_ETC"/preferences.d/* "$PREFS"/ 2>/dev/null || true
+    printf 'Package: %s\nPin: version *\nPin-Priority: -1\n' \
+        "systemd systemd-sysv udev initramfs-tools linux-image-*" >"$PREFS/zz-kiln-setup.pref"
     say "installing ${#ARGS[@]} package(s): ${ARGS[*]}"
-    if ! "${SUDO[@]}" apt-get install -y -q -o Dpkg::Use-Pty=0 "${ARGS[@]}"; then
+    if ! "${SUDO[@]}" apt-get install -y -q -o Dpkg::Use-Pty=0 \
+            -o Dir::Etc::PreferencesParts="$PREFS" "${ARGS[@]}"; then
         for a in "${ARGS[@]}"; do
             p=${a%%/*}
             dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
