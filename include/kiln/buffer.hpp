@@ -61,10 +61,9 @@ class Buffer {
   /// Export as a dma-buf file descriptor (caller closes it).
   int export_dmabuf() const;
 
-  const std::shared_ptr<detail::Bo>& bo() const noexcept { return bo_; }
-  explicit Buffer(std::shared_ptr<detail::Bo> bo) : bo_(std::move(bo)) {}
-
  private:
+  friend struct detail::HandleAccess;
+  explicit Buffer(std::shared_ptr<detail::Bo> bo) : bo_(std::move(bo)) {}
   std::shared_ptr<detail::Bo> bo_;
 };
 

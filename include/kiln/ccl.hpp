@@ -100,9 +100,8 @@ class Communicator {
   [[nodiscard]] const Stats& stats() const noexcept;
   void reset_stats() noexcept;
 
-  explicit Communicator(std::unique_ptr<detail::Comm> c);
-
  private:
+  explicit Communicator(std::unique_ptr<detail::Comm> c);
   std::unique_ptr<detail::Comm> c_;
 };
 

@@ -21,6 +21,9 @@ namespace kiln {
 namespace detail {
 class Driver;
 struct DeviceState;
+/// libkiln's own way into the handles' state (userspace/libkiln/src/handle_access.hpp).
+/// The handles below keep that state private: it is not part of the API.
+struct HandleAccess;
 }  // namespace detail
 
 class Buffer;
@@ -161,9 +164,6 @@ class Device {
   [[nodiscard]] static Device open(int index = 0);
   /// Open by PCI address ("0000:01:00.0" or "01:00.0") or node path ("/dev/accel/accel0").
   [[nodiscard]] static Device open(std::string_view pci_address_or_path);
-  /// Use an explicit driver implementation (unit tests use the fake driver).
-  [[nodiscard]] static Device from_driver(std::shared_ptr<detail::Driver> driver, std::string path = "fake");
-
   /// Information captured at open (limits do not change).
   const DeviceInfo& info() const;
   /// Re-read changing values (free memory, contexts, reset count).
@@ -195,11 +195,13 @@ class Device {
   /// The DRM file descriptor (-1 for the fake driver).
   int fd() const noexcept;
 
-  const std::shared_ptr<detail::DeviceState>& state() const noexcept { return s_; }
-  static Device from_state(std::shared_ptr<detail::DeviceState> s) { return Device(std::move(s)); }
+  /// Handles to the same opened device (copies of one Device) compare equal.
+  friend bool operator==(const Device& a, const Device& b) noexcept { return a.s_ == b.s_; }
 
  private:
+  friend struct detail::HandleAccess;
   explicit Device(std::shared_ptr<detail::DeviceState> s) : s_(std::move(s)) {}
+  static Device from_driver(std::shared_ptr<detail::Driver> driver, std::string path);
   std::shared_ptr<detail::DeviceState> s_;
 };
 

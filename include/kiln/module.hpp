@@ -85,11 +85,9 @@ class Kernel {
   size_t arg_index(std::string_view name) const;
   /// Device VA of the entry point.
   uint64_t entry_address() const noexcept;
-  const std::shared_ptr<detail::ModuleState>& module() const noexcept { return m_; }
-
-  Kernel(std::shared_ptr<detail::ModuleState> m, const KernelInfo* info) : m_(std::move(m)), info_(info) {}
-
  private:
+  friend struct detail::HandleAccess;
+  Kernel(std::shared_ptr<detail::ModuleState> m, const KernelInfo* info) : m_(std::move(m)), info_(info) {}
   std::shared_ptr<detail::ModuleState> m_;
   const KernelInfo* info_;
 };
@@ -109,10 +107,9 @@ class Module {
   Kernel kernel(std::string_view name) const;
   bool has_kernel(std::string_view name) const noexcept;
 
-  explicit Module(std::shared_ptr<detail::ModuleState> s) : s_(std::move(s)) {}
-  const std::shared_ptr<detail::ModuleState>& state() const noexcept { return s_; }
-
  private:
+  friend struct detail::HandleAccess;
+  explicit Module(std::shared_ptr<detail::ModuleState> s) : s_(std::move(s)) {}
   std::shared_ptr<detail::ModuleState> s_;
 };
 
@@ -146,9 +143,8 @@ class Args {
   void validate() const;
   const Kernel& kernel() const noexcept { return kernel_; }
   std::span<const std::byte> block() const noexcept { return block_; }
-  const std::vector<std::shared_ptr<detail::Bo>>& buffers() const noexcept { return bos_; }
-
  private:
+  friend struct detail::HandleAccess;
   template <class T>
   static constexpr ScalarType typeid_of() {
     using U = std::remove_cvref_t<T>;

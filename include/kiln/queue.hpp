@@ -102,10 +102,9 @@ class Event {
   [[nodiscard]] uint64_t seqno() const noexcept;
   [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
 
-  explicit Event(std::shared_ptr<detail::Submission> s) : s_(std::move(s)) {}
-  const std::shared_ptr<detail::Submission>& submission() const noexcept { return s_; }
-
  private:
+  friend struct detail::HandleAccess;
+  explicit Event(std::shared_ptr<detail::Submission> s) : s_(std::move(s)) {}
   std::shared_ptr<detail::Submission> s_;
 };
 
@@ -145,9 +144,8 @@ class CommandList {
   size_t size() const noexcept;  ///< commands recorded
   bool empty() const noexcept { return size() == 0; }
 
-  const std::unique_ptr<detail::Recording>& recording() const noexcept { return r_; }
-
  private:
+  friend struct detail::HandleAccess;
   std::unique_ptr<detail::Recording> r_;
 };
 
@@ -206,9 +204,9 @@ class Queue {
   uint32_t context_id() const noexcept;
   const Device& device() const noexcept;
 
-  explicit Queue(std::shared_ptr<detail::QueueState> s) : s_(std::move(s)) {}
-
  private:
+  friend struct detail::HandleAccess;
+  explicit Queue(std::shared_ptr<detail::QueueState> s) : s_(std::move(s)) {}
   std::shared_ptr<detail::QueueState> s_;
 };
 

@@ -22,7 +22,7 @@ struct OpsHost : ::testing::Test {
       GTEST_SKIP() << "op library not built";
     }
   }
-  Device dev = Device::from_driver(std::make_shared<detail::FakeDriver>());
+  Device dev = detail::HandleAccess::device(std::make_shared<detail::FakeDriver>());
 };
 }  // namespace
 

@@ -26,7 +26,7 @@ namespace {
 
 struct Fx : ::testing::Test {
   std::shared_ptr<FakeDriver> drv = std::make_shared<FakeDriver>();
-  Device dev = Device::from_driver(drv);
+  Device dev = detail::HandleAccess::device(drv);
 
   Module vadd_module() {
     test::KbinBuilder b;
@@ -80,7 +80,7 @@ TEST(Device, WrongDriverNameIsVersionMismatch) {
   FakeDriver::Options o;
   o.name = "ivpu";
   try {
-    static_cast<void>(Device::from_driver(std::make_shared<FakeDriver>(o)));
+    static_cast<void>(detail::HandleAccess::device(std::make_shared<FakeDriver>(o)));
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.errc(), Errc::version_mismatch);
@@ -92,7 +92,7 @@ TEST(Device, NewerUapiMajorIsVersionMismatch) {
   FakeDriver::Options o;
   o.major = 2;
   try {
-    static_cast<void>(Device::from_driver(std::make_shared<FakeDriver>(o)));
+    static_cast<void>(detail::HandleAccess::device(std::make_shared<FakeDriver>(o)));
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.errc(), Errc::version_mismatch);
@@ -101,7 +101,7 @@ TEST(Device, NewerUapiMajorIsVersionMismatch) {
 }
 
 TEST(Device, NullDriverRejected) {
-  EXPECT_THROW(Device::from_driver(nullptr), Error);
+  EXPECT_THROW(detail::HandleAccess::device(std::shared_ptr<detail::Driver>{}), Error);
 }
 
 TEST(Device, EnumerateNeverThrowsAndDiagnoseExplains) {
@@ -278,7 +278,7 @@ TEST_F(Fx, MappingFailureLeavesNoLeak) {
 TEST_F(Fx, BufferOutlivesDeviceHandle) {
   Buffer b;
   {
-    auto d2 = Device::from_driver(std::make_shared<FakeDriver>());
+    auto d2 = detail::HandleAccess::device(std::make_shared<FakeDriver>());
     b = d2.alloc(4096, Memory::host);
   }
   b.map<uint32_t>()[0] = 7;  // device state still alive through the buffer
@@ -299,7 +299,7 @@ TEST_F(Fx, PrimeRoundTripSameDeviceSharesHandle) {
 }
 
 TEST_F(Fx, PrimeShareBetweenDevices) {
-  auto other = Device::from_driver(std::make_shared<FakeDriver>());
+  auto other = detail::HandleAccess::device(std::make_shared<FakeDriver>());
   auto a = dev.alloc(4096, Memory::host);
   a.map<uint32_t>()[1] = 99;
   auto b = other.import_dmabuf(a.export_dmabuf());
@@ -396,7 +396,7 @@ TEST_F(Fx, ArgsValidation) {
 }
 
 TEST_F(Fx, ArgsFromOtherDeviceRejected) {
-  auto other = Device::from_driver(std::make_shared<FakeDriver>());
+  auto other = detail::HandleAccess::device(std::make_shared<FakeDriver>());
   auto m = vadd_module();
   Args a(m.kernel("vadd"));
   auto ob = other.alloc(4096);
@@ -487,7 +487,7 @@ TEST_F(Fx, CopyValidation) {
   std::vector<std::byte> big(5000);
   EXPECT_THROW(q.copy(a, big), Error);
   EXPECT_THROW(q.copy(std::span(big), a), Error);
-  auto other = Device::from_driver(std::make_shared<FakeDriver>());
+  auto other = detail::HandleAccess::device(std::make_shared<FakeDriver>());
   auto ob = other.alloc(4096);
   EXPECT_THROW(q.copy(a, ob), Error);
   EXPECT_NO_THROW(q.copy(b, a));  // whole_size = min of both
@@ -533,7 +533,7 @@ TEST_F(Fx, SuccessfulJobCostsNoStatusIoctl) {
 // Without a ring (a driver before uAPI 1.4) the outcome still arrives, by JOB_STATUS.
 TEST(FakeDriverOld, JobStatusWithoutRing) {
   auto drv = std::make_shared<FakeDriver>(FakeDriver::Options{.status_ring = false});
-  Device dev = Device::from_driver(drv);
+  Device dev = detail::HandleAccess::device(drv);
   auto q = dev.queue();
   auto a = dev.alloc(4096);
   EXPECT_EQ(q.fill(a, 1).usage().cycles, 64u);
@@ -544,7 +544,7 @@ TEST(FakeDriverOld, JobStatusWithoutRing) {
 // having it refused: fire-and-forget past the limit never sees -EBUSY.
 TEST(FakeDriverLimit, ThrottlesBeforeSubmit) {
   auto drv = std::make_shared<FakeDriver>(FakeDriver::Options{.max_queued_jobs = 4});
-  Device dev = Device::from_driver(drv);
+  Device dev = detail::HandleAccess::device(drv);
   auto q = dev.queue();
   auto a = dev.alloc(4096);
   drv->hold();
@@ -980,7 +980,7 @@ TEST_F(Fx, BannedContextIsStickyDeviceLost) {
   FakeDriver::Options o;
   o.ban_on_fault = true;
   auto d = std::make_shared<FakeDriver>(o);
-  auto dv = Device::from_driver(d);
+  auto dv = detail::HandleAccess::device(d);
   auto q = dv.queue();
   auto A = dv.alloc(4096);
   FakeDriver::LaunchResult r;
@@ -1094,7 +1094,7 @@ TEST_F(Fx, CommandListTooLongForDriver) {
   FakeDriver::Options o;
   o.max_cmd_size = 64 * 8;
   auto d = std::make_shared<FakeDriver>(o);
-  auto dv = Device::from_driver(d);
+  auto dv = detail::HandleAccess::device(d);
   auto q = dv.queue();
   auto A = dv.alloc(4096);
   CommandList cl(dv);
@@ -1108,7 +1108,7 @@ TEST_F(Fx, QueueAndDeviceResourcesReleased) {
   {
     auto d = std::make_shared<FakeDriver>();
     {
-      auto dv = Device::from_driver(d);
+      auto dv = detail::HandleAccess::device(d);
       auto q = dv.queue();
       auto A = dv.alloc(4096);
       q.fill(A, 0);

@@ -20,7 +20,7 @@ struct SetEnv {
 TEST(Trace, WritesChromeTraceWithModelledDeviceTimes) {
   {
     auto drv = std::make_shared<kiln::detail::FakeDriver>();
-    auto dev = kiln::Device::from_driver(drv);
+    auto dev = kiln::detail::HandleAccess::device(drv);
     auto q = dev.queue();
     auto b = dev.alloc(4096);
     q.fill(b, 1);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "driver.hpp"
+#include "handle_access.hpp"
 
 namespace kiln::detail {
 

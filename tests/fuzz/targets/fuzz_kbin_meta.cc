@@ -92,7 +92,7 @@ void exercise(const kiln::Module &m)
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const Template tpl;
-    static kiln::Device dev = kiln::Device::from_driver(std::make_shared<kiln::detail::FakeDriver>());
+    static kiln::Device dev = kiln::detail::HandleAccess::device(std::make_shared<kiln::detail::FakeDriver>());
 
     std::vector<std::byte> image = tpl.image;
     Elf64_Shdr sh;

@@ -10,7 +10,7 @@ extern const unsigned char kiln_test_kernels[];
 extern const std::size_t kiln_test_kernels_size;
 
 TEST(KilnCcOutput, LoadsAndExposesMetadata) {
-  auto dev = kiln::Device::from_driver(std::make_shared<kiln::detail::FakeDriver>());
+  auto dev = kiln::detail::HandleAccess::device(std::make_shared<kiln::detail::FakeDriver>());
   auto m = dev.load(std::as_bytes(std::span(kiln_test_kernels, kiln_test_kernels_size)), "test_kernels.kbin");
   auto k = m.kernel("vadd");
   ASSERT_EQ(k.args().size(), 4u);

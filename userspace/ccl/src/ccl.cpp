@@ -586,7 +586,7 @@ void check_types(DType t, Op op, const char* fn) {
 }
 
 void check_queue(const Comm& c, Queue& q, const char* fn) {
-  if (q.device().state() != c.dev.state())
+  if (q.device() != c.dev)
     throw Error(Errc::invalid_argument,
                 fmt::format("kiln::ccl {}: the queue is not on this rank's device ({})", fn, c.dev.info().path));
 }
@@ -641,7 +641,7 @@ std::vector<Communicator> Communicator::local(std::span<const Device> devs, Opti
       ::close(fd);
     }
   std::vector<Communicator> out;
-  for (auto& c : comms) out.emplace_back(std::move(c));
+  for (auto& c : comms) out.push_back(Communicator(std::move(c)));
   return out;
 }
 

@@ -524,7 +524,7 @@ fs::path find_kernel_binary(std::string_view name) {
 
 // ---- Device ------------------------------------------------------------------
 Device Device::from_driver(std::shared_ptr<detail::Driver> driver, std::string path) {
-  if (!driver) throw Error(Errc::invalid_argument, "Device::from_driver: null driver");
+  if (!driver) throw Error(Errc::invalid_argument, "kiln::Device: null driver");
   auto s = std::make_shared<detail::DeviceState>();
   s->drv = std::move(driver);
   s->info = detail::describe(*s->drv, path);
@@ -590,7 +590,7 @@ Telemetry Device::telemetry() const {
 }
 
 Buffer Device::alloc(size_t bytes, Memory memory, BufferFlags flags) {
-  return Buffer(s_->create_bo(bytes, memory, flags));
+  return detail::HandleAccess::buffer(s_->create_bo(bytes, memory, flags));
 }
 
 Buffer Device::import_dmabuf(int fd) {
@@ -599,7 +599,7 @@ Buffer Device::import_dmabuf(int fd) {
   {
     std::lock_guard g(s_->mu);
     if (auto it = s_->live.find(h); it != s_->live.end())
-      if (auto existing = it->second.lock()) return Buffer(std::move(existing));
+      if (auto existing = it->second.lock()) return detail::HandleAccess::buffer(std::move(existing));
   }
   drm_kiln_bo_info bi{};
   bi.handle = h;
@@ -615,11 +615,11 @@ Buffer Device::import_dmabuf(int fd) {
                                                : Memory::host;
   bo->mmap_offset = bi.mmap_offset;
   s_->track(bo);
-  return Buffer(std::move(bo));
+  return detail::HandleAccess::buffer(std::move(bo));
 }
 
 Queue Device::queue(QueueDesc desc) {
-  return Queue(detail::make_queue(*this, desc));
+  return detail::HandleAccess::queue(detail::make_queue(*this, desc));
 }
 
 void Device::set_debug_output(DebugSink sink, size_t bytes_per_launch) {

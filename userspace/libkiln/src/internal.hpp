@@ -18,6 +18,7 @@
 
 #include "driver.hpp"
 #include "encoder.hpp"
+#include "handle_access.hpp"
 #include "kbin.hpp"
 #include "kiln/kiln.hpp"
 

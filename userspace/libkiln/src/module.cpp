@@ -36,7 +36,7 @@ Module Device::load(std::span<const std::byte> image, std::string name) {
   detail::load_kbin(img, {p, size_t(m->code->size)}, m->base);
   detail::log(detail::Level::debug, "loaded {}: {} kernel(s), {} bytes at {:#x}", m->name, m->kernels.size(),
               img.load_size, m->base);
-  return Module(std::move(m));
+  return detail::HandleAccess::module(std::move(m));
 }
 
 Module Device::load_file(const std::filesystem::path& path) {
@@ -71,7 +71,7 @@ bool Module::has_kernel(std::string_view name) const noexcept {
 }
 Kernel Module::kernel(std::string_view name) const {
   for (const auto& k : s_->kernels)
-    if (k.name == name) return Kernel(s_, &k);
+    if (k.name == name) return detail::HandleAccess::kernel(s_, &k);
   std::vector<std::string_view> names;
   for (const auto& k : s_->kernels) names.push_back(k.name);
   throw Error(Errc::invalid_argument,
@@ -119,14 +119,14 @@ Args& Args::set(size_t idx, const Buffer& buf, uint64_t off) {
   if (a.kind != ArgKind::buffer)
     arg_error(kernel_, idx, fmt::format("'{}' is a {}-byte scalar, got a Buffer", a.name, a.size));
   if (!buf) arg_error(kernel_, idx, fmt::format("'{}': empty Buffer", a.name));
-  if (buf.bo()->dev != kernel_.module()->dev)
+  if (detail::HandleAccess::bo(buf)->dev != detail::HandleAccess::module(kernel_)->dev)
     arg_error(kernel_, idx, fmt::format("'{}': Buffer belongs to another device", a.name));
   if (off >= buf.size())
     arg_error(kernel_, idx, fmt::format("'{}': offset {} outside the {}-byte buffer", a.name, off, buf.size()));
   uint64_t va = buf.device_address() + off;
   std::memcpy(block_.data() + a.offset, &va, 8);
   set_[idx] = true;
-  bos_[idx] = buf.bo();
+  bos_[idx] = detail::HandleAccess::bo(buf);
   bo_access_[idx] = a.access;
   return *this;
 }

@@ -23,6 +23,7 @@
 #include "internal.hpp"
 
 namespace kiln {
+using detail::HandleAccess;
 namespace detail {
 namespace {
 
@@ -392,7 +393,7 @@ void Submission::rethrow() const {
 
 // ---- QueueState ------------------------------------------------------------
 std::shared_ptr<QueueState> make_queue(const Device& device, QueueDesc desc) {
-  auto dev = device.state();
+  auto dev = HandleAccess::state(device);
   dev->check_lost();
   auto q = std::make_shared<QueueState>(dev, device);
   drm_kiln_ctx_create cc{};
@@ -500,7 +501,7 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
 
   std::vector<drm_kiln_sync> syncs;
   auto add_dep = [&](const Event& e) {
-    auto& s = e.submission();
+    auto& s = HandleAccess::submission(e);
     if (!s || s->syncobj == syncobj) return;  // same queue: already in order
     if (s->dev != dev) fail(Errc::invalid_argument, "cannot wait on an Event of another Device");
     syncs.push_back({s->syncobj, DRM_KILN_SYNC_WAIT, s->point});
@@ -557,11 +558,11 @@ Event QueueState::submit(const Recording& rec, std::span<const Event> deps) {
   // SYNCOBJ_QUERY, it would only lengthen every submit-and-wait round trip.
   if (!inflight.empty()) retire_completed(false);
   inflight.push_back(sub);
-  return Event(sub);
+  return HandleAccess::event(sub);
 }
 
 void run_blocking(const std::shared_ptr<DeviceState>& dev, Recording& rec) {
-  auto q = make_queue(Device::from_state(dev), {});
+  auto q = make_queue(HandleAccess::device(dev), {});
   q->submit(rec, {}).wait();
 }
 
@@ -634,7 +635,7 @@ uint64_t Event::seqno() const noexcept {
 
 // ---- CommandList -------------------------------------------------------------
 CommandList::CommandList(const Device& dev) : r_(std::make_unique<detail::Recording>()) {
-  r_->dev = dev.state();
+  r_->dev = HandleAccess::state(dev);
 }
 CommandList::CommandList(CommandList&&) noexcept = default;
 CommandList& CommandList::operator=(CommandList&&) noexcept = default;
@@ -644,62 +645,62 @@ size_t CommandList::size() const noexcept {
 }
 
 CommandList& CommandList::copy(const Buffer& dst, const Buffer& src, size_t size, size_t dst_off, size_t src_off) {
-  detail::check_same_device(r_->dev, dst.bo(), "copy destination");
-  detail::check_same_device(r_->dev, src.bo(), "copy source");
+  detail::check_same_device(r_->dev, HandleAccess::bo(dst), "copy destination");
+  detail::check_same_device(r_->dev, HandleAccess::bo(src), "copy source");
   if (size == whole_size)
     size = std::min(dst.size() - std::min(dst_off, dst.size()), src.size() - std::min(src_off, src.size()));
   if (size == 0) throw Error(Errc::invalid_argument, "copy of 0 bytes");
-  detail::check_range(dst.bo(), dst_off, size, "copy destination");
-  detail::check_range(src.bo(), src_off, size, "copy source");
-  if (dst.bo() == src.bo() && dst_off < src_off + size && src_off < dst_off + size)
+  detail::check_range(HandleAccess::bo(dst), dst_off, size, "copy destination");
+  detail::check_range(HandleAccess::bo(src), src_off, size, "copy source");
+  if (HandleAccess::bo(dst) == HandleAccess::bo(src) && dst_off < src_off + size && src_off < dst_off + size)
     throw Error(Errc::invalid_argument, "copy within one buffer with overlapping ranges");
   detail::Cmd c{detail::Cmd::copy};
   c.label = fmt::format("copy {} B", size);
-  c.dst = dst.bo(), c.src = src.bo(), c.size = size, c.dst_off = dst_off, c.src_off = src_off;
+  c.dst = HandleAccess::bo(dst), c.src = HandleAccess::bo(src), c.size = size, c.dst_off = dst_off, c.src_off = src_off;
   r_->cmds.push_back(std::move(c));
   return *this;
 }
 
 CommandList& CommandList::write(const Buffer& dst, std::span<const std::byte> src, size_t dst_off) {
-  detail::check_same_device(r_->dev, dst.bo(), "write destination");
+  detail::check_same_device(r_->dev, HandleAccess::bo(dst), "write destination");
   if (src.empty()) throw Error(Errc::invalid_argument, "write of 0 bytes");
-  detail::check_range(dst.bo(), dst_off, src.size(), "write destination");
+  detail::check_range(HandleAccess::bo(dst), dst_off, src.size(), "write destination");
   detail::Cmd c{detail::Cmd::write};
   c.label = fmt::format("upload {} B", src.size());
-  c.dst = dst.bo(), c.dst_off = dst_off, c.size = src.size(), c.host_src = src;
+  c.dst = HandleAccess::bo(dst), c.dst_off = dst_off, c.size = src.size(), c.host_src = src;
   r_->cmds.push_back(std::move(c));
   return *this;
 }
 
 CommandList& CommandList::read(std::span<std::byte> dst, const Buffer& src, size_t src_off) {
-  detail::check_same_device(r_->dev, src.bo(), "read source");
+  detail::check_same_device(r_->dev, HandleAccess::bo(src), "read source");
   if (dst.empty()) throw Error(Errc::invalid_argument, "read of 0 bytes");
-  detail::check_range(src.bo(), src_off, dst.size(), "read source");
+  detail::check_range(HandleAccess::bo(src), src_off, dst.size(), "read source");
   detail::Cmd c{detail::Cmd::read};
   c.label = fmt::format("download {} B", dst.size());
-  c.src = src.bo(), c.src_off = src_off, c.size = dst.size(), c.host_dst = dst;
+  c.src = HandleAccess::bo(src), c.src_off = src_off, c.size = dst.size(), c.host_dst = dst;
   r_->cmds.push_back(std::move(c));
   return *this;
 }
 
 CommandList& CommandList::fill(const Buffer& dst, uint32_t pattern, size_t size, size_t off) {
-  detail::check_same_device(r_->dev, dst.bo(), "fill destination");
+  detail::check_same_device(r_->dev, HandleAccess::bo(dst), "fill destination");
   if (size == whole_size) size = dst.size() - std::min(off, dst.size());
   if (size == 0 || size % 4 || off % 4)
     throw Error(Errc::invalid_argument,
                 fmt::format("fill: size {} and offset {} must be non-zero multiples of 4", size, off));
-  detail::check_range(dst.bo(), off, size, "fill destination");
+  detail::check_range(HandleAccess::bo(dst), off, size, "fill destination");
   detail::Cmd c{detail::Cmd::fill};
   c.label = fmt::format("fill {} B", size);
-  c.dst = dst.bo(), c.dst_off = off, c.size = size, c.pattern = pattern;
+  c.dst = HandleAccess::bo(dst), c.dst_off = off, c.size = size, c.pattern = pattern;
   r_->cmds.push_back(std::move(c));
   return *this;
 }
 
 CommandList& CommandList::launch(const Kernel& k, const Launch& l, const Args& args) {
-  if (k.module()->dev != r_->dev)
+  if (HandleAccess::module(k)->dev != r_->dev)
     throw Error(Errc::invalid_argument, fmt::format("kernel '{}' was loaded on another Device", k.name()));
-  if (args.kernel().module() != k.module() || &args.kernel().info() != &k.info())
+  if (HandleAccess::module(args.kernel()) != HandleAccess::module(k) || &args.kernel().info() != &k.info())
     throw Error(Errc::invalid_argument,
                 fmt::format("Args were built for kernel '{}', not '{}'", args.kernel().name(), k.name()));
   args.validate();
@@ -721,7 +722,7 @@ CommandList& CommandList::launch(const Kernel& k, const Launch& l, const Args& a
   detail::Cmd c{detail::Cmd::launch};
   c.label = fmt::format("launch {} [{}x{}x{}]", k.name(), l.grid[0], l.grid[1], l.grid[2]);
   c.kernel = k.name();
-  c.module = k.module();
+  c.module = HandleAccess::module(k);
   c.entry_va = k.entry_address();
   c.args.assign(args.block().begin(), args.block().end());
   c.args_align = k.info().args_align;
@@ -754,37 +755,37 @@ const Device& Queue::device() const noexcept {
 Event Queue::copy(const Buffer& dst, std::span<const std::byte> src, size_t dst_off, Deps deps) {
   CommandList cl(s_->device);
   cl.write(dst, src, dst_off);
-  return s_->submit(*cl.recording(), deps);
+  return s_->submit(*HandleAccess::recording(cl), deps);
 }
 Event Queue::copy(std::span<std::byte> dst, const Buffer& src, size_t src_off, Deps deps) {
   CommandList cl(s_->device);
   cl.read(dst, src, src_off);
-  return s_->submit(*cl.recording(), deps);
+  return s_->submit(*HandleAccess::recording(cl), deps);
 }
 Event Queue::copy(const Buffer& dst, const Buffer& src, size_t size, size_t dst_off, size_t src_off, Deps deps) {
   CommandList cl(s_->device);
   cl.copy(dst, src, size, dst_off, src_off);
-  return s_->submit(*cl.recording(), deps);
+  return s_->submit(*HandleAccess::recording(cl), deps);
 }
 Event Queue::fill(const Buffer& dst, uint32_t pattern, size_t size, size_t off, Deps deps) {
   CommandList cl(s_->device);
   cl.fill(dst, pattern, size, off);
-  return s_->submit(*cl.recording(), deps);
+  return s_->submit(*HandleAccess::recording(cl), deps);
 }
 Event Queue::launch(const Kernel& k, const Launch& l, const Args& args, Deps deps) {
   CommandList cl(s_->device);
   cl.launch(k, l, args);
-  return s_->submit(*cl.recording(), deps);
+  return s_->submit(*HandleAccess::recording(cl), deps);
 }
 Event Queue::submit(const CommandList& cl, Deps deps) {
-  if (!cl.recording() || cl.recording()->dev != s_->dev)
+  if (!HandleAccess::recording(cl) || HandleAccess::recording(cl)->dev != s_->dev)
     throw Error(Errc::invalid_argument, "CommandList belongs to another Device");
-  return s_->submit(*cl.recording(), deps);
+  return s_->submit(*HandleAccess::recording(cl), deps);
 }
 Event Queue::barrier(Deps deps) {
   CommandList cl(s_->device);
   cl.barrier();
-  return s_->submit(*cl.recording(), deps);
+  return s_->submit(*HandleAccess::recording(cl), deps);
 }
 void Queue::wait(const Event& e) {
   std::lock_guard g(s_->mu);
