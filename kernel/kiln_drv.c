@@ -4,6 +4,7 @@
  * device queries.
  */
 
+#include <linux/bitfield.h>
 #include <linux/capability.h>
 #include <linux/dma-mapping.h>
 #include <linux/fs.h>
@@ -284,8 +285,10 @@ static int kiln_ioctl_query_info(struct drm_device *drm, void *data,
 			.fw_version = kdev->fw_version,
 			.iface_version = kdev->iface_version,
 			.num_queues = kdev->num_queues - 1,
-			.pe_grid_width = kdev->pe_grid & 0xff,
-			.pe_grid_height = (kdev->pe_grid >> 8) & 0xff,
+			.pe_grid_width = FIELD_GET(KILN_PE_GRID_WIDTH_MASK,
+						   kdev->pe_grid),
+			.pe_grid_height = FIELD_GET(KILN_PE_GRID_HEIGHT_MASK,
+						    kdev->pe_grid),
 			.local_mem_size = kdev->local_mem_size,
 			.dram_size = kdev->dram_size,
 			.dram_free = kiln_vram_free_bytes(&kdev->dram),
@@ -616,7 +619,7 @@ static int kiln_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		goto err_hw;
 
-	ret = kiln_sysfs_init(kdev);
+	ret = kiln_hwmon_init(kdev);
 	if (ret)
 		goto err_unregister;
 	return 0;
@@ -641,7 +644,6 @@ static void kiln_remove(struct pci_dev *pdev)
 	/* New ioctls and faults now fail; wait for the ones running. */
 	drm_dev_unplug(drm);
 	unmap_mapping_range(drm->anon_inode->i_mapping, 0, 0, 1);
-	kiln_sysfs_fini(kdev);
 
 	/* Interrupt threads may still queue recovery work: free them first. */
 	kiln_irq_fini(kdev);
@@ -677,6 +679,7 @@ static struct pci_driver kiln_pci_driver = {
 	.remove = kiln_remove,
 	.err_handler = &kiln_pci_err_handlers,
 	.driver.pm = pm_sleep_ptr(&kiln_pm_ops),
+	.dev_groups = kiln_dev_groups,
 };
 
 static int __init kiln_init(void)

@@ -3,6 +3,7 @@
  * Kiln: device identification and global control.
  */
 
+#include <linux/bitfield.h>
 #include <linux/iopoll.h>
 
 #include "kiln_drv.h"
@@ -75,7 +76,8 @@ int kiln_hw_probe(struct kiln_device *kdev)
 		 KILN_VERSION_PATCH(kdev->fw_version),
 		 KILN_VERSION_MAJOR(kdev->iface_version),
 		 KILN_VERSION_MINOR(kdev->iface_version),
-		 kdev->pe_grid & 0xff, (kdev->pe_grid >> 8) & 0xff,
+		 FIELD_GET(KILN_PE_GRID_WIDTH_MASK, kdev->pe_grid),
+		 FIELD_GET(KILN_PE_GRID_HEIGHT_MASK, kdev->pe_grid),
 		 kdev->dram_size >> 20, kdev->sram_size >> 20,
 		 kdev->num_queues);
 	return 0;

@@ -5,6 +5,7 @@
  * one for MMU faults. The vector numbers are fixed by the hardware.
  */
 
+#include <linux/bitfield.h>
 #include <linux/interrupt.h>
 #include <linux/pci.h>
 
@@ -122,10 +123,10 @@ static irqreturn_t kiln_irq_mmu_fault(int irq, void *arg)
 
 		spin_lock(&ctx->status_lock);
 		ctx->fault_addr = addr;
-		ctx->fault_access = (status & KILN_FAULT_STATUS_ACCESS_MASK) >>
-				    KILN_FAULT_STATUS_ACCESS_SHIFT;
-		ctx->fault_reason = (status & KILN_FAULT_STATUS_REASON_MASK) >>
-				    KILN_FAULT_STATUS_REASON_SHIFT;
+		ctx->fault_access = FIELD_GET(KILN_FAULT_STATUS_ACCESS_MASK,
+					      status);
+		ctx->fault_reason = FIELD_GET(KILN_FAULT_STATUS_REASON_MASK,
+					      status);
 		spin_unlock(&ctx->status_lock);
 	}
 	spin_unlock_irqrestore(&q->lock, flags);

@@ -2,9 +2,9 @@
 /*
  * Kiln: sysfs and hwmon.
  *
- * hwmon (temp1_input, power1_input) comes from the device's telemetry
- * registers; the "kiln" attribute group on the PCI device adds the
- * driver's counters. Both are described in docs/driver.md.
+ * hwmon (temp1_input, power1_input, energy1_input) comes from the device's
+ * telemetry registers; the "kiln" attribute group on the PCI device adds
+ * the driver's counters. The ABI is in kernel/ABI/sysfs-driver-kiln.
  */
 
 #include <linux/device.h>
@@ -175,25 +175,21 @@ static const struct attribute_group kiln_attr_group = {
 	.attrs = kiln_attrs,
 };
 
-int kiln_sysfs_init(struct kiln_device *kdev)
+/*
+ * The driver core adds these after probe and removes them before remove,
+ * so a reader never sees a half-initialised or departing device.
+ */
+const struct attribute_group *kiln_dev_groups[] = {
+	&kiln_attr_group,
+	NULL
+};
+
+int kiln_hwmon_init(struct kiln_device *kdev)
 {
-	struct device *dev = &kdev->pdev->dev;
 	struct device *hwmon;
-	int ret;
 
-	ret = sysfs_create_group(&dev->kobj, &kiln_attr_group);
-	if (ret)
-		return ret;
-	hwmon = devm_hwmon_device_register_with_info(dev, "kiln", kdev,
-						     &kiln_hwmon_chip, NULL);
-	if (IS_ERR(hwmon)) {
-		sysfs_remove_group(&dev->kobj, &kiln_attr_group);
-		return PTR_ERR(hwmon);
-	}
-	return 0;
-}
-
-void kiln_sysfs_fini(struct kiln_device *kdev)
-{
-	sysfs_remove_group(&kdev->pdev->dev.kobj, &kiln_attr_group);
+	hwmon = devm_hwmon_device_register_with_info(&kdev->pdev->dev, "kiln",
+						     kdev, &kiln_hwmon_chip,
+						     NULL);
+	return PTR_ERR_OR_ZERO(hwmon);
 }

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Kiln: sysfs attributes and hwmon sensors (ABI in docs/driver.md).
+ * Kiln: sysfs attributes and hwmon sensors (ABI in kernel/ABI/sysfs-driver-kiln).
  */
 #ifndef KILN_SYSFS_H
 #define KILN_SYSFS_H
 
+struct attribute_group;
 struct kiln_device;
 
-int kiln_sysfs_init(struct kiln_device *kdev);
-void kiln_sysfs_fini(struct kiln_device *kdev);
+extern const struct attribute_group *kiln_dev_groups[];
+
+int kiln_hwmon_init(struct kiln_device *kdev);
 
 #endif /* KILN_SYSFS_H */

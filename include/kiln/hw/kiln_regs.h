@@ -69,6 +69,8 @@
 #define KILN_REG_IFACE_VERSION		0x00c	/* RO, KILN_VERSION() */
 #define KILN_REG_NUM_QUEUES		0x010	/* RO */
 #define KILN_REG_PE_GRID		0x014	/* RO, width | height << 8 */
+#define KILN_PE_GRID_WIDTH_MASK		0x00ffu
+#define KILN_PE_GRID_HEIGHT_MASK	0xff00u
 #define KILN_REG_LOCAL_MEM_SIZE		0x018	/* RO, bytes per PE */
 #define KILN_REG_FEATURES		0x01c	/* RO, KILN_FEATURE_* */
 #define KILN_REG_DRAM_SIZE		0x020	/* RO, 64-bit, bytes */
