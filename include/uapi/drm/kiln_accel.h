@@ -23,6 +23,16 @@ extern "C" {
 
 /**
  * enum drm_kiln_ioctl - Kiln ioctl numbers, relative to DRM_COMMAND_BASE
+ * @DRM_KILN_GET_PARAM: one scalar parameter, &struct drm_kiln_get_param
+ * @DRM_KILN_QUERY_INFO: a structured query, &struct drm_kiln_query_info
+ * @DRM_KILN_BO_CREATE: create a buffer object, &struct drm_kiln_bo_create
+ * @DRM_KILN_BO_INFO: a BO's placement and mmap offset, &struct drm_kiln_bo_info
+ * @DRM_KILN_BO_WAIT: wait for a BO to be idle, &struct drm_kiln_bo_wait
+ * @DRM_KILN_CTX_CREATE: create a context, &struct drm_kiln_ctx_create
+ * @DRM_KILN_CTX_DESTROY: destroy a context, &struct drm_kiln_ctx_destroy
+ * @DRM_KILN_SUBMIT: submit a command buffer, &struct drm_kiln_submit
+ * @DRM_KILN_CTX_STATUS: a context's state, &struct drm_kiln_ctx_status
+ * @DRM_KILN_JOB_STATUS: one job's outcome, &struct drm_kiln_job_status
  *
  * Numbers are never reused or reordered; see docs/uapi.md for each ioctl.
  */
@@ -44,8 +54,49 @@ enum drm_kiln_ioctl {
  * enum drm_kiln_param - scalar device and driver parameters for
  * &DRM_IOCTL_KILN_GET_PARAM
  *
- * Values and units are given next to each entry and in docs/uapi.md. New
- * parameters are only added at the end.
+ * @DRM_KILN_PARAM_DEVICE_ID: PCI device id
+ * @DRM_KILN_PARAM_REVISION: PCI revision
+ * @DRM_KILN_PARAM_FW_VERSION: device firmware version, KILN_VERSION() encoding
+ * @DRM_KILN_PARAM_IFACE_VERSION: hardware interface version, KILN_VERSION()
+ * @DRM_KILN_PARAM_NUM_QUEUES: hardware queues, the management queue included
+ * @DRM_KILN_PARAM_PE_GRID: PE grid, width | height << 8
+ * @DRM_KILN_PARAM_LOCAL_MEM_SIZE: bytes of local memory per PE
+ * @DRM_KILN_PARAM_DRAM_SIZE: bytes of device DRAM the driver manages
+ * @DRM_KILN_PARAM_DRAM_FREE: bytes of DRAM not allocated to BOs
+ * @DRM_KILN_PARAM_SRAM_SIZE: bytes of on-chip SRAM the driver manages
+ * @DRM_KILN_PARAM_SRAM_FREE: bytes of SRAM not allocated to BOs
+ * @DRM_KILN_PARAM_VA_START: first device virtual address handed out
+ * @DRM_KILN_PARAM_VA_END: one past the last device virtual address
+ * @DRM_KILN_PARAM_MAX_CONTEXTS: contexts the device can hold
+ * @DRM_KILN_PARAM_CONTEXTS_IN_USE: contexts alive on the device
+ * @DRM_KILN_PARAM_FEATURES: KILN_FEATURE_* bits of the device
+ * @DRM_KILN_PARAM_JOB_TIMEOUT_MS: default job timeout, milliseconds
+ * @DRM_KILN_PARAM_RESET_COUNT: device resets done by the driver since probe
+ * @DRM_KILN_PARAM_CLOCK_MHZ: modelled PE clock, MHz
+ * @DRM_KILN_PARAM_MAX_SUBMIT_BOS: most BO references one SUBMIT may carry
+ * @DRM_KILN_PARAM_MAX_SUBMIT_SYNCS: most syncobj entries one SUBMIT may carry
+ * @DRM_KILN_PARAM_MAX_CMD_SIZE: largest command buffer, bytes
+ * @DRM_KILN_PARAM_UAPI_VERSION: this interface's version, major << 16 | minor
+ * @DRM_KILN_PARAM_BO_COUNT: live BOs on the device, all files
+ * @DRM_KILN_PARAM_HOST_BO_BYTES: bytes of host-memory BOs created (not imports)
+ * @DRM_KILN_PARAM_MAX_FILES: open files (address spaces) per device
+ * @DRM_KILN_PARAM_FILES_IN_USE: open files on the device
+ * @DRM_KILN_PARAM_MAX_QUEUED_JOBS: jobs per context submitted and not
+ *	completed; past it SUBMIT fails with -EBUSY
+ * @DRM_KILN_PARAM_HOST_MEM_LIMIT: bytes of host BOs all Kiln devices together
+ *	may pin; past it BO_CREATE fails with -ENOSPC
+ * @DRM_KILN_PARAM_MAX_WATCHDOG_MCYCLES: cap on a LAUNCH's watchdog in this
+ *	file's contexts, million cycles (0: no cap)
+ * @DRM_KILN_PARAM_MAX_HOST_BOS: host BOs all Kiln devices together may hold;
+ *	past it BO_CREATE fails with -ENOSPC
+ * @DRM_KILN_PARAM_MAX_FILE_JOBS: jobs one file may have submitted and not yet
+ *	finished; past it SUBMIT fails with -EBUSY
+ * @DRM_KILN_PARAM_MAX_FILE_CONTEXTS: contexts one file may hold; past it
+ *	CTX_CREATE fails with -ENOSPC
+ * @DRM_KILN_PARAM_NUM_PARAMS: number of parameters, not a parameter
+ *
+ * Units are also given in docs/uapi.md. New parameters are only added at
+ * the end.
  */
 enum drm_kiln_param {
 	DRM_KILN_PARAM_DEVICE_ID	= 0,	/* PCI device id */
@@ -131,6 +182,26 @@ struct drm_kiln_query_info {
  * struct drm_kiln_device_info - &DRM_KILN_QUERY_DEVICE: identity, geometry and
  * limits of the device in one call (the same values as the GET_PARAM
  * parameters of the same names)
+ * @device_id: PCI device id
+ * @revision: PCI revision
+ * @fw_version: device firmware version, KILN_VERSION() encoding
+ * @iface_version: hardware interface version, KILN_VERSION() encoding
+ * @num_queues: hardware queues, the management queue included
+ * @pe_grid_width: PE columns
+ * @pe_grid_height: PE rows
+ * @local_mem_size: bytes of local memory per PE
+ * @dram_size: bytes of device DRAM the driver manages
+ * @dram_free: bytes of DRAM not allocated to BOs
+ * @sram_size: bytes of on-chip SRAM the driver manages
+ * @sram_free: bytes of SRAM not allocated to BOs
+ * @va_start: first device virtual address handed out
+ * @va_end: one past the last device virtual address
+ * @max_contexts: contexts the device can hold
+ * @contexts_in_use: contexts alive on the device
+ * @features: KILN_FEATURE_* bits of the device
+ * @job_timeout_ms: default job timeout, milliseconds
+ * @reset_count: device resets done by the driver since probe
+ * @clock_mhz: modelled PE clock, MHz
  */
 struct drm_kiln_device_info {
 	__u32 device_id;
@@ -158,6 +229,17 @@ struct drm_kiln_device_info {
 /**
  * struct drm_kiln_telemetry - &DRM_KILN_QUERY_TELEMETRY: the device's
  * telemetry registers (docs/hardware.md), read together
+ * @temperature_mc: temperature, millidegree Celsius
+ * @power_mw: modelled power of the work since the previous read, milliwatt
+ * @pe_clock_mhz: modelled PE clock, MHz
+ * @mem_clock_mhz: modelled memory clock, MHz
+ * @busy_ns: emulator time the device spent running work, nanoseconds
+ * @dma_bytes: bytes moved by the DMA engines
+ * @packets: command packets executed
+ * @launches: kernel launches executed
+ * @device_time_ns: modelled time of all work, nanoseconds
+ * @total_cycles: modelled cycles of all work
+ * @energy_uj: modelled energy since power-on, microjoule (minor 3)
  */
 struct drm_kiln_telemetry {
 	__u32 temperature_mc;	/* millidegree Celsius */
@@ -263,6 +345,7 @@ enum drm_kiln_priority {
  * @status_stride: out (minor 4; in: must be zero), bytes per record; the
  *	record only grows at its end
  * @pad: must be zero
+ * @pad2: must be zero
  */
 struct drm_kiln_ctx_create {
 	__u32 priority;		/* in: enum drm_kiln_priority */
@@ -372,8 +455,16 @@ struct drm_kiln_submit {
 /* State of a context: banned after a hang, and its last error. */
 /**
  * struct drm_kiln_ctx_status - argument of &DRM_IOCTL_KILN_CTX_STATUS
- *
- * All fields but @ctx_id are out; see the comment on each field.
+ * @ctx_id: in, the context
+ * @flags: out, DRM_KILN_CTX_* (DRM_KILN_CTX_BANNED after a hang)
+ * @submitted: out, seqno of the last job submitted
+ * @completed: out, seqno of the last job completed
+ * @error_seqno: out, the job of the last error, 0 if none
+ * @error_status: out, that job's &enum kiln_status
+ * @fault_access: out, KILN_ACCESS_* of its last MMU fault
+ * @fault_addr: out, device virtual address of its last MMU fault
+ * @fault_reason: out, KILN_MMU_FAULT_* of its last MMU fault
+ * @reset_count: out, device resets that hit this context
  */
 struct drm_kiln_ctx_status {
 	__u32 ctx_id;		/* in */
@@ -403,9 +494,22 @@ enum drm_kiln_job_state {
 /* Outcome of one job; the driver keeps the most recent 256 per context. */
 /**
  * struct drm_kiln_job_status - argument of &DRM_IOCTL_KILN_JOB_STATUS
- *
- * @ctx_id and @seqno are in, everything else out; see the comment on each
- * field and docs/uapi.md.
+ * @ctx_id: in, the context
+ * @pad: must be zero
+ * @seqno: in, the job, as SUBMIT returned it
+ * @state: out, &enum drm_kiln_job_state
+ * @status: out, &enum kiln_status of the job (valid when DONE)
+ * @packet_index: out, the failing packet's index in the command buffer
+ * @pe: out, the failing PE, ~0 if none
+ * @pc: out, the failing PE's program counter
+ * @fault_addr: out, the faulting address (or the status's detail word)
+ * @fault_access: out, KILN_ACCESS_* of an MMU fault
+ * @fault_reason: out, KILN_MMU_FAULT_* of an MMU fault
+ * @cycles: out, modelled cycles of the job (its device time)
+ * @elapsed_ns: out, emulator (QEMU virtual) time of the job
+ * @error: out, the fence error: 0, -EIO, -ETIMEDOUT, -ECANCELED or -EAGAIN
+ * @pad2: must be zero
+ * @energy_pj: out, modelled energy of the job, picojoule (minor 3)
  */
 struct drm_kiln_job_status {
 	__u32 ctx_id;		/* in */
