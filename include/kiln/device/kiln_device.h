@@ -35,12 +35,15 @@ typedef uint16_t kiln_bf16_t;
 typedef uint16_t kiln_fp16_t;
 
 /* Kernel entry points and their parameters */
-#define KILN_KERNEL             __attribute__((annotate("kiln_kernel")))
-#define KILN_COOPERATIVE        __attribute__((annotate("kiln_cooperative")))
-#define KILN_LOCAL_MEM(bytes)   __attribute__((annotate("kiln_local_mem=" #bytes)))
-#define KILN_IN                 __attribute__((annotate("kiln_in")))
-#define KILN_OUT                __attribute__((annotate("kiln_out")))
-#define KILN_INOUT              __attribute__((annotate("kiln_inout")))
+/* kiln-cc reads these from clang's JSON AST, which shows an annotation's arguments but not
+ * its first string: so the marker's name is the first argument (and bytes a constant
+ * expression). */
+#define KILN_KERNEL             __attribute__((annotate("kiln", "kernel")))
+#define KILN_COOPERATIVE        __attribute__((annotate("kiln", "cooperative")))
+#define KILN_LOCAL_MEM(bytes)   __attribute__((annotate("kiln", "local_mem", (bytes))))
+#define KILN_IN                 __attribute__((annotate("kiln", "in")))
+#define KILN_OUT                __attribute__((annotate("kiln", "out")))
+#define KILN_INOUT              __attribute__((annotate("kiln", "inout")))
 
 #define KILN_ALWAYS_INLINE      static inline __attribute__((always_inline))
 
