@@ -284,30 +284,30 @@ class TypeInfo:
     """What the AST says about the types named in a translation unit."""
     typedefs: dict = field(default_factory=dict)    # qualified name -> (type, desugared)
     enums: dict = field(default_factory=dict)       # qualified name -> underlying type or None
+    annots: dict = field(default_factory=dict)      # KILN_ANNOT_* value -> "kernel", ...
 
 
-def annotation(node):
-    """A Kiln annotation (KILN_KERNEL ...): annotate("kiln", name[, value]) -> "name" or
-    "name=value"; None for other annotations. The JSON dump omits the attribute's first
-    string but shows its arguments (see kiln_device.h)."""
-    vals = []
-    for arg in node.get("inner", []):
-        n, v = arg, None
-        while n is not None:    # down to the literal: ConstantExpr -> ImplicitCastExpr -> ...
-            if n.get("kind") == "StringLiteral":
-                v = json.loads(n["value"])
-                break
-            if n.get("kind") in ("ConstantExpr", "IntegerLiteral") and \
-                    re.match(r"^-?\d+$", n.get("value", "")):
-                v = int(n["value"])
-                break
-            n = (n.get("inner") or [None])[0]
-        vals.append(v)
-    if not vals or not isinstance(vals[0], str):
+def const_value(node):
+    """The integer value of a constant expression node (ConstantExpr carries it)."""
+    n = node
+    while n is not None:
+        if n.get("kind") in ("ConstantExpr", "IntegerLiteral") and \
+                re.match(r"^-?\d+$", n.get("value", "")):
+            return int(n["value"])
+        n = (n.get("inner") or [None])[0]
+    return None
+
+
+def annotation(node, info):
+    """A Kiln annotation (KILN_KERNEL ...): annotate("kiln_...", KILN_ANNOT_X[, value]) ->
+    "x" or "x=value"; None for other annotations. The JSON dump omits the attribute's
+    string but shows its arguments; the KILN_ANNOT_* values come from the same AST
+    (enum kiln_annotation in kiln_device.h)."""
+    vals = [const_value(a) for a in node.get("inner", [])]
+    if not vals or vals[0] not in info.annots:
         return None
-    if len(vals) > 1:
-        return "%s=%s" % (vals[0], vals[1])
-    return vals[0]
+    name = info.annots[vals[0]]
+    return "%s=%s" % (name, vals[1]) if len(vals) > 1 else name
 
 
 def parse_ast(root):
@@ -325,6 +325,14 @@ def parse_ast(root):
                 t = n.get("type", {})
                 info.typedefs[qualify(ns, n["name"])] = (
                     t.get("qualType", ""), t.get("desugaredQualType", t.get("qualType", "")))
+            elif kind == "EnumDecl" and n.get("name") == "kiln_annotation":
+                for c in n.get("inner", []):
+                    if c.get("kind") == "EnumConstantDecl" and \
+                            c.get("name", "").startswith("KILN_ANNOT_"):
+                        v = const_value(c) if c.get("inner") else None
+                        v = v if v is not None else max(info.annots, default=0) + 1
+                        info.annots[v] = c["name"][len("KILN_ANNOT_"):].lower()
+                info.enums["kiln_annotation"] = None
             elif kind == "EnumDecl" and "name" in n:
                 fixed = n.get("fixedUnderlyingType")
                 info.enums[qualify(ns, n["name"])] = (
@@ -336,7 +344,7 @@ def parse_ast(root):
 
     def function(n, qual):
         inner = n.get("inner", [])
-        annots = [annotation(a) for a in inner if a.get("kind") == "AnnotateAttr"]
+        annots = [annotation(a, info) for a in inner if a.get("kind") == "AnnotateAttr"]
         if "kernel" not in annots or not any(a.get("kind") == "CompoundStmt" for a in inner):
             return None
         params = []
@@ -348,7 +356,7 @@ def parse_ast(root):
             t = p.get("type", {})
             params.append(Param(p["name"], t.get("qualType", ""),
                                 t.get("desugaredQualType", t.get("qualType", "")),
-                                [annotation(a) for a in p.get("inner", [])
+                                [annotation(a, info) for a in p.get("inner", [])
                                  if a.get("kind") == "AnnotateAttr"]))
         k = Kernel(n["name"], qual, params, cooperative="cooperative" in annots)
         for a in annots:
@@ -816,10 +824,11 @@ def cmd_compile(opts, hw):
                 os.path.join(tmp, RT_LIB_NAME), inc, tmp)
         lds = os.path.join(tmp, "kiln.ld")
         open(lds, "w").write(LINKER_SCRIPT)
-        # _start (the runtime's ELF entry stub) pulls the runtime in, as a kbin's entry point
+        # the whole runtime, as when it was compiled with each kernel: it has the ELF entry
+        # stub (_start), and the binary is the same as linking its objects
         run([lld, "-pie", "--no-dynamic-linker", "-z", "max-page-size=4096", "--hash-style=sysv",
-             "-z", "norelro", "-T", lds, "--undefined=_start", "-o", out] + objs + [rt_lib],
-            "linking")
+             "-z", "norelro", "-T", lds, "-o", out] + objs +
+            ["--whole-archive", rt_lib, "--no-whole-archive"], "linking")
         try:
             check_relocations(out, hw)
         except CompileError:
