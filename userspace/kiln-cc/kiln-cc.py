@@ -884,7 +884,8 @@ def parse_args(argv):
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("--version", action="store_true")
     p.add_argument("--info", metavar="FILE")
-    p.add_argument("--disassemble", "-d", metavar="FILE")
+    p.add_argument("--disassemble", metavar="FILE")
+    p.add_argument("-d", dest="disassemble", metavar="FILE")   # separate: its own messages
     p.add_argument("--build-runtime", action="store_true")
     p.add_argument("-o", dest="out")
     p.add_argument("-O", dest="opt", type=lambda v: "-O" + v)
