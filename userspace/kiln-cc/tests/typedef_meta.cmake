@@ -30,7 +30,8 @@ foreach(want
     "vp               buffer rw  none  size=8 align=8 offset=104"
     "rin              buffer r   f32   size=8 align=8 offset=112"
     "vi               buffer rw  i32   size=8 align=8 offset=120"
-    "kernel typedef_args entry=")
+    "kernel typedef_args entry="
+    "target: isa 1, min device 1, features 0x1f")   # no barrier in the code
   string(FIND "${info}" "${want}" pos)
   if(pos EQUAL -1)
     message(FATAL_ERROR "metadata lacks '${want}':\n${info}")
