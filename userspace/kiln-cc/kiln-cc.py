@@ -8,10 +8,16 @@
   kiln-cc --version
 
 Kernels are functions marked KILN_KERNEL (include <kiln/device/kiln_device.h>).
-The argument metadata (.kiln.meta) and the entry wrappers that unpack the
-args block are generated from the kernel declarations; see docs/pe-isa.md.
+For each source kiln-cc reads clang's JSON AST into typed records (Kernel, Param),
+lays out the args block, generates the entry wrappers, compiles them with clang,
+finds the barrier in the compiled code, writes the .kiln.meta and .note.kiln sections
+and links with the prebuilt device runtime (libkiln_rt.a). Every ISA and kbin constant
+comes from include/kiln/hw (kiln_isa.h, kiln_kbin.h), read at run time. See docs/pe-isa.md.
 """
 
+import argparse
+import ast
+import json
 import os
 import re
 import shutil
@@ -20,28 +26,20 @@ import struct
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
+from typing import List
 
 # Filled in by CMake: absolute in the build tree, relative to this script's directory when
 # installed; run from the source tree, the fallbacks in paths() find them.
 CONFIG = {
     "include_dir": "@KILN_CC_INCLUDE_DIR@",
-    "rt_dir": "@KILN_CC_RT_DIR@",
+    "rt_lib": "@KILN_CC_RT_LIB@",
     "version": "@PROJECT_VERSION@",
 }
 
-ISA_VERSION = 1
-MIN_DEVICE_VERSION = 1
-FEATURES_K1 = 0x1F          # all units except the barrier
-FEATURE_BARRIER = 0x20
-META_MAGIC = 0x4154454D
-META_VERSION = 1
+RT_LIB_NAME = "libkiln_rt.a"
 
-ELEM = {
-    "none": 0, "i8": 1, "u8": 2, "i16": 3, "u16": 4, "i32": 5, "u32": 6,
-    "i64": 7, "u64": 8, "f16": 9, "bf16": 10, "f32": 11, "f64": 12,
-}
-
-# desugared C type -> (size, elem)
+# desugared C type -> (size, elem name); elem names are KILN_ELEM_<NAME> lower-cased
 SCALARS = {
     "char": (1, "i8"), "signed char": (1, "i8"), "unsigned char": (1, "u8"),
     "_Bool": (1, "u8"), "bool": (1, "u8"),
@@ -51,33 +49,17 @@ SCALARS = {
     "long long": (8, "i64"), "unsigned long long": (8, "u64"),
     "float": (4, "f32"), "double": (8, "f64"), "_Float16": (2, "f16"),
 }
+# typedefs of kiln_device.h whose storage type (uint16_t) does not say what they hold
+SPECIAL_TYPEDEFS = {"kiln_bf16_t": "bf16", "kiln_fp16_t": "f16"}
 
-CUSTOM_NAMES = {
-    (0, 0): "kiln.exit", (0, 1): "kiln.trap", (0, 2): "kiln.barrier",
-    (0, 3): "kiln.putc", (0, 4): "kiln.puts",
-    (1, 0): "kiln.dma.copy2d", (1, 1): "kiln.dma.gather", (1, 2): "kiln.dma.wait",
-    (2, 0): "kiln.dpe.matmul",
-    (4, 0): "kiln.re.sum_rows", (4, 1): "kiln.re.sum_cols", (4, 2): "kiln.re.max_rows",
-    (4, 3): "kiln.re.max_cols", (4, 4): "kiln.re.min_rows", (4, 5): "kiln.re.min_cols",
-    (4, 6): "kiln.re.sumsq_rows", (4, 7): "kiln.re.sumsq_cols",
-    (5, 0): "kiln.mlu.transpose", (5, 1): "kiln.mlu.copy2d",
-}
-SE_NAMES = {
-    0: "add", 1: "sub", 2: "mul", 3: "div", 4: "min", 5: "max", 6: "fma",
-    0x20: "exp", 0x21: "log", 0x22: "sqrt", 0x23: "rsqrt", 0x24: "relu", 0x25: "gelu",
-    0x26: "sigmoid", 0x27: "tanh", 0x28: "neg", 0x29: "abs", 0x2a: "recip",
-    0x2b: "copy", 0x30: "fill", 0x38: "cvt",
-}
-CSR_NAMES = {
-    0xcc0: "kiln_pe_id", 0xcc1: "kiln_wg_x", 0xcc2: "kiln_wg_y", 0xcc3: "kiln_wg_z",
-    0xcc4: "kiln_grid_x", 0xcc5: "kiln_grid_y", 0xcc6: "kiln_grid_z",
-    0xcc7: "kiln_num_pes", 0xcc8: "kiln_local_base", 0xcc9: "kiln_local_size",
-    0xcca: "kiln_wg_id", 0xccb: "kiln_num_wg", 0xccc: "kiln_cycles",
-    0x800: "kiln_debug_putc",
-}
 REGS = ["zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2",
         "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9",
         "s10", "s11", "t3", "t4", "t5", "t6"]
+RISCV_RELOCS = {0: "R_RISCV_NONE", 1: "R_RISCV_32", 2: "R_RISCV_64", 3: "R_RISCV_RELATIVE",
+                4: "R_RISCV_COPY", 5: "R_RISCV_JUMP_SLOT", 6: "R_RISCV_TLS_DTPMOD32",
+                7: "R_RISCV_TLS_DTPMOD64", 8: "R_RISCV_TLS_DTPREL32",
+                9: "R_RISCV_TLS_DTPREL64", 10: "R_RISCV_TLS_TPREL32",
+                11: "R_RISCV_TLS_TPREL64", 58: "R_RISCV_IRELATIVE"}
 
 
 class UsageError(Exception):
@@ -101,19 +83,38 @@ def find_tool(names):
     die("none of %s found (install clang, lld and llvm: scripts/setup.sh)" % ", ".join(names))
 
 
-def paths():
-    here = os.path.dirname(os.path.realpath(__file__))
-    inc = os.path.join(here, CONFIG["include_dir"])
-    rt = os.path.join(here, CONFIG["rt_dir"])
+def configured(key):
+    v = CONFIG[key]
+    return None if v.startswith("@") else v
+
+
+def script_dir():
+    return os.path.dirname(os.path.realpath(__file__))
+
+
+def include_dir():
+    here = script_dir()
     # as configured, else the source tree (userspace/kiln-cc/kiln-cc.py)
-    cands_inc = [inc, os.path.join(here, "..", "..", "include")]
-    cands_rt = [rt, os.path.join(here, "..", "device-rt")]
-    inc = next((p for p in cands_inc
+    cands = [os.path.join(here, configured("include_dir") or "."),
+             os.path.join(here, "..", "..", "include")]
+    inc = next((p for p in cands
                 if os.path.exists(os.path.join(p, "kiln", "device", "kiln_device.h"))), None)
-    rt = next((p for p in cands_rt if os.path.exists(os.path.join(p, "kiln_rt.c"))), None)
-    if not inc or not rt:
-        die("cannot find the Kiln device headers or runtime (include=%s rt=%s)" % (inc, rt))
-    return os.path.realpath(inc), os.path.realpath(rt)
+    if not inc:
+        die("cannot find the Kiln device headers (looked in %s)" % ", ".join(cands))
+    return os.path.realpath(inc)
+
+
+def runtime():
+    """(prebuilt libkiln_rt.a or None, runtime source dir or None)."""
+    here = script_dir()
+    lib = configured("rt_lib")
+    lib = os.path.join(here, lib) if lib else None
+    if lib and os.path.exists(lib):
+        return os.path.realpath(lib), None
+    src = os.path.join(here, "..", "device-rt")     # the source tree, not configured
+    if os.path.exists(os.path.join(src, "kiln_rt.c")):
+        return None, os.path.realpath(src)
+    die("cannot find the device runtime %s (build it: make userspace)" % (lib or RT_LIB_NAME))
 
 
 TARGET_FLAGS = ["--target=riscv64-unknown-elf", "-march=rv64imafd", "-mabi=lp64d",
@@ -121,6 +122,7 @@ TARGET_FLAGS = ["--target=riscv64-unknown-elf", "-march=rv64imafd", "-mabi=lp64d
                 "-fno-builtin", "-fvisibility=hidden", "-fno-exceptions",
                 "-fno-asynchronous-unwind-tables", "-fno-unwind-tables",
                 "-fno-stack-protector", "-fno-math-errno"]
+RT_FLAGS = ["-x", "c", "-std=gnu11"] + TARGET_FLAGS + ["-O2"]
 
 
 def run(cmd, what):
@@ -133,201 +135,329 @@ def run(cmd, what):
     return p.stdout
 
 
-# ---------------------------------------------------------------- AST parsing
+# ---------------------------------------------------------------- constants from include/kiln/hw
 
-NODE_RE = re.compile(r"^([| `]*)[|`]-(\w+)(.*)$")
-TYPE_RE = re.compile(r"'([^']*)'(?::'([^']*)')?")
+_BIN_OPS = {ast.BitOr: lambda a, b: a | b, ast.BitAnd: lambda a, b: a & b,
+            ast.LShift: lambda a, b: a << b, ast.RShift: lambda a, b: a >> b,
+            ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
+            ast.Mult: lambda a, b: a * b}
 
 
-def parse_ast(text, src_files):
-    """Find KILN_KERNEL function definitions in a clang -ast-dump text dump."""
-    kernels = []
-    ns_stack = []       # (depth, name)
-    cur = None          # current candidate function
-    cur_param = None
-    # typedef name -> the type it stands for. clang's dump desugars a parameter's type
-    # only at the top level: 'uint8_t *' comes without ':unsigned char *', so the
-    # pointee of a pointer parameter is resolved through these.
-    typedefs = {}
-    for line in text.splitlines():
-        m = NODE_RE.match(line)
-        if not m:
-            if line.startswith("TranslationUnitDecl"):
+def _eval_int(expr, names):
+    """Value of a C integer constant expression of the hw headers (literals with u/l
+    suffixes, KILN_HW_BIT/BIT64, | & << >> + - *, parentheses, earlier names)."""
+    expr = re.sub(r"\bKILN_HW_BIT(?:64)?\s*\(", "(1 << ", expr)
+    expr = re.sub(r"\b(0[xX][0-9a-fA-F]+|\d+)[uUlL]+\b", r"\1", expr)
+
+    def ev(n):
+        if isinstance(n, ast.Constant) and isinstance(n.value, int):
+            return n.value
+        if isinstance(n, ast.Name) and n.id in names and isinstance(names[n.id], int):
+            return names[n.id]
+        if isinstance(n, ast.BinOp) and type(n.op) in _BIN_OPS:
+            return _BIN_OPS[type(n.op)](ev(n.left), ev(n.right))
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            return -ev(n.operand)
+        raise ValueError(expr)
+    return ev(ast.parse(expr.strip(), mode="eval").body)
+
+
+class Hw:
+    """The constants kiln-cc needs, read from the hw headers: #defines, enum constants
+    (with the enum they belong to) and the KILN_HW_ASSERT_SIZE struct sizes."""
+
+    def __init__(self, inc):
+        self.names, self.enums, self.sizes = {}, {}, {}
+        for h in ("kiln_hw_common.h", "kiln_isa.h", "kiln_kbin.h"):
+            path = os.path.join(inc, "kiln", "hw", h)
+            try:
+                text = open(path).read()
+            except OSError as e:
+                die("cannot read %s: %s" % (path, e))
+            self._parse(re.sub(r"/\*.*?\*/", " ", text, flags=re.S))
+
+    def _parse(self, text):
+        enum, nxt = None, 0
+        for line in text.splitlines():
+            m = re.match(r"\s*#\s*define\s+(\w+)\s+(.+?)\s*$", line)
+            if m:
+                name, val = m.groups()
+                sm = re.match(r'^"([^"]*)"$', val)
+                if sm:
+                    self.names[name] = sm.group(1)
+                else:
+                    try:
+                        self.names[name] = _eval_int(val, self.names)
+                    except (ValueError, SyntaxError):
+                        pass    # not a constant (function-like helpers, types)
                 continue
-            continue
-        depth = (len(m.group(1)) + 2) // 2
-        kind, rest = m.group(2), m.group(3)
-        if kind in ("TypedefDecl", "TypeAliasDecl"):
-            tname, ttype = parm_name_type(rest)
-            if tname and ttype[0]:
-                typedefs[tname] = ttype[1] or ttype[0]
-        while ns_stack and ns_stack[-1][0] >= depth:
-            ns_stack.pop()
-        if cur and depth <= cur["depth"]:
-            if cur["is_kernel"] and cur["has_body"]:
-                kernels.append(cur)
-            cur = None
-            cur_param = None
-        if kind == "NamespaceDecl":
-            nm = rest.strip().split()[-1] if rest.strip() else ""
-            ns_stack.append((depth, nm))
-            continue
-        if kind == "LinkageSpecDecl":
-            continue
-        if kind == "FunctionDecl" and cur is None:
-            name, types = fn_name_type(rest)
-            if name is None:
+            m = re.match(r"\s*KILN_HW_ASSERT_SIZE\(\s*struct\s+(\w+)\s*,\s*(\d+)\s*\)", line)
+            if m:
+                self.sizes[m.group(1)] = int(m.group(2))
                 continue
-            ns = "::".join(n for _, n in ns_stack if n)
-            cur = {"depth": depth, "name": name, "qual": (ns + "::" + name) if ns else name,
-                   "params": [], "is_kernel": False, "has_body": False,
-                   "cooperative": False, "local_mem": 0}
-            continue
-        if cur is None:
-            continue
-        if depth == cur["depth"] + 1:
-            cur_param = None
-            if kind == "ParmVarDecl":
-                pname, t = parm_name_type(rest)
-                if pname is None:
-                    raise CompileError("kernel parameters must be named (in %s)" % cur["name"])
-                cur_param = {"name": pname, "type": t[0], "canon": t[1] or t[0],
-                             "annot": []}
-                cur["params"].append(cur_param)
-            elif kind == "CompoundStmt":
-                cur["has_body"] = True
-            elif kind == "AnnotateAttr":
-                a = annot(rest)
-                if a == "kiln_kernel":
-                    cur["is_kernel"] = True
-                elif a == "kiln_cooperative":
-                    cur["cooperative"] = True
-                elif a and a.startswith("kiln_local_mem="):
-                    cur["local_mem"] = int(a.split("=", 1)[1], 0)
-        elif depth == cur["depth"] + 2 and cur_param is not None and kind == "AnnotateAttr":
-            cur_param["annot"].append(annot(rest))
-    if cur and cur["is_kernel"] and cur["has_body"]:
-        kernels.append(cur)
-    for k in kernels:
-        k["typedefs"] = typedefs
-    # A function may appear twice (declaration + definition): keep definitions once
+            m = re.match(r"\s*enum\s+(\w+)\s*\{", line)
+            if m:
+                enum, nxt = m.group(1), 0
+                self.enums[enum] = {}
+                continue
+            if enum:
+                if re.match(r"\s*\}", line):
+                    enum = None
+                    continue
+                m = re.match(r"\s*(\w+)\s*(?:=\s*([^,]+?))?\s*,?\s*$", line)
+                if m:
+                    try:
+                        val = _eval_int(m.group(2), self.names) if m.group(2) else nxt
+                    except (ValueError, SyntaxError):
+                        continue
+                    self.names[m.group(1)] = val
+                    self.enums[enum][m.group(1)] = val
+                    nxt = val + 1
+
+    def __getitem__(self, name):
+        if name not in self.names:
+            die("%s not found in include/kiln/hw" % name)
+        return self.names[name]
+
+    def enum(self, name, prefix):
+        """{suffix (lower case): value} of enum @name's constants PREFIX_SUFFIX."""
+        return {k[len(prefix):].lower(): v for k, v in self.enums.get(name, {}).items()}
+
+    @property
+    def elem(self):
+        return self.enum("kiln_meta_elem_type", "KILN_ELEM_")
+
+    @property
+    def features_base(self):
+        """Every unit of the device: the features of a kernel without the barrier."""
+        f = 0
+        for k, v in self.names.items():
+            if k.startswith("KILN_FEATURE_") and k != "KILN_FEATURE_BARRIER":
+                f |= v
+        return f
+
+    @property
+    def custom_csrs(self):
+        """Kiln's CSRs in the RISC-V custom ranges (0x800-0x8ff read/write, 0xcc0-0xcff
+        read-only), named like their kiln_device.h accessors: KILN_CSR_WG_ID -> kiln_wg_id."""
+        return {v: "kiln_" + k[len("KILN_CSR_"):].lower() for k, v in self.names.items()
+                if k.startswith("KILN_CSR_") and (0x800 <= v <= 0x8ff or 0xcc0 <= v <= 0xcff)}
+
+
+# ---------------------------------------------------------------- the AST
+
+@dataclass
+class Param:
+    name: str
+    type: str                   # as written ("const uint8_t *")
+    desugared: str              # top-level sugar removed ("const unsigned char *" or as written)
+    annotations: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Kernel:
+    name: str
+    qual: str                   # namespace-qualified: the name in the metadata
+    params: List[Param]
+    cooperative: bool = False
+    local_mem: int = 0
+    args: list = field(default_factory=list)
+    args_size: int = 0
+    args_align: int = 8
+    entry_sym: str = ""
+
+
+@dataclass
+class Arg:
+    name: str
+    kind: int
+    access: int
+    elem: int
+    size: int
+    align: int
+    offset: int
+    ctype: str
+
+
+@dataclass
+class TypeInfo:
+    """What the AST says about the types named in a translation unit."""
+    typedefs: dict = field(default_factory=dict)    # qualified name -> (type, desugared)
+    enums: dict = field(default_factory=dict)       # qualified name -> underlying type or None
+    annots: dict = field(default_factory=dict)      # KILN_ANNOT_* value -> "kernel", ...
+
+
+def const_value(node):
+    """The integer value of a constant expression node (ConstantExpr carries it)."""
+    n = node
+    while n is not None:
+        if n.get("kind") in ("ConstantExpr", "IntegerLiteral") and \
+                re.match(r"^-?\d+$", n.get("value", "")):
+            return int(n["value"])
+        n = (n.get("inner") or [None])[0]
+    return None
+
+
+def annotation(node, info):
+    """A Kiln annotation (KILN_KERNEL ...): annotate("kiln_...", KILN_ANNOT_X[, value]) ->
+    "x" or "x=value"; None for other annotations. The JSON dump omits the attribute's
+    string but shows its arguments; the KILN_ANNOT_* values come from the same AST
+    (enum kiln_annotation in kiln_device.h)."""
+    vals = [const_value(a) for a in node.get("inner", [])]
+    if not vals or vals[0] not in info.annots:
+        return None
+    name = info.annots[vals[0]]
+    return "%s=%s" % (name, vals[1]) if len(vals) > 1 else name
+
+
+def parse_ast(root):
+    """Kernels (KILN_KERNEL definitions) and type information of a clang JSON AST."""
+    kernels, info = [], TypeInfo()
+
+    def walk(node, ns):
+        for n in node.get("inner", []):
+            kind = n.get("kind")
+            if kind == "NamespaceDecl":
+                walk(n, ns + [n.get("name", "")])
+            elif kind == "LinkageSpecDecl":
+                walk(n, ns)
+            elif kind in ("TypedefDecl", "TypeAliasDecl") and "name" in n:
+                t = n.get("type", {})
+                info.typedefs[qualify(ns, n["name"])] = (
+                    t.get("qualType", ""), t.get("desugaredQualType", t.get("qualType", "")))
+            elif kind == "EnumDecl" and n.get("name") == "kiln_annotation":
+                for c in n.get("inner", []):
+                    if c.get("kind") == "EnumConstantDecl" and \
+                            c.get("name", "").startswith("KILN_ANNOT_"):
+                        v = const_value(c) if c.get("inner") else None
+                        v = v if v is not None else max(info.annots, default=0) + 1
+                        info.annots[v] = c["name"][len("KILN_ANNOT_"):].lower()
+                info.enums["kiln_annotation"] = None
+            elif kind == "EnumDecl" and "name" in n:
+                fixed = n.get("fixedUnderlyingType")
+                info.enums[qualify(ns, n["name"])] = (
+                    fixed.get("desugaredQualType", fixed.get("qualType")) if fixed else None)
+            elif kind == "FunctionDecl":
+                k = function(n, qualify(ns, n.get("name", "")))
+                if k:
+                    kernels.append(k)
+
+    def function(n, qual):
+        inner = n.get("inner", [])
+        annots = [annotation(a, info) for a in inner if a.get("kind") == "AnnotateAttr"]
+        if "kernel" not in annots or not any(a.get("kind") == "CompoundStmt" for a in inner):
+            return None
+        params = []
+        for p in inner:
+            if p.get("kind") != "ParmVarDecl":
+                continue
+            if not p.get("name"):
+                raise CompileError("kernel parameters must be named (in %s)" % n["name"])
+            t = p.get("type", {})
+            params.append(Param(p["name"], t.get("qualType", ""),
+                                t.get("desugaredQualType", t.get("qualType", "")),
+                                [annotation(a, info) for a in p.get("inner", [])
+                                 if a.get("kind") == "AnnotateAttr"]))
+        k = Kernel(n["name"], qual, params, cooperative="cooperative" in annots)
+        for a in annots:
+            if a and a.startswith("local_mem="):
+                k.local_mem = int(a.split("=", 1)[1])
+        return k
+
+    walk(root, [])
+    # A kernel may be declared before its definition: keep each once
     seen, out = set(), []
     for k in kernels:
-        if k["qual"] not in seen:
-            seen.add(k["qual"])
+        if k.qual not in seen:
+            seen.add(k.qual)
             out.append(k)
-    return out
+    return out, info
 
 
-def annot(rest):
-    m = re.search(r'"((?:[^"\\]|\\.)*)"', rest)
-    return m.group(1) if m else None
+def qualify(ns, name):
+    return "::".join([x for x in ns if x] + [name])
 
 
-def strip_loc(rest):
-    # drop " 0x1234 " and the "<...>" source range (may nest <<built-in>>)
-    rest = re.sub(r"^\s*0x[0-9a-f]+\s*", "", rest)
-    rest = re.sub(r"^(prev|parent) 0x[0-9a-f]+\s*", "", rest)
-    if rest.startswith("<"):
-        depth = 0
-        for i, ch in enumerate(rest):
-            if ch == "<":
-                depth += 1
-            elif ch == ">":
-                depth -= 1
-                if depth == 0:
-                    rest = rest[i + 1:]
-                    break
-    rest = rest.strip()
-    # location token (col:5, line:3:5, file.c:3:5)
-    if rest and not rest.startswith("'"):
-        tok = rest.split(" ", 1)
-        if re.match(r"^(col:\d+|line:\d+:\d+|\S+:\d+:\d+|<invalid sloc>)$", tok[0]):
-            rest = tok[1] if len(tok) > 1 else ""
-    return rest.strip()
+QUALS = r"\b(const|volatile|restrict|__restrict|__restrict__)\b"
 
 
-def fn_name_type(rest):
-    rest = strip_loc(rest)
-    words = rest.split("'", 1)
-    if len(words) < 2:
-        return None, None
-    names = [w for w in words[0].split() if w not in ("used", "referenced", "implicit",
-                                                      "invalid", "constexpr", "inline")]
-    if not names:
-        return None, None
-    return names[-1], None
+def unqualified(t):
+    return re.sub(r"\s+", " ", re.sub(QUALS, "", t)).strip()
 
 
-def parm_name_type(rest):
-    rest = strip_loc(rest)
-    head, _, tail = rest.partition("'")
-    names = [w for w in head.split() if w not in ("used", "referenced", "cinit")]
-    m = TYPE_RE.search("'" + tail)
-    t = (m.group(1), m.group(2)) if m else ("", None)
-    return (names[-1] if names else None), t
+def pointee(t):
+    """The pointee of pointer type @t (qualifiers of the pointer itself dropped), or None."""
+    t = re.sub(r"(\s*\b(const|volatile|restrict|__restrict|__restrict__)\b)+\s*$", "", t.strip())
+    return t[:-1].strip() if t.endswith("*") else None
 
 
-def resolve_typedef(name, typedefs):
-    """The builtin type a typedef chain (uint8_t -> __uint8_t -> unsigned char) ends in."""
-    seen = set()
-    while name in typedefs and name not in seen:
+def resolve(name, info):
+    """Follow typedefs from type name @name: (the builtin type it ends in, special elem
+    (bf16/f16) if one of the names on the way is kiln_bf16_t/kiln_fp16_t, whether one of
+    them is const)."""
+    special, seen = None, set()
+    const = bool(re.search(r"\bconst\b", name))
+    name = unqualified(name)
+    while True:
+        special = special or SPECIAL_TYPEDEFS.get(name)
+        if name not in info.typedefs or name in seen:
+            return name, special, const
         seen.add(name)
-        name = re.sub(r"\b(const|volatile)\b", "", typedefs[name]).strip()
-    return name
+        const = const or bool(re.search(r"\bconst\b", info.typedefs[name][0]))
+        name = unqualified(info.typedefs[name][0])
 
 
-def classify(k):
+def classify(k, info, hw):
     """Lay out a kernel's args block from its parameters."""
+    elem_codes = hw.elem
+    kind_buffer = hw["KILN_ARG_BUFFER"]
+    kind_scalar = hw["KILN_ARG_SCALAR"]
+    rd, wr = hw["KILN_ARG_ACCESS_READ"], hw["KILN_ARG_ACCESS_WRITE"]
     args, off, max_align = [], 0, 8
-    for p in k["params"]:
-        t, canon = p["type"].strip(), p["canon"].strip()
-        ann = [a for a in p["annot"] if a]
-        if canon.endswith("*") or t.endswith("*"):
-            pointee = canon[:-1].strip()
-            sugared = t[:-1].strip()
-            const = bool(re.search(r"\bconst\b", pointee))
-            base = re.sub(r"\b(const|volatile|restrict|__restrict)\b", "", pointee).strip()
-            sbase = re.sub(r"\b(const|volatile|restrict|__restrict)\b", "", sugared).strip()
-            if "kiln_bf16_t" in sbase:
-                elem = "bf16"
-            elif "kiln_fp16_t" in sbase:
-                elem = "f16"
+    for p in k.params:
+        t = p.type.strip()
+        ptr = pointee(p.desugared)
+        if ptr is None:
+            ptr = pointee(t)
+        if ptr is not None:
+            spelled = pointee(t)
+            base, special, const = resolve(spelled if spelled is not None else ptr, info)
+            if not special:
+                base, special, c2 = resolve(ptr, info)
+                const = const or c2
+            elem = special or SCALARS.get(base, (0, "none"))[1]
+            if "out" in p.annotations:
+                access = wr
+            elif "in" in p.annotations:
+                access = rd
+            elif "inout" in p.annotations:
+                access = rd | wr
             else:
-                elem = SCALARS.get(resolve_typedef(base, k["typedefs"]), (0, "none"))[1]
-            if "kiln_out" in ann:
-                access = 2
-            elif "kiln_in" in ann:
-                access = 1
-            elif "kiln_inout" in ann:
-                access = 3
-            else:
-                access = 1 if const else 3
-            kind, size, align = 0, 8, 8
+                access = rd if const else rd | wr
+            kind, size, align = kind_buffer, 8, 8
         else:
-            base = re.sub(r"\b(const|volatile)\b", "", canon).strip()
-            if base.startswith("enum "):
-                size, elem = 4, "i32"
+            base, special, _ = resolve(t, info)
+            base = unqualified(p.desugared) if base not in SCALARS else base
+            enum_name = base[5:] if base.startswith("enum ") else base
+            if enum_name in info.enums or base.startswith("enum "):
+                under = info.enums.get(enum_name)
+                size, elem = SCALARS.get(resolve(under, info)[0], (4, "i32")) if under \
+                    else (4, "i32")  # C: int; C++ without a fixed type: int too
             elif base in SCALARS:
                 size, elem = SCALARS[base]
             else:
                 raise CompileError(
                     "kernel %s: parameter '%s' has unsupported type '%s' "
-                    "(use pointers, integers, float or double)" % (k["name"], p["name"], t))
-            sbase = re.sub(r"\b(const|volatile)\b", "", t).strip()
-            if sbase == "kiln_bf16_t":
-                elem = "bf16"
-            elif sbase == "kiln_fp16_t":
-                elem = "f16"
-            kind, align, access = 1, size, 0
+                    "(use pointers, integers, float or double)" % (k.name, p.name, t))
+            elem = special or elem
+            kind, align, access = kind_scalar, size, 0
         off = (off + align - 1) // align * align
-        args.append({"name": p["name"], "kind": kind, "access": access, "elem": ELEM[elem],
-                     "size": size, "align": align, "offset": off, "ctype": t})
+        args.append(Arg(p.name, kind, access, elem_codes[elem], size, align, off, t))
         off += size
         max_align = max(max_align, align)
-    k["args"] = args
-    k["args_align"] = max_align
-    k["args_size"] = (off + max_align - 1) // max_align * max_align
+    k.args = args
+    k.args_align = max_align
+    k.args_size = (off + max_align - 1) // max_align * max_align
 
 
 # ---------------------------------------------------------------- generation
@@ -335,24 +465,22 @@ def classify(k):
 def gen_wrappers(kernels, src, cxx):
     out = ['#include "%s"' % src, "#include <kiln/device/kiln_device.h>", ""]
     for k in kernels:
-        ent = "__kiln_entry_" + k["qual"].replace("::", "__")
-        k["entry_sym"] = ent
-        calls = []
-        for a in k["args"]:
-            calls.append("*(%s const *)(__kiln_args + %d)" % (a["ctype"], a["offset"]))
+        ent = "__kiln_entry_" + k.qual.replace("::", "__")
+        k.entry_sym = ent
+        calls = ["*(%s const *)(__kiln_args + %d)" % (a.ctype, a.offset) for a in k.args]
         ext = 'extern "C" ' if cxx else ""
         out.append("%s__attribute__((used, noinline, visibility(\"hidden\"))) void %s("
                    "const unsigned char *__kiln_args)" % (ext, ent))
         out.append("{")
         out.append("    (void)__kiln_args;")
-        out.append("    %s(%s);" % (k["qual"], ", ".join(calls)))
+        out.append("    %s(%s);" % (k.qual, ", ".join(calls)))
         out.append("    kiln_exit();")
         out.append("}")
         out.append("")
     return "\n".join(out)
 
 
-def gen_meta_asm(kernels, uses_barrier):
+def gen_meta_asm(kernels, uses_barrier, hw):
     strings = bytearray(b"\0")
     stroff = {}
 
@@ -362,38 +490,43 @@ def gen_meta_asm(kernels, uses_barrier):
             strings.extend(x.encode() + b"\0")
         return stroff[x]
 
-    hdr_size, ker_size, arg_size = 40, 40, 20
-    nargs = sum(len(k["args"]) for k in kernels)
+    hdr_size = hw.sizes["kiln_meta_header"]
+    ker_size = hw.sizes["kiln_meta_kernel"]
+    arg_size = hw.sizes["kiln_meta_arg"]
+    nargs = sum(len(k.args) for k in kernels)
     kernels_off = hdr_size
     args_off = kernels_off + ker_size * len(kernels)
     for k in kernels:
-        s(k["qual"])
-        for a in k["args"]:
-            s(a["name"])
+        s(k.qual)
+        for a in k.args:
+            s(a.name)
     strings_off = args_off + arg_size * nargs
-    lines = ['\t.section .kiln.meta,"",@progbits', "\t.p2align 3",
-             "\t.word 0x%x" % META_MAGIC,
-             "\t.half %d, %d" % (META_VERSION, hdr_size),
+    lines = ['\t.section %s,"",@progbits' % hw["KILN_META_SECTION"], "\t.p2align 3",
+             "\t.word 0x%x" % hw["KILN_META_MAGIC"],
+             "\t.half %d, %d" % (hw["KILN_META_VERSION"], hdr_size),
              "\t.word %d, %d, %d, %d" % (len(kernels), ker_size, nargs, arg_size),
              "\t.word %d, %d, %d, %d" % (kernels_off, args_off, strings_off, len(strings))]
     first = 0
     for k in kernels:
-        flags = 1 if k["cooperative"] else 0
-        lines.append("\t.word %d, %d" % (s(k["qual"]), flags))
-        lines.append("\t.quad %s" % k["entry_sym"])
+        flags = hw["KILN_META_KERNEL_COOPERATIVE"] if k.cooperative else 0
+        lines.append("\t.word %d, %d" % (s(k.qual), flags))
+        lines.append("\t.quad %s" % k.entry_sym)
         lines.append("\t.word %d, %d, %d, %d, %d, 0" % (
-            k["args_size"], k["args_align"], k["local_mem"], first, len(k["args"])))
-        first += len(k["args"])
+            k.args_size, k.args_align, k.local_mem, first, len(k.args)))
+        first += len(k.args)
     for k in kernels:
-        for a in k["args"]:
-            lines.append("\t.word %d" % s(a["name"]))
-            lines.append("\t.byte %d, %d, %d, 0" % (a["kind"], a["access"], a["elem"]))
-            lines.append("\t.word %d, %d, %d" % (a["size"], a["align"], a["offset"]))
+        for a in k.args:
+            lines.append("\t.word %d" % s(a.name))
+            lines.append("\t.byte %d, %d, %d, 0" % (a.kind, a.access, a.elem))
+            lines.append("\t.word %d, %d, %d" % (a.size, a.align, a.offset))
     lines.append("\t.byte " + ", ".join(str(b) for b in strings))
-    feats = FEATURES_K1 | (FEATURE_BARRIER if uses_barrier else 0)
-    lines += ['\t.section .note.kiln,"a",@note', "\t.p2align 2",
-              "\t.word 5, 16, 1", '\t.asciz "Kiln"', "\t.p2align 2",
-              "\t.word %d, %d" % (ISA_VERSION, MIN_DEVICE_VERSION),
+    feats = hw.features_base | (hw["KILN_FEATURE_BARRIER"] if uses_barrier else 0)
+    note_name = hw["KILN_NOTE_NAME"]
+    lines += ['\t.section %s,"a",@note' % hw["KILN_NOTE_SECTION"], "\t.p2align 2",
+              "\t.word %d, %d, %d" % (len(note_name) + 1, hw.sizes["kiln_note_target"],
+                                      hw["KILN_NOTE_TYPE_TARGET"]),
+              '\t.asciz "%s"' % note_name, "\t.p2align 2",
+              "\t.word %d, %d" % (hw["KILN_ISA_VERSION"], hw["KILN_DEVICE_VERSION_K1"]),
               "\t.quad 0x%x" % feats, ""]
     return "\n".join(lines)
 
@@ -415,7 +548,12 @@ SECTIONS
 
 # ---------------------------------------------------------------- ELF reading
 
+SHT_RELA = 4
+SHF_EXECINSTR = 0x4
+
+
 def elf_sections(data):
+    """{name: [name_off, type, flags, addr, offset, size]} of an ELF64 LE file."""
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise CompileError("not an ELF64 little-endian file")
     e_shoff, = struct.unpack_from("<Q", data, 0x28)
@@ -433,15 +571,47 @@ def elf_sections(data):
     return out
 
 
-def read_meta(data):
+def custom_insns(data):
+    """(funct3, funct7) of every custom-0 instruction in the code sections of an object.
+    Code is all 4-byte instructions (rv64imafd: no C extension)."""
+    for _, typ, flags, _, off, size in elf_sections(data).values():
+        if typ == 1 and flags & SHF_EXECINSTR:
+            for o in range(off, off + size - 3, 4):
+                w, = struct.unpack_from("<I", data, o)
+                if w & 0x7f == 0x0b:
+                    yield (w >> 12) & 7, w >> 25
+
+
+def uses_barrier(obj, hw):
+    want = (hw["KILN_UNIT_SYS"], hw["KILN_SYS_BARRIER"])
+    return any(i == want for i in custom_insns(open(obj, "rb").read()))
+
+
+def check_relocations(path, hw):
+    """Reject dynamic relocations the loader does not apply (only R_RISCV_RELATIVE)."""
+    data = open(path, "rb").read()
+    ok = hw["KILN_KBIN_R_RISCV_RELATIVE"]
+    for name, (_, typ, _, _, off, size) in elf_sections(data).items():
+        if typ != SHT_RELA:
+            continue
+        for o in range(off, off + size, 24):
+            r_offset, r_info, r_addend = struct.unpack_from("<QQq", data, o)
+            if r_info & 0xffffffff != ok:
+                rname = RISCV_RELOCS.get(r_info & 0xffffffff, "type %d" % (r_info & 0xffffffff))
+                raise CompileError("kernel binary needs relocation %s (only R_RISCV_RELATIVE "
+                                   "is supported): %s offset 0x%x symbol %d addend %d" % (
+                                       rname, name, r_offset, r_info >> 32, r_addend))
+
+
+def read_meta(data, hw):
     secs = elf_sections(data)
-    if ".kiln.meta" not in secs:
+    if hw["KILN_META_SECTION"] not in secs:
         raise CompileError("no .kiln.meta section")
-    _, _, _, _, off, size = secs[".kiln.meta"]
+    _, _, _, _, off, size = secs[hw["KILN_META_SECTION"]]
     m = data[off:off + size]
     (magic, ver, hsz, nk, ksz, na, asz, koff, aoff, soff, ssz) = struct.unpack_from(
         "<IHHIIIIIIII", m, 0)
-    if magic != META_MAGIC:
+    if magic != hw["KILN_META_MAGIC"]:
         raise CompileError("bad .kiln.meta magic")
     strs = m[soff:soff + ssz]
 
@@ -461,110 +631,149 @@ def read_meta(data):
         kernels.append(dict(name=st(name), flags=flags, entry=entry, args_size=asize,
                             args_align=aalign, local_mem=lmem, args=args))
     note = None
-    if ".note.kiln" in secs:
-        o = secs[".note.kiln"][4]
+    if hw["KILN_NOTE_SECTION"] in secs:
+        o = secs[hw["KILN_NOTE_SECTION"]][4]
         namesz, descsz, typ = struct.unpack_from("<III", data, o)
-        isa, mindev, feats = struct.unpack_from("<IIQ", data, o + 12 + 8)
+        isa, mindev, feats = struct.unpack_from("<IIQ", data, o + 12 + (namesz + 3) // 4 * 4)
         note = dict(type=typ, isa=isa, min_device=mindev, features=feats)
     return kernels, note
 
 
 # ---------------------------------------------------------------- commands
 
-def cmd_info(path):
+def cmd_info(path, hw):
     data = open(path, "rb").read()
-    kernels, note = read_meta(data)
-    enames = {v: k for k, v in ELEM.items()}
+    kernels, note = read_meta(data, hw)
+    enames = {v: k for k, v in hw.elem.items()}
     if note:
         print("target: isa %d, min device %d, features 0x%x" % (
             note["isa"], note["min_device"], note["features"]))
+    rd, wr = hw["KILN_ARG_ACCESS_READ"], hw["KILN_ARG_ACCESS_WRITE"]
+    access = {0: "-", rd: "r", wr: "w", rd | wr: "rw"}
     for k in kernels:
         print("kernel %s entry=0x%x args_size=%d args_align=%d local_mem=%d%s" % (
             k["name"], k["entry"], k["args_size"], k["args_align"], k["local_mem"],
-            " cooperative" if k["flags"] & 1 else ""))
+            " cooperative" if k["flags"] & hw["KILN_META_KERNEL_COOPERATIVE"] else ""))
         for a in k["args"]:
             print("  %-16s %-6s %-3s %-5s size=%d align=%d offset=%d" % (
-                a["name"], "buffer" if a["kind"] == 0 else "scalar",
-                {0: "-", 1: "r", 2: "w", 3: "rw"}[a["access"]], enames.get(a["elem"], "?"),
+                a["name"], "buffer" if a["kind"] == hw["KILN_ARG_BUFFER"] else "scalar",
+                access[a["access"]], enames.get(a["elem"], "?"),
                 a["size"], a["align"], a["offset"]))
     return 0
 
 
-def decode_custom(w):
-    f3, f7 = (w >> 12) & 7, w >> 25
-    rd, rs1, rs2 = (w >> 7) & 31, (w >> 15) & 31, (w >> 20) & 31
-    if f3 == 3:
-        base = f7 & ~0x10 if f7 <= 0x16 else f7
-        name = "kiln.se." + SE_NAMES.get(base, "op%d" % f7) + (".s" if f7 <= 0x16 and f7 & 0x10 else "")
-    else:
-        name = CUSTOM_NAMES.get((f3, f7), "kiln.unit%d.op%d" % (f3, f7))
-    ops = []
-    if f3 == 4:
-        ops.append(REGS[rd])
-    if f3 in (1,) and f7 in (0, 1):
-        ops += [REGS[rs1], REGS[rs2]]
-    elif f3 == 0 and f7 == 4:
-        ops += [REGS[rs1], REGS[rs2]]
-    elif not (f3 == 0 and f7 in (0, 2)):
-        ops.append(REGS[rs1])
-    return "%s\t%s" % (name, ", ".join(ops))
+class Decoder:
+    """Names of the custom instructions, from the enums of kiln_isa.h."""
+
+    def __init__(self, hw):
+        self.hw = hw
+        units = hw.enum("kiln_unit", "KILN_UNIT_")
+        self.names = {}
+        for unit, f3 in units.items():
+            prefix = "kiln." if unit == "sys" else "kiln.%s." % unit
+            for op, f7 in hw.enum("kiln_%s_op" % unit, "KILN_%s_" % unit.upper()).items():
+                self.names[(f3, f7)] = prefix + op
+        self.se = hw["KILN_UNIT_SE"]
+        self.se_scalar = hw["KILN_SE_SCALAR"]
+        se_ops = hw.enum("kiln_se_op", "KILN_SE_")
+        self.se_names = {v: k for k, v in se_ops.items() if k != "scalar"}
+        # binary ops take the SCALAR form: op | KILN_SE_SCALAR
+        self.se_max_scalar = self.se_scalar | max(v for v in se_ops.values() if v < self.se_scalar)
+        # operands: rd for the RE, rs1 and rs2 for DMA copies and puts, none for exit and
+        # barrier, else rs1
+        self.with_rd = {hw["KILN_UNIT_RE"]}
+        self.two_src = {(hw["KILN_UNIT_DMA"], hw["KILN_DMA_COPY2D"]),
+                        (hw["KILN_UNIT_DMA"], hw["KILN_DMA_GATHER"]),
+                        (hw["KILN_UNIT_SYS"], hw["KILN_SYS_PUTS"])}
+        self.no_src = {(hw["KILN_UNIT_SYS"], hw["KILN_SYS_EXIT"]),
+                       (hw["KILN_UNIT_SYS"], hw["KILN_SYS_BARRIER"])}
+
+    def decode(self, w):
+        f3, f7 = (w >> 12) & 7, w >> 25
+        rd, rs1, rs2 = (w >> 7) & 31, (w >> 15) & 31, (w >> 20) & 31
+        if f3 == self.se:
+            scalar = f7 <= self.se_max_scalar and f7 & self.se_scalar
+            base = f7 & ~self.se_scalar if f7 <= self.se_max_scalar else f7
+            name = "kiln.se." + self.se_names.get(base, "op%d" % f7) + (".s" if scalar else "")
+        else:
+            name = self.names.get((f3, f7), "kiln.unit%d.op%d" % (f3, f7))
+        ops = []
+        if f3 in self.with_rd:
+            ops.append(REGS[rd])
+        if (f3, f7) in self.two_src:
+            ops += [REGS[rs1], REGS[rs2]]
+        elif (f3, f7) not in self.no_src:
+            ops.append(REGS[rs1])
+        return "%s\t%s" % (name, ", ".join(ops))
 
 
-def cmd_disassemble(path):
+def cmd_disassemble(path, hw):
     objdump = find_tool(["llvm-objdump-14", "llvm-objdump"])
     out = run([objdump, "-d", "--mattr=+m,+a,+f,+d", path], "llvm-objdump")
+    dec = Decoder(hw)
+    csrs = hw.custom_csrs
     line_re = re.compile(r"^(\s*[0-9a-f]+:\s+)((?:[0-9a-f]{2} ){4})\s*(.*)$")
     for line in out.splitlines():
         m = line_re.match(line)
         if m:
             b = bytes(int(x, 16) for x in m.group(2).split())
             w = struct.unpack("<I", b)[0]
-            if (w & 0x7f) == 0x0b:
-                line = "%s%s\t%s" % (m.group(1), m.group(2), decode_custom(w))
+            if (w & 0x7f) == hw["KILN_OPC_CUSTOM0"]:
+                line = "%s%s\t%s" % (m.group(1), m.group(2), dec.decode(w))
             else:
                 csr = re.search(r"\b(csrr[sw]?c?i?|csrr)\b.*?,\s*(\d+|0x[0-9a-f]+)", m.group(3))
                 if csr:
                     num = int(csr.group(2), 0)
-                    if num in CSR_NAMES:
-                        line += "\t# " + CSR_NAMES[num]
+                    if num in csrs:
+                        line += "\t# " + csrs[num]
         print(line)
     return 0
 
 
-def cmd_compile(args):
+def archive(objs, out):
+    ar = find_tool(["llvm-ar-14", "llvm-ar", "ar"])
+    if os.path.exists(out):
+        os.unlink(out)
+    run([ar, "rcs", out] + objs, "archiving %s" % out)
+
+
+def build_runtime(sources, out, inc, tmp):
+    """Compile the device runtime sources into the archive @out."""
+    clang = find_tool(["clang-14", "clang"])
+    objs = []
+    for src in sources:
+        o = os.path.join(tmp, "rt_" + os.path.basename(src) + ".o")
+        run([clang] + RT_FLAGS + ["-I", inc, "-c", src, "-o", o], "compiling the device runtime")
+        objs.append(o)
+    archive(objs, out)
+    return out
+
+
+def cmd_build_runtime(opts, hw):
+    """--build-runtime: the build's step that makes libkiln_rt.a (once, not per kernel)."""
+    if not opts.sources:
+        raise UsageError("--build-runtime needs the runtime sources")
+    if not opts.out:
+        raise UsageError("--build-runtime needs -o lib.a")
+    tmp = tempfile.mkdtemp(prefix="kiln-cc-")
+    try:
+        build_runtime([os.path.abspath(s) for s in opts.sources], opts.out, include_dir(), tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+CXX_EXTS = (".cc", ".cpp", ".cxx", ".C", ".c++")
+
+
+def cmd_compile(opts, hw):
     clang = find_tool(["clang-14", "clang"])
     clangxx = find_tool(["clang++-14", "clang++", "clang-14"])
     lld = find_tool(["ld.lld-14", "ld.lld"])
-    readelf = find_tool(["llvm-readelf-14", "llvm-readelf", "readelf"])
-    inc, rtdir = paths()
-    sources, out, user_flags, opt = [], None, [], "-O2"
-    keep = False
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "-o":
-            if i + 1 >= len(args):
-                raise UsageError("-o needs a file name")
-            out = args[i + 1]
-            i += 2
-            continue
-        if a.startswith("-O"):
-            opt = a
-        elif a in ("-I", "-D", "-U", "-include"):
-            if i + 1 >= len(args):
-                raise UsageError("%s needs an argument" % a)
-            user_flags += [a, args[i + 1]]
-            i += 2
-            continue
-        elif a.startswith(("-I", "-D", "-U", "-W", "-std=", "-f", "-g")):
-            user_flags.append(a)
-        elif a == "--keep-temps":
-            keep = True
-        elif a.startswith("-"):
-            raise UsageError("unknown option '%s'" % a)
-        else:
-            sources.append(a)
-        i += 1
+    inc = include_dir()
+    rt_lib, rt_src = runtime()
+    sources, user_flags = opts.sources, opts.flags
+    out = opts.out
     if not sources:
         raise UsageError("no input files")
     if not out:
@@ -574,61 +783,60 @@ def cmd_compile(args):
             raise UsageError("no such file: %s" % s)
     tmp = tempfile.mkdtemp(prefix="kiln-cc-")
     try:
-        objs, all_kernels, uses_barrier = [], [], False
-        base_flags = TARGET_FLAGS + [opt, "-I", inc] + user_flags
+        objs, all_kernels, barrier = [], [], False
+        base_flags = TARGET_FLAGS + [opts.opt or "-O2", "-I", inc] + user_flags
         for n, src in enumerate(sources):
             src = os.path.abspath(src)
-            cxx = os.path.splitext(src)[1] in (".cc", ".cpp", ".cxx", ".C", ".c++")
+            cxx = os.path.splitext(src)[1] in CXX_EXTS
             cc = clangxx if cxx else clang
             lang = ["-x", "c++", "-std=c++20"] if cxx else ["-x", "c", "-std=gnu11"]
             if any(f.startswith("-std=") for f in user_flags):
                 lang = lang[:2]
-            ast = run([cc] + lang + base_flags + ["-fsyntax-only", "-fno-color-diagnostics",
-                                                 "-Xclang", "-ast-dump", src],
-                      "compiling %s" % src)
-            kernels = parse_ast(ast, [src])
+            dump = run([cc] + lang + base_flags + ["-fsyntax-only", "-fno-color-diagnostics",
+                                                  "-Xclang", "-ast-dump=json", src],
+                       "compiling %s" % src)
+            kernels, info = parse_ast(json.loads(dump))
+            del dump
             for k in kernels:
-                classify(k)
+                classify(k, info, hw)
             all_kernels += kernels
-            text = open(src, errors="replace").read()
-            if "kiln_barrier" in text:
-                uses_barrier = True
             wrap = os.path.join(tmp, "wrap%d%s" % (n, ".cpp" if cxx else ".c"))
             open(wrap, "w").write(gen_wrappers(kernels, src, cxx))
             obj = os.path.join(tmp, "k%d.o" % n)
             run([cc] + lang + base_flags + ["-c", wrap, "-o", obj], "compiling %s" % src)
+            # the feature note records the barrier if the code executes it
+            barrier = barrier or uses_barrier(obj, hw)
             objs.append(obj)
         if not all_kernels:
             raise CompileError("no kernels found: mark kernel functions with KILN_KERNEL")
-        names = [k["qual"] for k in all_kernels]
+        names = [k.qual for k in all_kernels]
         dup = {x for x in names if names.count(x) > 1}
         if dup:
             raise CompileError("kernel defined twice: %s" % ", ".join(sorted(dup)))
         meta = os.path.join(tmp, "meta.s")
-        open(meta, "w").write(gen_meta_asm(all_kernels, uses_barrier))
+        open(meta, "w").write(gen_meta_asm(all_kernels, barrier, hw))
         run([clang, "--target=riscv64-unknown-elf", "-march=rv64imafd", "-mabi=lp64d", "-mno-relax",
              "-c", meta, "-o", meta + ".o"], "assembling metadata")
         objs.append(meta + ".o")
-        for f in sorted(os.listdir(rtdir)):
-            if f.endswith(".c"):
-                o = os.path.join(tmp, "rt_" + f + ".o")
-                run([clang, "-x", "c", "-std=gnu11"] + TARGET_FLAGS + ["-O2", "-I", inc, "-c",
-                    os.path.join(rtdir, f), "-o", o], "compiling the device runtime")
-                objs.append(o)
+        if rt_lib is None:      # run from the source tree without a build
+            rt_lib = build_runtime(
+                [os.path.join(rt_src, f) for f in sorted(os.listdir(rt_src)) if f.endswith(".c")],
+                os.path.join(tmp, RT_LIB_NAME), inc, tmp)
         lds = os.path.join(tmp, "kiln.ld")
         open(lds, "w").write(LINKER_SCRIPT)
+        # the whole runtime, as when it was compiled with each kernel: it has the ELF entry
+        # stub (_start), and the binary is the same as linking its objects
         run([lld, "-pie", "--no-dynamic-linker", "-z", "max-page-size=4096", "--hash-style=sysv",
-             "-z", "norelro", "-T", lds, "-o", out] + objs, "linking")
-        rel = run([readelf, "-r", "-W", out], "checking relocations")
-        for line in rel.splitlines():
-            m = re.search(r"\b(R_RISCV_\w+)", line)
-            if m and m.group(1) != "R_RISCV_RELATIVE":
-                os.unlink(out)
-                raise CompileError("kernel binary needs relocation %s (only R_RISCV_RELATIVE "
-                                   "is supported): %s" % (m.group(1), line.strip()))
+             "-z", "norelro", "-T", lds, "-o", out] + objs +
+            ["--whole-archive", rt_lib, "--no-whole-archive"], "linking")
+        try:
+            check_relocations(out, hw)
+        except CompileError:
+            os.unlink(out)
+            raise
         return 0
     finally:
-        if keep:
+        if opts.keep_temps:
             sys.stderr.write("kiln-cc: temporaries kept in %s\n" % tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -642,6 +850,60 @@ options: -O<n> -I<dir> -D<macro> -std=<std> -W<warn> -g --keep-temps
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with kiln-cc's messages and exit codes (UsageError: exit 2 with USAGE)."""
+
+    def error(self, message):
+        m = re.match(r"argument (\S+?)(?:/\S+)?: expected one argument", message)
+        if m:
+            opt = m.group(1)
+            raise UsageError("-o needs a file name" if opt == "-o" else
+                             "%s needs an argument" % opt if opt in ("-I", "-D", "-U", "-include")
+                             else "%s takes exactly one file" % opt)
+        raise UsageError(message)
+
+
+class Flag(argparse.Action):
+    """A flag passed on to clang, kept in command-line order (-D and -U, -I order matter)."""
+
+    def __call__(self, parser, ns, value, option_string=None):
+        if option_string in ("-I", "-D", "-U", "-include"):
+            ns.flags += [option_string, value]
+        else:
+            ns.flags.append(BARE.get(option_string, option_string + (value or "")))
+
+
+# -g, -W, -f and -O take a value only attached (-g3, -Wall, -O2): given bare, they are
+# renamed so that argparse does not take the next word as their value
+BARE = {"--bare-g": "-g", "--bare-W": "-W", "--bare-f": "-f"}
+
+
+def parse_args(argv):
+    p = Parser(prog="kiln-cc", add_help=False, allow_abbrev=False)
+    p.set_defaults(flags=[])
+    p.add_argument("-h", "--help", action="store_true")
+    p.add_argument("--version", action="store_true")
+    p.add_argument("--info", metavar="FILE")
+    p.add_argument("--disassemble", metavar="FILE")
+    p.add_argument("-d", dest="disassemble", metavar="FILE")   # separate: its own messages
+    p.add_argument("--build-runtime", action="store_true")
+    p.add_argument("-o", dest="out")
+    p.add_argument("-O", dest="opt", type=lambda v: "-O" + v)
+    p.add_argument("--bare-O", dest="opt", action="store_const", const="-O")
+    for o in ("-I", "-D", "-U", "-include", "-W", "-f", "-g"):
+        p.add_argument(o, action=Flag)
+    for o in BARE:
+        p.add_argument(o, action=Flag, nargs=0)
+    p.add_argument("-std", action=Flag, type=lambda v: "=" + v)
+    p.add_argument("--keep-temps", action="store_true")
+    p.add_argument("sources", nargs="*")
+    argv = ["--bare" + a if a in ("-g", "-W", "-f", "-O") else a for a in argv]
+    opts, rest = p.parse_known_intermixed_args(argv)
+    for r in rest:
+        raise UsageError("unknown option '%s'" % r)
+    return opts
+
+
 def main(argv):
     # Like any filter: `kiln-cc --info f | head` ends quietly when head closes the pipe,
     # instead of a BrokenPipeError traceback.
@@ -649,24 +911,34 @@ def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(USAGE) if argv else sys.stderr.write(USAGE)
         return 0 if argv else 2
-    if argv[0] == "--version":
-        if len(argv) != 1:
-            sys.stderr.write("kiln-cc: error: --version takes no arguments\n%s" % USAGE)
-            return 2
-        # run from the source tree the placeholder is not filled in
-        ver = CONFIG["version"] if not CONFIG["version"].startswith("@") else "(source tree)"
-        clang = shutil.which("clang-14") or shutil.which("clang") or "not found"
-        print("kiln-cc %s (kernel ISA %d, min device %d; clang: %s)" % (
-            ver, ISA_VERSION, MIN_DEVICE_VERSION, clang))
-        return 0
     try:
-        if argv[0] in ("--disassemble", "-d", "--info"):
-            if len(argv) != 2:
-                raise UsageError("%s takes exactly one file" % argv[0])
-            if not os.path.exists(argv[1]):
-                raise UsageError("no such file: %s" % argv[1])
-            return cmd_info(argv[1]) if argv[0] == "--info" else cmd_disassemble(argv[1])
-        return cmd_compile(argv)
+        opts = parse_args(argv)
+        if opts.help:
+            sys.stdout.write(USAGE)
+            return 0
+        if opts.version:
+            if len(argv) != 1:
+                sys.stderr.write("kiln-cc: error: --version takes no arguments\n%s" % USAGE)
+                return 2
+            hw = Hw(include_dir())
+            # run from the source tree the placeholder is not filled in
+            ver = configured("version") or "(source tree)"
+            clang = shutil.which("clang-14") or shutil.which("clang") or "not found"
+            print("kiln-cc %s (kernel ISA %d, min device %d; clang: %s)" % (
+                ver, hw["KILN_ISA_VERSION"], hw["KILN_DEVICE_VERSION_K1"], clang))
+            return 0
+        for mode, path in (("--info", opts.info), ("--disassemble", opts.disassemble)):
+            if path is not None:
+                if len(argv) != 2:
+                    raise UsageError("%s takes exactly one file" % argv[0])
+                if not os.path.exists(path):
+                    raise UsageError("no such file: %s" % path)
+                hw = Hw(include_dir())
+                return cmd_info(path, hw) if mode == "--info" else cmd_disassemble(path, hw)
+        hw = Hw(include_dir())
+        if opts.build_runtime:
+            return cmd_build_runtime(opts, hw)
+        return cmd_compile(opts, hw)
     except UsageError as e:
         sys.stderr.write("kiln-cc: error: %s\n%s" % (e, USAGE))
         return 2

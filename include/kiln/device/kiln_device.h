@@ -35,12 +35,19 @@ typedef uint16_t kiln_bf16_t;
 typedef uint16_t kiln_fp16_t;
 
 /* Kernel entry points and their parameters */
-#define KILN_KERNEL             __attribute__((annotate("kiln_kernel")))
-#define KILN_COOPERATIVE        __attribute__((annotate("kiln_cooperative")))
-#define KILN_LOCAL_MEM(bytes)   __attribute__((annotate("kiln_local_mem=" #bytes)))
-#define KILN_IN                 __attribute__((annotate("kiln_in")))
-#define KILN_OUT                __attribute__((annotate("kiln_out")))
-#define KILN_INOUT              __attribute__((annotate("kiln_inout")))
+/* kiln-cc reads these from clang's JSON AST, which shows an annotation's arguments but not
+ * its string: so each also carries its KILN_ANNOT_* value (an integer: a string argument
+ * would be emitted into the kernel's .rodata), KILN_LOCAL_MEM its bytes. */
+enum kiln_annotation {
+    KILN_ANNOT_KERNEL = 1, KILN_ANNOT_COOPERATIVE, KILN_ANNOT_LOCAL_MEM,
+    KILN_ANNOT_IN, KILN_ANNOT_OUT, KILN_ANNOT_INOUT,
+};
+#define KILN_KERNEL             __attribute__((annotate("kiln_kernel", KILN_ANNOT_KERNEL)))
+#define KILN_COOPERATIVE        __attribute__((annotate("kiln_cooperative", KILN_ANNOT_COOPERATIVE)))
+#define KILN_LOCAL_MEM(bytes)   __attribute__((annotate("kiln_local_mem", KILN_ANNOT_LOCAL_MEM, (bytes))))
+#define KILN_IN                 __attribute__((annotate("kiln_in", KILN_ANNOT_IN)))
+#define KILN_OUT                __attribute__((annotate("kiln_out", KILN_ANNOT_OUT)))
+#define KILN_INOUT              __attribute__((annotate("kiln_inout", KILN_ANNOT_INOUT)))
 
 #define KILN_ALWAYS_INLINE      static inline __attribute__((always_inline))
 

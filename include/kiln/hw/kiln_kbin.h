@@ -38,6 +38,7 @@
 #define KILN_FEATURE_DMA		KILN_HW_BIT64(4)
 #define KILN_FEATURE_BARRIER		KILN_HW_BIT64(5)	/* needs a COOPERATIVE launch */
 #define KILN_FEATURES_K1		0x3full
+#define KILN_DEVICE_VERSION_K1		1	/* min_device_version of a kernel for K1 */
 
 struct kiln_note_target {
 	uint32_t isa_version;		/* KILN_ISA_VERSION the kernel was built for */

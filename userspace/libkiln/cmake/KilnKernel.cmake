@@ -22,6 +22,9 @@ function(kiln_add_kernel output)
   elseif(KILN_CC)
     set(cc ${KILN_CC})
     set(deps ${KILN_CC})
+    if(TARGET kiln_device_rt)   # inside the Kiln build: the runtime archive kiln-cc links
+      list(APPEND deps ${KILN_DEVICE_RT_LIB} kiln_device_rt)
+    endif()
   else()
     message(FATAL_ERROR "kiln_add_kernel: no kiln-cc known; call find_package(kiln) first "
                         "or set KILN_CC_COMMAND")
