@@ -17,6 +17,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("KILN_BUILD_DIR", os.path.join(REPO, "build"))
 OUT = os.path.join(BUILD, "harness")
 KILN_VM = [sys.executable, os.path.join(REPO, "scripts", "kiln-vm")]
+KILN_VM_PAIR = [sys.executable, os.path.join(REPO, "scripts", "kiln-vm-pair")]
 RUN_TESTS = [sys.executable, os.path.join(REPO, "scripts", "run-tests")]
 QEMU = os.path.join(BUILD, "qemu", "qemu-system-x86_64")
 NO_DEV = ["--devices", "0", "--no-driver"]
@@ -190,9 +191,26 @@ def t_driver_loads():
                     f"is missing or not group render (rc {rc})", out + err)
 
 
+def t_vm_pair_mpi_across_vms():
+    """Two VMs joined by kiln-vm-pair's link: mpirun starts one rank in each (through
+    kiln-rsh), both ranks' output arrives, and the failure of the rank in the second VM
+    fails the whole run."""
+    if not shutil.which("mpirun"):
+        raise Skip("Open MPI not installed (openmpi-bin)")
+    rank = 'h=$(hostname); echo "rank ${OMPI_COMM_WORLD_RANK} on $h"; [ "$h" = kiln-vm0 ]'
+    rc, out, err = sh(KILN_VM_PAIR + NO_DEV + ["--timeout", "300", "--", "mpirun", "--allow-run-as-root",
+                                               "--host", "kiln-vm0,kiln-vm1", "-np", "2",
+                                               "sh", "-c", rank])
+    both = out + err
+    expect("[vm0] rank 0 on kiln-vm0" in out and "[vm0] rank 1 on kiln-vm1" in out,
+           "mpirun did not run one rank in each VM", both)
+    expect(rc != 0, "the rank that failed in the second VM did not fail the run", both)
+    expect("[vm1] kiln-rsh: stopped" in out, "the second VM's kiln-rsh server was not stopped", both)
+
+
 TESTS = [t_usage_errors, t_exit_status_propagates, t_host_share, t_failing_vm_test_fails_run,
          t_kernel_warning_fails_run, t_kernel_warning_during_test_fails_it,
-         t_hung_guest_times_out, t_devices_visible, t_driver_loads]
+         t_hung_guest_times_out, t_devices_visible, t_driver_loads, t_vm_pair_mpi_across_vms]
 
 
 def main():
