@@ -708,6 +708,10 @@ int cmd_fidelity(const Opts& o) {
   fig("bf16_dense_tflops", 177.0, flops / secs(g) / 1e12, "TFLOPS");
   fig("full_load_power_W", 85.0, g.usage().power_w(), "W");
   fig("bf16_tflops_per_W", 177.0 / 85.0, flops / g.energy() / 1e12, "TFLOPS/W");
+  // The same load in int8 (int32 accumulators): MTIA 2i's 354 TOPS, 2,048 MAC/cycle/PE.
+  kiln::Buffer a8 = dev.alloc(tile / 2), b8 = dev.alloc(size_t(tile / 2) * b_tiles, kiln::Memory::sram);
+  kiln::Event g8 = q.launch_with(mod.kernel("bench_gemm_int8"), {.grid = {pes, 1, 1}}, a8, b8, c, tiles, b_tiles);
+  fig("int8_dense_tops", 354.0, flops / secs(g8) / 1e12, "TOPS");
   // The op library's 2K^3 bf16 GEMM: operands on chip against the DPE peak, and
   // operands in DRAM against that size's DRAM roofline (A and B read once, C
   // written once, plus the launch's dispatch). MTIA 2i: > 92 % of peak.

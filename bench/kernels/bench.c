@@ -56,20 +56,20 @@ KILN_KERNEL void bench_stream(const uint8_t *src, uint64_t bytes_per_wg)
 }
 
 /*
- * Full-load bf16 GEMM, the energy model's calibration point (85 W): each
- * workgroup keeps a 128 x 128 bf16 tile of A in local memory (weight
- * stationary, as MTIA's DPE caches one operand) and streams @tiles tiles of
- * B (128 x 128 bf16, 32 KiB each, cycling through @b_tiles of them) from
- * @b, double-buffered, accumulating into a 128 x 128 fp32 tile of C it
- * stores at c + wg * 128 * 128 at the end. 64 workgroups keep every DPE
- * busy with 1.38 TB/s of SRAM traffic (half of SRAM's bandwidth).
+ * Full-load GEMM: each workgroup keeps a 128 x 128 tile of A in local memory
+ * (weight stationary, as MTIA's DPE caches one operand) and streams @tiles
+ * tiles of B (cycling through @b_tiles of them) from @b, double-buffered,
+ * accumulating into a 128 x 128 tile of C (fp32, or int32 for int8) it
+ * stores at c + wg * 128 * 128 at the end. With 64 workgroups every DPE is
+ * busy: bf16 needs 1.38 TB/s of SRAM traffic (half of SRAM's bandwidth),
+ * int8 the same bytes per second at twice the MACs.
  */
-KILN_KERNEL void bench_gemm_bf16(const uint16_t *a, const uint16_t *b, KILN_OUT float *c,
-                                 uint32_t tiles, uint32_t b_tiles)
+KILN_ALWAYS_INLINE void full_load_gemm(const void *a, const void *b, void *c, uint32_t tiles,
+                                   uint32_t b_tiles, uint32_t dtype, uint32_t elem_bytes)
 {
-    const uint32_t t = 128, tile = t * t * 2;
-    uint16_t *la = KILN_LM(uint16_t, 0);
-    float *lc = KILN_LM(float, 3 * tile);
+    const uint32_t t = 128, tile = t * t * elem_bytes;
+    uint8_t *la = KILN_LM(uint8_t, 0);
+    uint8_t *lc = KILN_LM(uint8_t, 3 * tile);
     kiln_dma_copy(la, a, tile, 2);
     kiln_dma_copy(KILN_LM(uint8_t, tile), b, tile, 0);
     kiln_dma_wait(1u << 2);
@@ -81,8 +81,22 @@ KILN_KERNEL void bench_gemm_bf16(const uint16_t *a, const uint16_t *b, KILN_OUT 
         }
         kiln_dma_wait(1u << cur);
         kiln_matmul(lc, la, KILN_LM(uint8_t, (1 + cur) * tile), t, t, t, t, t, t,
-                    KILN_DTYPE_BF16, i ? KILN_DPE_ACCUM : 0);
+                    dtype, i ? KILN_DPE_ACCUM : 0);
     }
-    kiln_dma_copy(c + (uint64_t)kiln_wg_id() * t * t, lc, t * t * 4, 0);
+    kiln_dma_copy((uint8_t *)c + (uint64_t)kiln_wg_id() * t * t * 4, lc, t * t * 4, 0);
     kiln_dma_wait(1);
+}
+
+/* bf16 x bf16 -> fp32: the energy model's calibration point (85 W). */
+KILN_KERNEL void bench_gemm_bf16(const uint16_t *a, const uint16_t *b, KILN_OUT float *c,
+                                 uint32_t tiles, uint32_t b_tiles)
+{
+    full_load_gemm(a, b, c, tiles, b_tiles, KILN_DTYPE_BF16, 2);
+}
+
+/* int8 x int8 -> int32: the int8 peak (354 TOPS). */
+KILN_KERNEL void bench_gemm_int8(const int8_t *a, const int8_t *b, KILN_OUT int32_t *c,
+                                 uint32_t tiles, uint32_t b_tiles)
+{
+    full_load_gemm(a, b, c, tiles, b_tiles, KILN_DTYPE_INT8, 1);
 }
