@@ -666,7 +666,7 @@ TEST_F(Stress, SoakFaultsWhileVictimsRunNoInnocentLost) {
   bool root = geteuid() == 0 && access((debugfs_dir() + "/force_reset").c_str(), W_OK) == 0;
   if (root) kinds.push_back("forced_reset");
   if (host.ok())
-    for (const char *k : {"inj_hang", "inj_dma_error", "inj_lost_irq", "inj_mmu", "inj_fatal"}) kinds.push_back(k);
+    for (const char *k : {"inj_hang", "inj_dma_error", "inj_lost_irq", "inj_mmu", "inj_fatal", "inj_reset_fail"}) kinds.push_back(k);
   Victim vics[3];
   vics[0].start(seed_from_env() + 400, DRM_KILN_PRIORITY_NORMAL);
   vics[1].start(seed_from_env() + 401, DRM_KILN_PRIORITY_HIGH);
@@ -723,7 +723,10 @@ TEST_F(Stress, SoakFaultsWhileVictimsRunNoInnocentLost) {
         } else {
           prop = "fault-fatal", val = "true";
         }
-        std::string reply = host.call("qom-set kiln0 " + prop + " " + val);
+        std::string reply = "ok";
+        // A fatal error that soft reset cannot clear: the driver must escalate to FLR.
+        if (kind == "inj_reset_fail") reply = host.call("qom-set kiln0 fault-reset-fail true");
+        if (reply == "ok") reply = host.call("qom-set kiln0 " + prop + " " + val);
         if (reply != "ok") {
           unclear++;
           if (first_err.empty()) first_err = kind + ": host channel: " + reply;
