@@ -613,6 +613,13 @@ static int kiln_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		goto err_irq;
 
+	/*
+	 * The config space that AER slot reset restores (pci_restore_state):
+	 * the copy the PCI core saved at enumeration predates bus mastering
+	 * and the MSI-X set-up, so restoring it would leave DMA disabled.
+	 */
+	pci_save_state(pdev);
+
 	kiln_debugfs_init(kdev);
 
 	ret = drm_dev_register(drm, 0);

@@ -100,9 +100,11 @@ int kiln_hw_soft_reset(struct kiln_device *kdev)
 	kiln_wr32(kdev, KILN_REG_CONTROL, KILN_CONTROL_SOFT_RESET);
 	ret = readl_poll_timeout(kdev->regs + KILN_REG_STATUS, status,
 				 status != ~0u &&
-				 (status & KILN_STATUS_REG_READY) &&
-				 !(status & KILN_STATUS_REG_FATAL),
+				 (status & KILN_STATUS_REG_READY),
 				 1000, KILN_READY_TIMEOUT_US);
+	/* READY: the reset is complete; FATAL still set: it did not help. */
+	if (!ret && (status & KILN_STATUS_REG_FATAL))
+		ret = -EIO;
 	if (ret)
 		drm_err(&kdev->drm, "soft reset failed (status 0x%x)\n",
 			status);

@@ -540,7 +540,13 @@ static pci_ers_result_t kiln_pci_slot_reset(struct pci_dev *pdev)
 {
 	struct kiln_device *kdev = pci_get_drvdata(pdev);
 
+	/*
+	 * The link reset put the function in its power-on state: BARs, MSI-X
+	 * and bus mastering off. Restore the config space saved at probe;
+	 * without bus mastering every DMA of the device would fail.
+	 */
 	pci_restore_state(pdev);
+	pci_set_master(pdev);
 	pci_save_state(pdev);
 	if (kiln_hw_soft_reset(kdev)) {
 		kiln_reset_lost(kdev);

@@ -245,6 +245,7 @@ static void kiln_qdev_reset(DeviceState *dev)
     int v;
 
     kiln_do_reset(s, s->in_flr ? "flr" : "system", s->in_flr);
+    qatomic_set(&s->fault_reset_fail, false);
     msix_unuse_all_vectors(pdev);
     for (v = 0; v < KILN_NUM_VECTORS; v++) {
         msix_vector_use(pdev, v);
@@ -257,6 +258,8 @@ static void kiln_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
     KilnState *s = KILN(pdev);
 
     pci_default_write_config(pdev, addr, val, len);
+    /* Clearing the logged error pops the next one (AER multiple headers). */
+    pcie_aer_write_config(pdev, addr, val, len);
     s->in_flr = true;
     pcie_cap_flr_write_config(pdev, addr, val, len);
     s->in_flr = false;
@@ -725,6 +728,13 @@ static void kiln_write32(KilnState *s, hwaddr addr, uint32_t val)
         }
         if (val & KILN_CONTROL_SOFT_RESET) {
             kiln_do_reset(s, "soft", true);
+            if (qatomic_read(&s->fault_reset_fail)) {
+                /* Comes out of the reset still fatal; no message. */
+                trace_kiln_fault_injected(-1, "soft reset fails");
+                QEMU_LOCK_GUARD(&s->lock);
+                s->fatal = true;
+                s->error_code = KILN_STATUS_FATAL;
+            }
             return;
         }
         qemu_mutex_lock(&s->lock);
@@ -892,6 +902,21 @@ static void kiln_set_fatal_prop(Object *obj, Visitor *v, const char *name,
     }
 }
 
+static bool kiln_get_reset_fail(Object *obj, Error **errp)
+{
+    return qatomic_read(&KILN(obj)->fault_reset_fail);
+}
+
+static void kiln_set_reset_fail(Object *obj, bool val, Error **errp)
+{
+    KilnState *s = KILN(obj);
+
+    if (val) {
+        trace_kiln_fault_injected(-1, "soft reset will fail");
+    }
+    qatomic_set(&s->fault_reset_fail, val);
+}
+
 static void kiln_get_seed(Object *obj, Visitor *v, const char *name,
                           void *opaque, Error **errp)
 {
@@ -952,6 +977,11 @@ static void kiln_instance_init(Object *obj)
                         kiln_set_fatal_prop, NULL, NULL);
     object_property_set_description(obj, "fault-fatal",
         "Set true: the device enters the fatal state until reset");
+    object_property_add_bool(obj, "fault-reset-fail", kiln_get_reset_fail,
+                             kiln_set_reset_fail);
+    object_property_set_description(obj, "fault-reset-fail",
+        "Set true: soft resets leave the device fatal until an FLR or "
+        "system reset");
     object_property_add(obj, "fault-seed", "uint64", kiln_get_seed,
                         kiln_set_seed, NULL, NULL);
     object_property_set_description(obj, "fault-seed",

@@ -174,6 +174,7 @@ struct KilnState {
     int32_t fault_hang_queue;
     uint32_t fault_dma_error;
     uint32_t fault_lost_irq;
+    bool fault_reset_fail;  /* soft resets leave FATAL set; FLR clears */
     uint32_t fault_late_irq_ms;
     uint32_t fault_rate;
     uint64_t fault_seed;

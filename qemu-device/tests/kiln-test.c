@@ -900,6 +900,8 @@ static void test_fault_injection(void)
     struct kiln_pkt_nop nop;
     uint64_t fence;
     uint64_t progress;
+    uint16_t devctl;
+    uint8_t cap;
 
     kiln_start(&k, NULL);
     enable_device(&k);
@@ -977,6 +979,28 @@ static void test_fault_injection(void)
     wr32(&k, KILN_REG_CONTROL, KILN_CONTROL_SOFT_RESET);
     g_assert_cmpuint(rd32(&k, KILN_REG_STATUS) & KILN_STATUS_REG_FATAL, ==, 0);
     g_assert_cmpuint(rd32(&k, KILN_REG_RESET_COUNT), ==, 1);
+
+    /* reset-fail: soft resets leave FATAL set; an FLR clears it and the fault */
+    qom_set_bool(&k, "fault-reset-fail", true);
+    qom_set_bool(&k, "fault-fatal", true);
+    wr32(&k, KILN_REG_CONTROL, KILN_CONTROL_SOFT_RESET);
+    g_assert_cmpuint(rd32(&k, KILN_REG_RESET_COUNT), ==, 2);
+    g_assert(rd32(&k, KILN_REG_STATUS) & KILN_STATUS_REG_READY);
+    g_assert(rd32(&k, KILN_REG_STATUS) & KILN_STATUS_REG_FATAL);
+    g_assert_cmpuint(rd32(&k, KILN_REG_ERROR_CODE), ==, KILN_STATUS_FATAL);
+    wr32(&k, KILN_REG_CONTROL, KILN_CONTROL_SOFT_RESET);
+    g_assert(rd32(&k, KILN_REG_STATUS) & KILN_STATUS_REG_FATAL);
+    cap = qpci_find_capability(k.dev, PCI_CAP_ID_EXP, 0);
+    g_assert(cap);
+    devctl = qpci_config_readw(k.dev, cap + PCI_EXP_DEVCTL);
+    qpci_config_writew(k.dev, cap + PCI_EXP_DEVCTL,
+                       devctl | PCI_EXP_DEVCTL_BCR_FLR);
+    qpci_device_enable(k.dev);
+    k.bar0 = qpci_iomap(k.dev, KILN_BAR_REGS, NULL);
+    g_assert_cmpuint(rd32(&k, KILN_REG_RESET_COUNT), ==, 4);
+    g_assert_cmpuint(rd32(&k, KILN_REG_STATUS) & KILN_STATUS_REG_FATAL, ==, 0);
+    wr32(&k, KILN_REG_CONTROL, KILN_CONTROL_SOFT_RESET);
+    g_assert_cmpuint(rd32(&k, KILN_REG_STATUS) & KILN_STATUS_REG_FATAL, ==, 0);
     kiln_stop(&k);
 }
 
