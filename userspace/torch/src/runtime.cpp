@@ -5,6 +5,7 @@
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/util/Exception.h>
+#include <torch/version.h>
 
 namespace kiln_torch {
 namespace {
@@ -224,9 +225,17 @@ void delete_block(void* ctx) {
   Runtime::get(b->device).release(b);
 }
 
+// torch 2.3 made Allocator::allocate non-const and added copy_data (for copy-on-write
+// storage); 1.13 (Debian 12) and 2.6 (Debian 13) are the versions built and tested.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define KILN_ALLOCATE_CONST
+#else
+#define KILN_ALLOCATE_CONST const
+#endif
+
 class KilnAllocator final : public c10::Allocator {
  public:
-  c10::DataPtr allocate(size_t n) const override {
+  c10::DataPtr allocate(size_t n) KILN_ALLOCATE_CONST override {
     int dev = current_device();
     c10::Device device(kDeviceType, c10::DeviceIndex(dev));
     if (n == 0) return {nullptr, nullptr, &delete_block, device};
@@ -235,7 +244,15 @@ class KilnAllocator final : public c10::Allocator {
     return {data, b, &delete_block, device};
   }
   c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+#if TORCH_VERSION_MAJOR >= 2
+  // Kiln storage holds device addresses, which the host cannot memcpy; torch calls this
+  // only to materialise a lazily cloned (copy-on-write) storage.
+  void copy_data(void*, const void*, std::size_t) const override {
+    TORCH_CHECK(false, "kiln: copy-on-write storage (torch._lazy_clone) is not supported on the kiln device");
+  }
+#endif
 };
+#undef KILN_ALLOCATE_CONST
 
 KilnAllocator g_allocator;
 
