@@ -31,6 +31,7 @@
 #include "kiln_irq.h"
 #include "kiln_job.h"
 #include "kiln_mmu.h"
+#include "kiln_prime.h"
 #include "kiln_reset.h"
 #include "kiln_sysfs.h"
 
@@ -468,6 +469,7 @@ static const struct drm_driver kiln_drm_driver = {
 	.open = kiln_open,
 	.postclose = kiln_postclose,
 	.gem_create_object = kiln_gem_create_object,
+	.gem_prime_import = kiln_gem_prime_import,
 	.gem_prime_import_sg_table = kiln_gem_prime_import_sg_table,
 	.ioctls = kiln_ioctls,
 	.num_ioctls = ARRAY_SIZE(kiln_ioctls),

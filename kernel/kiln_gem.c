@@ -32,6 +32,7 @@
 #include "kiln_gem.h"
 #include "kiln_mgmt.h"
 #include "kiln_mmu.h"
+#include "kiln_prime.h"
 
 static struct kiln_bo_map *kiln_bo_find_map(struct kiln_bo *bo,
 					    struct kiln_vm *vm)
@@ -499,6 +500,7 @@ static const struct drm_gem_object_funcs kiln_vram_bo_funcs = {
 	.open = kiln_bo_open,
 	.close = kiln_bo_close,
 	.print_info = kiln_vram_bo_print_info,
+	.export = kiln_vram_bo_export,
 	.mmap = kiln_vram_bo_mmap,
 	.vm_ops = &kiln_vram_vm_ops,
 };

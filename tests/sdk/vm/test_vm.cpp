@@ -462,3 +462,99 @@ TEST(VmUnprivileged, RenderGroupUserCanRunWork) {
   EXPECT_EQ(r[0], 9u);
   std::cout << "uid " << getuid() << " ok\n";
 }
+
+// Peer-to-peer DMA (docs/collectives.md "Peer DMA"): a DRAM buffer of device 0 imported by
+// device 1, whose DMA engine reads and writes it through device 0's BAR. The guest's PCI core
+// does not know that QEMU's q35 routes peer DMA, so the tests set kiln.p2p themselves (a test
+// that reloads kiln.ko may have reset kiln-vm's p2p=2) and restore it afterwards.
+namespace {
+
+class P2pParam {
+ public:
+  static constexpr const char* path = "/sys/module/kiln/parameters/p2p";
+  P2pParam() {
+    if (FILE* f = std::fopen(path, "r")) {
+      char buf[8] = {};
+      saved_ = std::string(buf, std::fread(buf, 1, sizeof buf - 1, f));
+      std::fclose(f);
+    }
+  }
+  ~P2pParam() {
+    if (!saved_.empty()) set(saved_);
+  }
+  P2pParam(const P2pParam&) = delete;
+  P2pParam& operator=(const P2pParam&) = delete;
+  [[nodiscard]] bool writable() const { return !saved_.empty() && ::access(path, W_OK) == 0; }
+  void set(const std::string& v) const {
+    FILE* f = std::fopen(path, "w");
+    ASSERT_NE(f, nullptr) << path;
+    std::fputs(v.c_str(), f);
+    std::fclose(f);
+  }
+
+ private:
+  std::string saved_;
+};
+
+}  // namespace
+
+TEST_F(Vm, PeerDmaReadsAndWritesAnotherDevicesDram) {
+  if (enumerate().size() < 2) GTEST_SKIP() << "needs two devices (kiln-vm --devices 2)";
+  P2pParam p2p;
+  if (!p2p.writable()) GTEST_SKIP() << "cannot write " << P2pParam::path;
+  p2p.set("2");
+  auto peer = Device::open(1);
+  // 3 MiB + 4 KiB: several buddy blocks, so several DMA ranges.
+  const size_t words = ((3u << 20) + 4096) / 4;
+  std::vector<uint32_t> pattern(words), r(words);
+  std::iota(pattern.begin(), pattern.end(), 0x1000u);
+  auto a = dev.alloc(words * 4, Memory::device, BufferFlags::no_mmap);
+  auto q = dev.queue();
+  ASSERT_TRUE(q.upload(a, pattern).wait(60s));
+
+  int fd = a.export_dmabuf();
+  auto b = peer.import_dmabuf(fd);
+  ::close(fd);
+  ASSERT_EQ(b.size(), a.size());
+  auto pq = peer.queue();
+  ASSERT_TRUE(pq.download(r, b).wait(60s));
+  EXPECT_EQ(r, pattern);
+
+  // Writes land in device 0's DRAM, at the right offsets.
+  ASSERT_TRUE(pq.fill(b, 0x5a5a5a5au, 8192, 4096).wait(60s));
+  ASSERT_TRUE(q.download(r, a).wait(60s));
+  for (size_t i = 1024; i < 3072; i++) pattern[i] = 0x5a5a5a5au;
+  EXPECT_EQ(r, pattern);
+}
+
+TEST_F(Vm, PeerDmaRefusesSramAndObeysTheP2pParameter) {
+  if (enumerate().size() < 2) GTEST_SKIP() << "needs two devices (kiln-vm --devices 2)";
+  P2pParam p2p;
+  if (!p2p.writable()) GTEST_SKIP() << "cannot write " << P2pParam::path;
+  p2p.set("2");
+  auto peer = Device::open(1);
+  auto s = dev.alloc(4096, Memory::sram);
+  int fd = s.export_dmabuf();
+  EXPECT_THROW((void)peer.import_dmabuf(fd), Error);  // no BAR covers SRAM
+  ::close(fd);
+  // Within one device an SRAM buffer is still shared between files.
+  auto other = Device::open(0);
+  fd = s.export_dmabuf();
+  EXPECT_EQ(other.import_dmabuf(fd).size(), s.size());
+  ::close(fd);
+
+  auto d = dev.alloc(4096, Memory::device);
+  fd = d.export_dmabuf();
+  for (const char* refused : {"0", "1"}) {  // 1: the guest kernel has no CONFIG_PCI_P2PDMA
+    p2p.set(refused);
+    try {
+      (void)peer.import_dmabuf(fd);
+      ADD_FAILURE() << "kiln.p2p=" << refused << " and the import succeeded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("PRIME_FD_TO_HANDLE"), std::string::npos) << e.what();
+    }
+  }
+  p2p.set("2");
+  EXPECT_EQ(peer.import_dmabuf(fd).size(), d.size());
+  ::close(fd);
+}
