@@ -147,8 +147,9 @@ static int kiln_host_access(KilnState *s, uint64_t addr, void *buf,
         bool direct;
 
         /*
-         * Only RAM is reachable: MMIO targets (peer-to-peer) would need the
-         * BQL, which workers never take, so they are a DMA error.
+         * Only RAM is reachable, which includes a peer Kiln's BAR2 (its
+         * DRAM is a RAM region): MMIO targets would need the BQL, which
+         * workers never take, so they are a DMA error.
          */
         WITH_RCU_READ_LOCK_GUARD() {
             mr = address_space_translate(as, addr, &xlat, &plen, is_write,

@@ -98,6 +98,9 @@ class Communicator {
   /// The algorithm allreduce uses for `count` elements of `t`.
   [[nodiscard]] Algorithm allreduce_algorithm(size_t count, DType t) const noexcept;
   [[nodiscard]] const Stats& stats() const noexcept;
+  /// True when the ranks' devices read each other's staging in device DRAM (peer DMA,
+  /// local communicators on devices that allow it); false when staging is in host memory.
+  [[nodiscard]] bool peer_dma() const noexcept;
   void reset_stats() noexcept;
 
  private:

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "ccl_test_common.hpp"
+#include "module_param.hpp"
 
 namespace {
 
@@ -71,6 +72,35 @@ TEST_P(CclLocal, EveryCollectiveMatchesTheReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, CclLocal, ::testing::Values(2, 3, 4));
+
+// With peer DMA (kiln.p2p=2 in QEMU's q35) a local group stages in device DRAM and each
+// device reads its peers' DRAM across PCIe; without it (kiln.p2p=0) in host memory. Both
+// give the reference's bits, and peer DMA crosses the host link half as often.
+TEST(CclPeerDma, StagesInDramWhenTheDevicesReachEachOther) {
+  if (kiln::enumerate().size() < 2) GTEST_SKIP() << "needs two devices";
+  kiln_test::ModuleParam p2p("p2p");
+  if (!p2p.writable()) GTEST_SKIP() << "cannot write " << p2p.path();
+  std::chrono::nanoseconds copy[2]{};
+  for (bool peer : {true, false}) {
+    ASSERT_TRUE(p2p.set(peer ? "2" : "0"));
+    auto devs = open_ranks(2);
+    auto comms = ccl::Communicator::local(devs, {.piece_bytes = 64 << 10});
+    for (auto& c : comms) EXPECT_EQ(c.peer_dma(), peer);
+    std::mutex mu;
+    std::vector<std::string> fails;
+    run_ranks(comms, [&](ccl::Communicator& c, kiln::Queue& q) {
+      size_t checks = 0;
+      auto f = ccl_test::check_all(c, q, 5, {100003}, checks);
+      std::lock_guard lk(mu);
+      fails.insert(fails.end(), f.begin(), f.end());
+    });
+    for (auto& f : fails) ADD_FAILURE() << (peer ? "peer DMA: " : "host staging: ") << f;
+    copy[peer] = comms[0].stats().modelled_copy;
+  }
+  std::printf("modelled copy time of rank 0: %lld ns with peer DMA, %lld ns with host staging\n",
+              static_cast<long long>(copy[true].count()), static_cast<long long>(copy[false].count()));
+  EXPECT_LT(copy[true], copy[false]) << "staging in DRAM should cost less host-link time";
+}
 
 // Ring and tree at the same sizes give the same bits: both reduce in rank order.
 TEST(CclAlgorithms, RingAndTreeAgreeWithTheReference) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "kiln_drv_util.h"
+#include "module_param.hpp"
 
 using namespace kt;
 
@@ -82,6 +83,27 @@ class Kiln : public ::testing::Test {
   drm_kiln_job_status status(Dev &d, uint32_t ctx, uint64_t seqno) {
     drm_kiln_job_status st;
     EXPECT_EQ(d.job_status(ctx, seqno, &st), 0);
+    return st;
+  }
+
+  // Exports `bo` of `from`, imports it into `to`, and fills [off, off + len) with `pattern`
+  // through a job of `to`. Returns the job's KILN_STATUS_*, or kExportFailed,
+  // kImportFailed, kBoInfoFailed; the import's handle is closed again.
+  static constexpr uint32_t kExportFailed = ~0u, kImportFailed = ~1u, kBoInfoFailed = ~2u;
+  uint32_t fill_through_import(Dev &from, const Bo &bo, Dev &to, uint64_t off, uint64_t len, uint32_t pattern) {
+    int fd = -1;
+    if (from.prime_export(bo.handle, &fd)) return kExportFailed;
+    uint32_t h = 0;
+    int rc = to.prime_import(fd, &h);
+    close(fd);
+    if (rc) return kImportFailed;
+    drm_kiln_bo_info info;
+    if (to.bo_info(h, &info) || info.size != bo.size) return kBoInfoFailed;
+    uint32_t ctx = to.ctx();
+    Cmd c;
+    c.fill(info.va + off, len, pattern);
+    uint32_t st = status(to, ctx, run(to, ctx, c, {Bo{h, bo.size, info.va, 0}})).status;
+    to.gem_close(h);
     return st;
   }
 
@@ -1007,23 +1029,10 @@ TEST_F(Kiln, PrimeSameDeviceTwoFiles) {
   Dev &a = *dev_;
   Dev b;
   Bo bo = a.bo(8192);
-  int fd = -1;
-  ASSERT_EQ(a.prime_export(bo.handle, &fd), 0);
-  uint32_t h = 0;
-  ASSERT_EQ(b.prime_import(fd, &h), 0);
-  drm_kiln_bo_info info;
-  ASSERT_EQ(b.bo_info(h, &info), 0);
-  EXPECT_EQ(info.size, 8192u);
-  uint32_t ctx = b.ctx();
-  Bo dummy{h, 8192, info.va, 0};
-  Cmd c;
-  c.fill(info.va, 8192, 0x600d600d);
-  EXPECT_EQ(status(b, ctx, run(b, ctx, c, {dummy})).status, (uint32_t)KILN_STATUS_OK);
+  EXPECT_EQ(fill_through_import(a, bo, b, 0, 8192, 0x600d600d), (uint32_t)KILN_STATUS_OK);
   auto *p = static_cast<uint32_t *>(a.map(bo.handle, bo.size));
   EXPECT_EQ(p[2047], 0x600d600du);
   munmap(p, bo.size);
-  close(fd);
-  b.gem_close(h);
   a.gem_close(bo.handle);
 }
 
@@ -1076,28 +1085,39 @@ TEST_F(Kiln, PrimeAcrossDevices) {
   Dev b(open_dev(1));
   ASSERT_TRUE(b.ok());
   Bo bo = a.bo(16384);
-  int fd = -1;
-  ASSERT_EQ(a.prime_export(bo.handle, &fd), 0);
-  uint32_t h = 0;
-  ASSERT_EQ(b.prime_import(fd, &h), 0);
-  drm_kiln_bo_info info;
-  ASSERT_EQ(b.bo_info(h, &info), 0);
-  uint32_t ctx = b.ctx();
-  Cmd c;
-  c.fill(info.va, 16384, 0xd1d1d1d1);
-  EXPECT_EQ(status(b, ctx, run(b, ctx, c, {Bo{h, 16384, info.va, 0}})).status, (uint32_t)KILN_STATUS_OK);
+  EXPECT_EQ(fill_through_import(a, bo, b, 0, 16384, 0xd1d1d1d1), (uint32_t)KILN_STATUS_OK);
   auto *p = static_cast<uint32_t *>(a.map(bo.handle, bo.size));
   EXPECT_EQ(p[4095], 0xd1d1d1d1u);
   munmap(p, bo.size);
-  // Device DRAM cannot be attached by another device.
-  Bo dram = a.bo(4096, DRM_KILN_BO_DRAM);
-  int dfd = -1;
-  ASSERT_EQ(a.prime_export(dram.handle, &dfd), 0);
-  EXPECT_NE(b.prime_import(dfd, &h), 0);
-  close(dfd);
-  close(fd);
-  a.gem_close(dram.handle);
+  // SRAM has no BAR: another device cannot attach it.
+  Bo sram = a.bo(4096, DRM_KILN_BO_SRAM);
+  EXPECT_EQ(fill_through_import(a, sram, b, 0, 4096, 0), kImportFailed);
+  a.gem_close(sram.handle);
   a.gem_close(bo.handle);
+}
+
+TEST_F(Kiln, PrimePeerDram) {
+  // Device 0's DRAM imported by device 1 (kiln.p2p=2: the guest's PCI core does not know
+  // that q35 routes peer DMA); device 1's fill lands in device 0's DRAM through BAR2.
+  if (access(accel_node(1).c_str(), F_OK) != 0) GTEST_SKIP() << "needs two devices (--devices 2)";
+  kiln_test::ModuleParam p2p("p2p");
+  if (!p2p.writable()) GTEST_SKIP() << "cannot write " << p2p.path();
+  ASSERT_TRUE(p2p.set("2"));
+  Dev &a = *dev_;
+  Dev b(open_dev(1));
+  ASSERT_TRUE(b.ok());
+  Bo dram = a.bo(65536, DRM_KILN_BO_DRAM);
+  EXPECT_EQ(fill_through_import(a, dram, b, 4096, 8192, 0xc0ffee11), (uint32_t)KILN_STATUS_OK);
+  auto *p = static_cast<uint32_t *>(a.map(dram.handle, dram.size));
+  EXPECT_EQ(p[1023], 0u);
+  EXPECT_EQ(p[1024], 0xc0ffee11u);
+  EXPECT_EQ(p[3071], 0xc0ffee11u);
+  EXPECT_EQ(p[3072], 0u);
+  munmap(p, dram.size);
+  // kiln.p2p=0 refuses a new attachment.
+  ASSERT_TRUE(p2p.set("0"));
+  EXPECT_EQ(fill_through_import(a, dram, b, 0, 4096, 0), kImportFailed);
+  a.gem_close(dram.handle);
 }
 
 TEST_F(Kiln, ManyFilesAndThreads) {
@@ -1225,6 +1245,16 @@ static std::string module_path() {
   return "/lib/modules/" + r + "/kiln.ko";
 }
 
+// kiln-vm loaded kiln.ko with the parameters in /etc/kiln/modules (e.g. p2p=2): reload it
+// the same way, so the tests that run after a reload see the same driver.
+static std::string insmod_command() {
+  std::string path = module_path(), params;
+  std::ifstream m("/etc/kiln/modules");
+  for (std::string line; std::getline(m, line);)
+    if (line.rfind(path, 0) == 0) params = line.substr(path.size());
+  return "insmod " + path + params;
+}
+
 // rmmod, retried while the release work of the last jobs finishes.
 static bool unload_module() {
   for (int i = 0; i < 50; i++, usleep(100000))
@@ -1233,7 +1263,7 @@ static bool unload_module() {
 }
 
 static bool load_module() {
-  if (system(("insmod " + module_path()).c_str()) != 0) return false;
+  if (system(insmod_command().c_str()) != 0) return false;
   for (int i = 0; i < 50 && access(accel_node().c_str(), F_OK) != 0; i++) usleep(100000);
   return access(accel_node().c_str(), F_OK) == 0;
 }
@@ -1297,7 +1327,7 @@ TEST(KilnZModule, UnloadReload) {
   for (int round = 0; round < 2; round++) {
     ASSERT_EQ(system("rmmod kiln"), 0) << "module still referenced (leaked file, BO or dma-buf?)";
     ASSERT_NE(access(accel_node().c_str(), F_OK), 0);
-    ASSERT_EQ(system(("insmod " + ko).c_str()), 0);
+    ASSERT_EQ(system(insmod_command().c_str()), 0);
     for (int i = 0; i < 50 && access(accel_node().c_str(), F_OK) != 0; i++) usleep(100000);
     Dev d;
     ASSERT_TRUE(d.ok());

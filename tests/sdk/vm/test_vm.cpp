@@ -11,6 +11,8 @@
 #include <numeric>
 #include <thread>
 
+#include "module_param.hpp"
+
 using namespace kiln;
 using namespace std::chrono_literals;
 
@@ -467,42 +469,12 @@ TEST(VmUnprivileged, RenderGroupUserCanRunWork) {
 // device 1, whose DMA engine reads and writes it through device 0's BAR. The guest's PCI core
 // does not know that QEMU's q35 routes peer DMA, so the tests set kiln.p2p themselves (a test
 // that reloads kiln.ko may have reset kiln-vm's p2p=2) and restore it afterwards.
-namespace {
-
-class P2pParam {
- public:
-  static constexpr const char* path = "/sys/module/kiln/parameters/p2p";
-  P2pParam() {
-    if (FILE* f = std::fopen(path, "r")) {
-      char buf[8] = {};
-      saved_ = std::string(buf, std::fread(buf, 1, sizeof buf - 1, f));
-      std::fclose(f);
-    }
-  }
-  ~P2pParam() {
-    if (!saved_.empty()) set(saved_);
-  }
-  P2pParam(const P2pParam&) = delete;
-  P2pParam& operator=(const P2pParam&) = delete;
-  [[nodiscard]] bool writable() const { return !saved_.empty() && ::access(path, W_OK) == 0; }
-  void set(const std::string& v) const {
-    FILE* f = std::fopen(path, "w");
-    ASSERT_NE(f, nullptr) << path;
-    std::fputs(v.c_str(), f);
-    std::fclose(f);
-  }
-
- private:
-  std::string saved_;
-};
-
-}  // namespace
 
 TEST_F(Vm, PeerDmaReadsAndWritesAnotherDevicesDram) {
   if (enumerate().size() < 2) GTEST_SKIP() << "needs two devices (kiln-vm --devices 2)";
-  P2pParam p2p;
-  if (!p2p.writable()) GTEST_SKIP() << "cannot write " << P2pParam::path;
-  p2p.set("2");
+  kiln_test::ModuleParam p2p("p2p");
+  if (!p2p.writable()) GTEST_SKIP() << "cannot write " << p2p.path();
+  ASSERT_TRUE(p2p.set("2"));
   auto peer = Device::open(1);
   // 3 MiB + 4 KiB: several buddy blocks, so several DMA ranges.
   const size_t words = ((3u << 20) + 4096) / 4;
@@ -529,9 +501,9 @@ TEST_F(Vm, PeerDmaReadsAndWritesAnotherDevicesDram) {
 
 TEST_F(Vm, PeerDmaRefusesSramAndObeysTheP2pParameter) {
   if (enumerate().size() < 2) GTEST_SKIP() << "needs two devices (kiln-vm --devices 2)";
-  P2pParam p2p;
-  if (!p2p.writable()) GTEST_SKIP() << "cannot write " << P2pParam::path;
-  p2p.set("2");
+  kiln_test::ModuleParam p2p("p2p");
+  if (!p2p.writable()) GTEST_SKIP() << "cannot write " << p2p.path();
+  ASSERT_TRUE(p2p.set("2"));
   auto peer = Device::open(1);
   auto s = dev.alloc(4096, Memory::sram);
   int fd = s.export_dmabuf();
@@ -546,7 +518,7 @@ TEST_F(Vm, PeerDmaRefusesSramAndObeysTheP2pParameter) {
   auto d = dev.alloc(4096, Memory::device);
   fd = d.export_dmabuf();
   for (const char* refused : {"0", "1"}) {  // 1: the guest kernel has no CONFIG_PCI_P2PDMA
-    p2p.set(refused);
+    ASSERT_TRUE(p2p.set(refused));
     try {
       (void)peer.import_dmabuf(fd);
       ADD_FAILURE() << "kiln.p2p=" << refused << " and the import succeeded";
@@ -554,7 +526,7 @@ TEST_F(Vm, PeerDmaRefusesSramAndObeysTheP2pParameter) {
       EXPECT_NE(std::string(e.what()).find("PRIME_FD_TO_HANDLE"), std::string::npos) << e.what();
     }
   }
-  p2p.set("2");
+  ASSERT_TRUE(p2p.set("2"));
   EXPECT_EQ(peer.import_dmabuf(fd).size(), d.size());
   ::close(fd);
 }

@@ -6,20 +6,22 @@
 // at most one from each, then records device work (reductions) on what it
 // received:
 //   1. copy-out: one submission copies the ranges to send from device
-//      buffers into this rank's pinned host staging buffer (device DMA over
-//      the host link);
+//      buffers into this rank's staging buffer: in device DRAM for a local
+//      communicator whose devices reach each other's DRAM (peer DMA), else
+//      pinned host memory (device DMA over the host link);
 //   2. agree: the ranks exchange their status; if any rank failed (a device
 //      fault, a lost device), every rank throws the same error naming it, so
 //      a fault never leaves a peer waiting for data;
 //   3. move: MPI: Isend/Irecv between the staging buffers. Local: nothing —
 //      each device imported every peer's staging buffer (PRIME) at creation
-//      and its DMA engine reads the peer's data there directly;
+//      and its DMA engine reads the peer's data there directly (across PCIe
+//      from the peer's DRAM, or from host memory);
 //   4. copy-in: one submission copies the received ranges into device
 //      buffers (local: straight from the peer's staging buffer), then one with
 //      the reduction launches; agree again, so a staging buffer is reused
 //      only after every reader is done.
-// The host waits for each submission: the data has to pass through host
-// memory between devices anyway, and MPI has to see it complete.
+// The host waits for each submission: MPI has to see the data complete, and
+// a local peer may read a staging buffer only once it is written.
 #include "kiln/ccl.hpp"
 
 #include <fmt/format.h>
@@ -311,6 +313,7 @@ struct Comm {
   Stats stats;
   const char* what = "";  // the collective running, for messages
   uint64_t rounds = 0;    // rounds run since creation
+  bool peer_dma = false;  // staging in device DRAM, read by the peers' DMA engines
   // KILN_CCL_INJECT_FAULT=<rank>:<round>: that rank's device traps in that round.
   int inject_rank = -1;
   uint64_t inject_round = 0;
@@ -612,8 +615,14 @@ Communicator Communicator::mpi(MPI_Comm comm, Device dev, Options opt) {
   return Communicator(std::move(c));
 }
 
-std::vector<Communicator> Communicator::local(std::span<const Device> devs, Options opt) {
-  if (devs.empty()) throw Error(Errc::invalid_argument, "Communicator::local: devs is empty");
+namespace {
+
+// One rank per device, each staging in `staging` memory; every device imports every
+// rank's staging buffer (PRIME), so its DMA engine reads the peers' data there directly:
+// no CPU copy between devices. Empty if a device refused a peer's buffer as not supported
+// (device DRAM without peer DMA: kiln.p2p, docs/collectives.md).
+std::vector<std::unique_ptr<detail::Comm>> make_local(std::span<const Device> devs, const Options& opt,
+                                                      Memory staging) {
   int n = int(devs.size());
   auto g = std::make_shared<detail::LocalGroup>(n);
   std::vector<std::unique_ptr<detail::Comm>> comms;
@@ -621,25 +630,37 @@ std::vector<Communicator> Communicator::local(std::span<const Device> devs, Opti
   for (int r = 0; r < n; r++) {
     auto c = std::make_unique<detail::Comm>(devs[size_t(r)], opt);
     size_t stage = size_t(std::max(1, n - 1)) * opt.piece_bytes;
-    auto t = std::make_unique<detail::LocalTransport>(g, r, c->dev.alloc(stage, Memory::host));
+    auto t = std::make_unique<detail::LocalTransport>(g, r, c->dev.alloc(stage, staging));
     ts.push_back(t.get());
     c->tr = std::move(t);
+    c->peer_dma = staging == Memory::device;
     c->make_scratch();
     comms.push_back(std::move(c));
   }
-  // Every device imports every staging buffer (PRIME), so its DMA engine reads the
-  // peers' data in host memory directly: no CPU copy between devices.
   for (int r = 0; r < n; r++)
     for (int p = 0; p < n; p++) {
       int fd = ts[size_t(p)]->out().export_dmabuf();
       try {
         ts[size_t(r)]->peers.push_back(comms[size_t(r)]->dev.import_dmabuf(fd));
-      } catch (...) {
+      } catch (const Error& e) {
         ::close(fd);
+        if (e.errc() == Errc::not_supported && staging == Memory::device) return {};
         throw;
       }
       ::close(fd);
     }
+  return comms;
+}
+
+}  // namespace
+
+std::vector<Communicator> Communicator::local(std::span<const Device> devs, Options opt) {
+  if (devs.empty()) throw Error(Errc::invalid_argument, "Communicator::local: devs is empty");
+  // Staging in device DRAM when the devices reach each other's DRAM (peer DMA): a
+  // round's bytes then cross the host link once, read by the receiver from the sender's
+  // DRAM. Otherwise in pinned host memory, crossed twice (copy-out and copy-in).
+  auto comms = make_local(devs, opt, Memory::device);
+  if (comms.empty()) comms = make_local(devs, opt, Memory::host);
   std::vector<Communicator> out;
   for (auto& c : comms) out.push_back(Communicator(std::move(c)));
   return out;
@@ -650,6 +671,7 @@ int Communicator::size() const noexcept { return c_->size(); }
 Device Communicator::device() const noexcept { return c_->dev; }
 const Options& Communicator::options() const noexcept { return c_->opt; }
 const Stats& Communicator::stats() const noexcept { return c_->stats; }
+bool Communicator::peer_dma() const noexcept { return c_->peer_dma; }
 void Communicator::reset_stats() noexcept { c_->stats = {}; }
 
 Algorithm Communicator::allreduce_algorithm(size_t count, DType t) const noexcept {
