@@ -50,11 +50,14 @@ bool c_api_check(int rank, int size) {
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
-  int rank = 0, size = 1, expect_fault = -1;
+  int rank = 0, size = 1, expect_fault = -1, expect_peer_dma = -1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   for (int i = 1; i < argc; i++)
-    if (!std::strcmp(argv[i], "--expect-fault") && i + 1 < argc) expect_fault = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--expect-fault") && i + 1 < argc)
+      expect_fault = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--expect-peer-dma") && i + 1 < argc)
+      expect_peer_dma = std::atoi(argv[++i]);
   int ok = 1;
   try {
     auto ndev = kiln::enumerate().size();
@@ -62,6 +65,11 @@ int main(int argc, char** argv) {
     auto dev = kiln::Device::open(int(size_t(rank) % ndev));
     auto comm = kiln::ccl::Communicator::mpi(MPI_COMM_WORLD, dev, {.piece_bytes = 64 << 10});
     auto q = dev.queue();
+    if (expect_peer_dma >= 0 && comm.peer_dma() != bool(expect_peer_dma)) {
+      std::printf("rank %d: peer DMA is %s, expected %s\n", rank, comm.peer_dma() ? "on" : "off",
+                  expect_peer_dma ? "on" : "off");
+      ok = 0;
+    }
     if (expect_fault >= 0) {
       auto a = dev.alloc(100003 * 4);
       try {
@@ -81,10 +89,10 @@ int main(int argc, char** argv) {
       size_t checks = 0;
       auto fails = ccl_test::check_all(comm, q, 5, ccl_test::counts(), checks);
       for (auto& f : fails) std::printf("rank %d: FAIL %s\n", rank, f.c_str());
-      std::printf("rank %d (%s): %zu checks, %zu failed; modelled copy %.1f us, reduce %.1f us\n", rank,
-                  dev.info().path.c_str(), checks, fails.size(), double(comm.stats().modelled_copy.count()) / 1e3,
-                  double(comm.stats().modelled_reduce.count()) / 1e3);
-      ok = fails.empty();
+      std::printf("rank %d (%s, %s): %zu checks, %zu failed; modelled copy %.1f us, reduce %.1f us\n", rank,
+                  dev.info().path.c_str(), comm.peer_dma() ? "peer DMA" : "host staging", checks, fails.size(),
+                  double(comm.stats().modelled_copy.count()) / 1e3, double(comm.stats().modelled_reduce.count()) / 1e3);
+      if (!fails.empty()) ok = 0;
       if (!c_api_check(rank, size)) ok = 0;
     }
   } catch (const std::exception& e) {

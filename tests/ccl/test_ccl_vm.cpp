@@ -210,11 +210,21 @@ class CclMpi : public ::testing::TestWithParam<int> {
   }
 };
 
+// The ranks of one machine pass each other their DRAM staging (dma-buf over a Unix socket)
+// and move the bytes by peer DMA when kiln.p2p allows it (2 and 4 ranks), else through MPI
+// (2 ranks with kiln.p2p=0).
 TEST_P(CclMpi, EveryCollectiveMatchesTheReference) {
-  auto [rc, out] = run(mpirun(GetParam()));
-  EXPECT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("PASS: kiln::ccl over " + std::to_string(GetParam()) + " MPI ranks"), std::string::npos) << out;
-  std::printf("%s", out.c_str());
+  kiln_test::ModuleParam p2p("p2p");
+  if (!p2p.writable()) GTEST_SKIP() << "cannot write " << p2p.path();
+  for (const char* setting : {"2", "0"}) {
+    if (GetParam() != 2 && *setting == '0') break;
+    ASSERT_TRUE(p2p.set(setting));
+    auto [rc, out] = run(mpirun(GetParam()) + " --expect-peer-dma " + (*setting == '2' ? "1" : "0"));
+    EXPECT_EQ(rc, 0) << "kiln.p2p=" << setting << "\n" << out;
+    EXPECT_NE(out.find("PASS: kiln::ccl over " + std::to_string(GetParam()) + " MPI ranks"), std::string::npos)
+        << "kiln.p2p=" << setting << "\n" << out;
+    std::printf("kiln.p2p=%s:\n%s", setting, out.c_str());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, CclMpi, ::testing::Values(2, 4));

@@ -12,10 +12,13 @@
 //   2. agree: the ranks exchange their status; if any rank failed (a device
 //      fault, a lost device), every rank throws the same error naming it, so
 //      a fault never leaves a peer waiting for data;
-//   3. move: MPI: Isend/Irecv between the staging buffers. Local: nothing —
-//      each device imported every peer's staging buffer (PRIME) at creation
-//      and its DMA engine reads the peer's data there directly (across PCIe
-//      from the peer's DRAM, or from host memory);
+//   3. move: with peer DMA (every rank on this machine, DRAM staging that
+//      every device imported at creation: PRIME within the process, dma-buf
+//      fds over Unix sockets between MPI ranks) only the offsets of the
+//      ranges travel, through MPI or shared memory, and the receiver's DMA
+//      engine reads the sender's staging directly. Otherwise MPI moves the
+//      bytes between host staging buffers with Isend/Irecv (a local group
+//      without peer DMA imports the peers' host staging instead);
 //   4. copy-in: one submission copies the received ranges into device
 //      buffers (local: straight from the peer's staging buffer), then one with
 //      the reduction launches; agree again, so a staging buffer is reused
@@ -23,6 +26,8 @@
 // The host waits for each submission: MPI has to see the data complete, and
 // a local peer may read a staging buffer only once it is written.
 #include "kiln/ccl.hpp"
+
+#include "fd_share.hpp"
 
 #include <fmt/format.h>
 
@@ -181,8 +186,10 @@ class MpiTransport final : public Transport {
     mpi_check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
-    out_ = dev.alloc(out_bytes, Memory::host);
-    in_ = dev.alloc(in_bytes, Memory::host);
+    if (!share_dram_staging(dev, out_bytes)) {
+      out_ = dev.alloc(out_bytes, Memory::host);
+      in_ = dev.alloc(in_bytes, Memory::host);
+    }
   }
   ~MpiTransport() override {
     int finalized = 0;
@@ -192,6 +199,7 @@ class MpiTransport final : public Transport {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   const Buffer& out() const override { return out_; }
+  bool peer_dma() const { return !peers_.empty(); }
 
   Failure agree(const Failure& mine) override {
     // The lowest failed rank (size_ = none) decides; it then broadcasts its code and message.
@@ -208,6 +216,7 @@ class MpiTransport final : public Transport {
 
   void move(std::span<const Send> sends, std::span<const size_t> out_off, std::span<const Recv> recvs,
             std::vector<std::pair<const Buffer*, size_t>>& from) override {
+    if (peer_dma()) return tell_offsets(sends, out_off, recvs, from);
     auto out = out_.map(), in = in_.map();
     std::vector<MPI_Request> reqs;
     size_t in_off = 0;
@@ -227,6 +236,62 @@ class MpiTransport final : public Transport {
   void barrier() override { mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }
 
  private:
+  // When every rank is on this machine and the devices reach each other's DRAM: staging
+  // in device DRAM, every peer's imported (its dma-buf passed over a Unix socket), so a
+  // round moves only offsets through MPI and the bytes by peer DMA. Collective; every
+  // rank returns the same. A communicator that spans machines uses MPI for every peer.
+  bool share_dram_staging(Device& dev, size_t out_bytes) {
+    MPI_Comm node = MPI_COMM_NULL;
+    mpi_check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+              "MPI_Comm_split_type");
+    int node_size = 0;
+    MPI_Comm_size(node, &node_size);
+    bool ok = node_size == size_ && size_ > 1;
+    if (ok) {
+      int fd = -1;
+      try {
+        out_ = dev.alloc(out_bytes, Memory::device);
+        fd = out_.export_dmabuf();
+      } catch (const Error&) {
+        fd = -1;  // peers learn it from share_fds' agreement
+      }
+      auto [fds, shared] = share_fds(node, fd);
+      if (fd >= 0) ::close(fd);
+      std::vector<Buffer> peers(static_cast<size_t>(size_));
+      for (size_t r = 0; r < fds.size(); r++) {
+        if (fds[r] < 0) continue;
+        try {
+          if (shared) peers[r] = dev.import_dmabuf(fds[r]);
+        } catch (const Error&) {
+          shared = false;  // e.g. not_supported: kiln.p2p forbids it
+        }
+        ::close(fds[r]);
+      }
+      int mine = shared, every = 0;
+      mpi_check(MPI_Allreduce(&mine, &every, 1, MPI_INT, MPI_MIN, node), "MPI_Allreduce");
+      ok = every;
+      if (ok) peers_ = std::move(peers);
+    }
+    MPI_Comm_free(&node);
+    if (!ok) out_ = Buffer();
+    return ok;
+  }
+
+  // Peer DMA: each receiver learns where in the sender's staging its bytes are.
+  void tell_offsets(std::span<const Send> sends, std::span<const size_t> out_off, std::span<const Recv> recvs,
+                    std::vector<std::pair<const Buffer*, size_t>>& from) {
+    std::vector<uint64_t> in_off(recvs.size()), sent_off(out_off.begin(), out_off.end());
+    std::vector<MPI_Request> reqs(recvs.size() + sends.size());
+    for (size_t i = 0; i < recvs.size(); i++)
+      mpi_check(MPI_Irecv(&in_off[i], 1, MPI_UINT64_T, recvs[i].peer, kTag, comm_, &reqs[i]), "MPI_Irecv");
+    for (size_t i = 0; i < sends.size(); i++)
+      mpi_check(MPI_Isend(&sent_off[i], 1, MPI_UINT64_T, sends[i].peer, kTag, comm_, &reqs[recvs.size() + i]),
+                "MPI_Isend");
+    mpi_check(MPI_Waitall(int(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+    from.clear();
+    for (size_t i = 0; i < recvs.size(); i++) from.emplace_back(&peers_[size_t(recvs[i].peer)], size_t(in_off[i]));
+  }
+
   using IrecvFn = int (*)(void*, int, MPI_Datatype, int, int, MPI_Comm, MPI_Request*);
   // MPI counts are ints: a message of more than 2 GiB goes in parts.
   void post(std::vector<MPI_Request>& reqs, IrecvFn recv, std::byte* p, size_t bytes, int peer) {
@@ -246,6 +311,7 @@ class MpiTransport final : public Transport {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   Buffer out_, in_;
+  std::vector<Buffer> peers_;  // peer DMA: rank r's staging, imported (empty: MPI moves the bytes)
 };
 
 // ---- one process, several devices -------------------------------------------------------
@@ -610,7 +676,9 @@ Communicator Communicator::mpi(MPI_Comm comm, Device dev, Options opt) {
   int n = 1;
   if (comm != MPI_COMM_NULL) MPI_Comm_size(comm, &n);
   size_t stage = size_t(std::max(1, n - 1)) * opt.piece_bytes;
-  c->tr = std::make_unique<detail::MpiTransport>(comm, c->dev, stage, stage);
+  auto t = std::make_unique<detail::MpiTransport>(comm, c->dev, stage, stage);
+  c->peer_dma = t->peer_dma();
+  c->tr = std::move(t);
   c->make_scratch();
   return Communicator(std::move(c));
 }
