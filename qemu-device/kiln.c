@@ -833,7 +833,7 @@ static void kiln_set_hang(Object *obj, Visitor *v, const char *name,
         return;
     }
     if (val < -1 || val >= KILN_NUM_QUEUES) {
-        error_setg(errp, "fault-hang-queue must be -1 or 0..%d",
+        error_setg(errp, "x-fault-hang-queue must be -1 or 0..%d",
                    KILN_NUM_QUEUES - 1);
         return;
     }
@@ -864,7 +864,7 @@ static void kiln_set_mmu(Object *obj, Visitor *v, const char *name,
         return;
     }
     if (!s->mmu) {
-        error_setg(errp, "fault-mmu needs a realized device");
+        error_setg(errp, "x-fault-mmu needs a realized device");
         return;
     }
     trace_kiln_fault_injected(-1, "mmu");
@@ -893,7 +893,7 @@ static void kiln_set_fatal_prop(Object *obj, Visitor *v, const char *name,
         return;
     }
     if (!s->irq_bh) {
-        error_setg(errp, "fault-fatal needs a realized device");
+        error_setg(errp, "x-fault-fatal needs a realized device");
         return;
     }
     if (val) {
@@ -951,44 +951,44 @@ static void kiln_instance_init(Object *obj)
     qemu_cond_init(&s->idle_cond);
     s->fault_hang_queue = -1;
 
-    object_property_add(obj, "fault-hang-queue", "int32", kiln_get_hang,
+    object_property_add(obj, "x-fault-hang-queue", "int32", kiln_get_hang,
                         kiln_set_hang, NULL, NULL);
-    object_property_set_description(obj, "fault-hang-queue",
+    object_property_set_description(obj, "x-fault-hang-queue",
         "Queue whose processing hangs (-1: none); cleared by reset");
-    object_property_add_uint32_ptr(obj, "fault-dma-error",
+    object_property_add_uint32_ptr(obj, "x-fault-dma-error",
                                    &s->fault_dma_error,
                                    OBJ_PROP_FLAG_READWRITE);
-    object_property_set_description(obj, "fault-dma-error",
+    object_property_set_description(obj, "x-fault-dma-error",
         "Number of next DMA_COPY/DMA_FILL packets that fail with DMA_ERROR");
-    object_property_add_uint32_ptr(obj, "fault-lost-irq", &s->fault_lost_irq,
+    object_property_add_uint32_ptr(obj, "x-fault-lost-irq", &s->fault_lost_irq,
                                    OBJ_PROP_FLAG_READWRITE);
-    object_property_set_description(obj, "fault-lost-irq",
+    object_property_set_description(obj, "x-fault-lost-irq",
         "Number of next MSI-X messages that are dropped");
-    object_property_add_uint32_ptr(obj, "fault-late-irq-ms",
+    object_property_add_uint32_ptr(obj, "x-fault-late-irq-ms",
                                    &s->fault_late_irq_ms,
                                    OBJ_PROP_FLAG_READWRITE);
-    object_property_set_description(obj, "fault-late-irq-ms",
+    object_property_set_description(obj, "x-fault-late-irq-ms",
         "Delay every MSI-X message by this many ms of virtual time (0: off)");
-    object_property_add(obj, "fault-mmu", "uint32", kiln_get_mmu,
+    object_property_add(obj, "x-fault-mmu", "uint32", kiln_get_mmu,
                         kiln_set_mmu, NULL, NULL);
-    object_property_set_description(obj, "fault-mmu",
+    object_property_set_description(obj, "x-fault-mmu",
         "Number of next MMU translations that fault (reason INJECTED)");
-    object_property_add(obj, "fault-fatal", "bool", kiln_get_fatal,
+    object_property_add(obj, "x-fault-fatal", "bool", kiln_get_fatal,
                         kiln_set_fatal_prop, NULL, NULL);
-    object_property_set_description(obj, "fault-fatal",
+    object_property_set_description(obj, "x-fault-fatal",
         "Set true: the device enters the fatal state until reset");
-    object_property_add_bool(obj, "fault-reset-fail", kiln_get_reset_fail,
+    object_property_add_bool(obj, "x-fault-reset-fail", kiln_get_reset_fail,
                              kiln_set_reset_fail);
-    object_property_set_description(obj, "fault-reset-fail",
+    object_property_set_description(obj, "x-fault-reset-fail",
         "Set true: soft resets leave the device fatal until an FLR or "
         "system reset");
-    object_property_add(obj, "fault-seed", "uint64", kiln_get_seed,
+    object_property_add(obj, "x-fault-seed", "uint64", kiln_get_seed,
                         kiln_set_seed, NULL, NULL);
-    object_property_set_description(obj, "fault-seed",
-        "Seed of the random fault generator (fault-rate)");
-    object_property_add_uint32_ptr(obj, "fault-rate", &s->fault_rate,
+    object_property_set_description(obj, "x-fault-seed",
+        "Seed of the random fault generator (x-fault-rate)");
+    object_property_add_uint32_ptr(obj, "x-fault-rate", &s->fault_rate,
                                    OBJ_PROP_FLAG_READWRITE);
-    object_property_set_description(obj, "fault-rate",
+    object_property_set_description(obj, "x-fault-rate",
         "Random faults per million packets (DMA error, lost IRQ, MMU fault)");
 }
 
