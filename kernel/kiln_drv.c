@@ -668,7 +668,7 @@ static void kiln_remove(struct pci_dev *pdev)
 
 		if (!q->sched_ready)
 			continue;
-		kiln_queue_fail_all(q, -ENODEV);
+		kiln_job_fail_all(q, -ENODEV);
 		drm_sched_wqueue_start(&q->sched);
 	}
 }
