@@ -278,6 +278,7 @@ static int kiln_ioctl_query_info(struct drm_device *drm, void *data,
 		return -ENODEV;
 
 	switch (args->type) {
+	/* Deprecated: GET_PARAM has every field. Kept for old user space. */
 	case DRM_KILN_QUERY_DEVICE: {
 		struct drm_kiln_device_info info = {
 			.device_id = kdev->pdev->device,
