@@ -1036,6 +1036,7 @@ static void kiln_realize(PCIDevice *pdev, Error **errp)
                    "between 4 KiB and 16 MiB");
         return;
     }
+    /* Opt-in only: guest-visible timing then depends on the host. */
     if (s->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         s->workers = n > 0 ? n : 1;
@@ -1146,7 +1147,8 @@ static const Property kiln_properties[] = {
     DEFINE_PROP_STRING("pe-grid", KilnState, pe_grid),
     DEFINE_PROP_UINT32("local-mem-size", KilnState, local_mem_size,
                        KILN_LOCAL_MEM_DEFAULT_SIZE),
-    DEFINE_PROP_UINT32("workers", KilnState, workers, 0),
+    DEFINE_PROP_UINT32("workers", KilnState, workers,
+                       KILN_DEFAULT_WORKERS),
 };
 
 static const VMStateDescription kiln_vmstate = {

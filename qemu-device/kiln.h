@@ -38,6 +38,11 @@
 OBJECT_DECLARE_SIMPLE_TYPE(KilnState, KILN)
 
 #define KILN_DEFAULT_DRAM_SIZE      (1ull << 30)
+/*
+ * Fixed, not the host's core count, so that the guest sees the same
+ * wall-clock timing (and the same NUM_WORKERS) on every host.
+ */
+#define KILN_DEFAULT_WORKERS        2
 #define KILN_MAX_DRAM_SIZE          KILN_PA_DRAM_MAX
 #define KILN_MEM_CLOCK_MHZ          3200
 #define KILN_DEFAULT_WATCHDOG       (1000ull * 1000 * 1000)     /* cycles */
