@@ -642,69 +642,137 @@ static void kiln_qctrl_write(KilnState *s, int qid, hwaddr addr, uint32_t val)
     qemu_mutex_unlock(&s->lock);
 }
 
-static void kiln_queue_write32(KilnState *s, hwaddr addr, uint32_t val)
+/*
+ * Register writes: one helper a register, so that the lock guards live in
+ * functions of their own and never directly under a case label, where
+ * their cleanup would also run on a jump to a later label.
+ */
+
+/* Ring BASE (either half) and SIZE: only while the queue is disabled. */
+static void kiln_queue_write_ring(KilnState *s, KilnQueue *q, hwaddr addr,
+                                  hwaddr off, uint32_t val)
 {
-    int qid = (addr - KILN_REG_QUEUE_BASE) / KILN_REG_QUEUE_STRIDE;
-    hwaddr off = (addr - KILN_REG_QUEUE_BASE) % KILN_REG_QUEUE_STRIDE;
-    KilnQueue *q = &s->q[qid];
     bool enabled;
 
     qemu_mutex_lock(&s->lock);
     enabled = q->enabled;
     qemu_mutex_unlock(&s->lock);
 
+    if (enabled) {
+        kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
+                       "ring BASE/SIZE written while the queue is "
+                       "enabled");
+        return;
+    }
+    if (off == KILN_QREG_SIZE &&
+        (!is_power_of_2(val) || val < KILN_QUEUE_MIN_ENTRIES ||
+         val > KILN_QUEUE_MAX_ENTRIES)) {
+        kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
+                       "queue size not a power of two in 16..65536");
+        return;
+    }
+    QEMU_LOCK_GUARD(&s->lock);
+    if (off == KILN_QREG_BASE) {
+        q->base = deposit64(q->base, 0, 32, val);
+    } else if (off == KILN_QREG_BASE + 4) {
+        q->base = deposit64(q->base, 32, 32, val);
+    } else {
+        q->size = val;
+        q->head = q->tail = 0;
+    }
+}
+
+static void kiln_queue_write_priority(KilnState *s, KilnQueue *q,
+                                      hwaddr addr, uint32_t val)
+{
+    if (val >= KILN_NUM_PRIORITIES) {
+        kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
+                       "queue priority out of range");
+        return;
+    }
+    QEMU_LOCK_GUARD(&s->lock);
+    q->priority = val;
+}
+
+static void kiln_queue_write32(KilnState *s, hwaddr addr, uint32_t val)
+{
+    int qid = (addr - KILN_REG_QUEUE_BASE) / KILN_REG_QUEUE_STRIDE;
+    hwaddr off = (addr - KILN_REG_QUEUE_BASE) % KILN_REG_QUEUE_STRIDE;
+    KilnQueue *q = &s->q[qid];
+
     switch (off) {
     case KILN_QREG_BASE:
     case KILN_QREG_BASE + 4:
     case KILN_QREG_SIZE:
-        if (enabled) {
-            kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
-                           "ring BASE/SIZE written while the queue is "
-                           "enabled");
-            return;
-        }
-        if (off == KILN_QREG_SIZE) {
-            if (!is_power_of_2(val) || val < KILN_QUEUE_MIN_ENTRIES ||
-                val > KILN_QUEUE_MAX_ENTRIES) {
-                kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
-                               "queue size not a power of two in 16..65536");
-                return;
-            }
-        }
-        /*
-         * No QEMU_LOCK_GUARD here: its cleanup would also run when the
-         * switch jumps to a later case label, unlocking a lock this
-         * thread does not hold (GCC accepts that jump silently).
-         */
-        qemu_mutex_lock(&s->lock);
-        if (off == KILN_QREG_BASE) {
-            q->base = deposit64(q->base, 0, 32, val);
-        } else if (off == KILN_QREG_BASE + 4) {
-            q->base = deposit64(q->base, 32, 32, val);
-        } else {
-            q->size = val;
-            q->head = q->tail = 0;
-        }
-        qemu_mutex_unlock(&s->lock);
+        kiln_queue_write_ring(s, q, addr, off, val);
         return;
     case KILN_QREG_CONTROL:
         kiln_qctrl_write(s, qid, addr, val);
         return;
     case KILN_QREG_PRIORITY:
-        if (val >= KILN_NUM_PRIORITIES) {
-            kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
-                           "queue priority out of range");
-            return;
-        }
-        qemu_mutex_lock(&s->lock);
-        q->priority = val;
-        qemu_mutex_unlock(&s->lock);
+        kiln_queue_write_priority(s, q, addr, val);
         return;
     default:
         qemu_log_mask(LOG_GUEST_ERROR, "kiln: write 0x%x to read-only or "
                       "unknown queue register 0x%" HWADDR_PRIx " ignored\n",
                       val, addr);
         return;
+    }
+}
+
+static void kiln_write_control(KilnState *s, hwaddr addr, uint32_t val)
+{
+    if (val & ~(KILN_CONTROL_ENABLE | KILN_CONTROL_SOFT_RESET)) {
+        kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
+                       "reserved control bits");
+        return;
+    }
+    if (val & KILN_CONTROL_SOFT_RESET) {
+        kiln_do_reset(s, "soft", true);
+        if (qatomic_read(&s->fault_reset_fail)) {
+            /* Comes out of the reset still fatal; no message. */
+            trace_kiln_fault_injected(-1, "soft reset fails");
+            QEMU_LOCK_GUARD(&s->lock);
+            s->fatal = true;
+            s->error_code = KILN_STATUS_FATAL;
+        }
+        return;
+    }
+    QEMU_LOCK_GUARD(&s->lock);
+    s->control = val;
+    kiln_queue_kick_locked(s);
+}
+
+static void kiln_write_scratch(KilnState *s, uint32_t val)
+{
+    QEMU_LOCK_GUARD(&s->lock);
+    s->scratch = val;
+}
+
+/* Write 1 to clear. */
+static void kiln_write_irq_status(KilnState *s, uint32_t val)
+{
+    QEMU_LOCK_GUARD(&s->lock);
+    s->irq_status &= ~val;
+}
+
+static void kiln_write_irq_mask(KilnState *s, hwaddr addr, uint32_t val)
+{
+    if (val & ~0xfu) {
+        kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
+                       "reserved interrupt mask bits");
+        return;
+    }
+    QEMU_LOCK_GUARD(&s->lock);
+    s->irq_mask = val;
+}
+
+/* Writing VALID acknowledges the fault and frees the record. */
+static void kiln_write_fault_status(KilnState *s, uint32_t val)
+{
+    QEMU_LOCK_GUARD(&s->lock);
+    if (val & KILN_FAULT_STATUS_VALID) {
+        s->fault_status = 0;
     }
 }
 
@@ -721,53 +789,19 @@ static void kiln_write32(KilnState *s, hwaddr addr, uint32_t val)
     }
     switch (addr) {
     case KILN_REG_CONTROL:
-        if (val & ~(KILN_CONTROL_ENABLE | KILN_CONTROL_SOFT_RESET)) {
-            kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
-                           "reserved control bits");
-            return;
-        }
-        if (val & KILN_CONTROL_SOFT_RESET) {
-            kiln_do_reset(s, "soft", true);
-            if (qatomic_read(&s->fault_reset_fail)) {
-                /* Comes out of the reset still fatal; no message. */
-                trace_kiln_fault_injected(-1, "soft reset fails");
-                QEMU_LOCK_GUARD(&s->lock);
-                s->fatal = true;
-                s->error_code = KILN_STATUS_FATAL;
-            }
-            return;
-        }
-        qemu_mutex_lock(&s->lock);
-        s->control = val;
-        kiln_queue_kick_locked(s);
-        qemu_mutex_unlock(&s->lock);
+        kiln_write_control(s, addr, val);
         return;
     case KILN_REG_SCRATCH:
-        qemu_mutex_lock(&s->lock);
-        s->scratch = val;
-        qemu_mutex_unlock(&s->lock);
+        kiln_write_scratch(s, val);
         return;
     case KILN_REG_IRQ_STATUS:
-        qemu_mutex_lock(&s->lock);
-        s->irq_status &= ~val;
-        qemu_mutex_unlock(&s->lock);
+        kiln_write_irq_status(s, val);
         return;
     case KILN_REG_IRQ_MASK:
-        if (val & ~0xfu) {
-            kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
-                           "reserved interrupt mask bits");
-            return;
-        }
-        qemu_mutex_lock(&s->lock);
-        s->irq_mask = val;
-        qemu_mutex_unlock(&s->lock);
+        kiln_write_irq_mask(s, addr, val);
         return;
     case KILN_REG_FAULT_STATUS:
-        qemu_mutex_lock(&s->lock);
-        if (val & KILN_FAULT_STATUS_VALID) {
-            s->fault_status = 0;
-        }
-        qemu_mutex_unlock(&s->lock);
+        kiln_write_fault_status(s, val);
         return;
     default:
         qemu_log_mask(LOG_GUEST_ERROR, "kiln: write 0x%x to read-only or "

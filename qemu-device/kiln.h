@@ -24,16 +24,6 @@
 #include "kiln/hw/kiln_isa.h"
 #include "kiln/hw/kiln_regs.h"
 
-/*
- * A variable with a cleanup (QEMU_LOCK_GUARD, g_auto*) declared after one
- * case label is cleaned up on the paths that enter the switch at a later
- * label too, uninitialised: a lock guard there unlocks a lock the thread
- * does not hold. Clang rejects such a jump; GCC only warns with this flag.
- */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic error "-Wjump-misses-init"
-#endif
-
 #define TYPE_KILN "kiln"
 OBJECT_DECLARE_SIMPLE_TYPE(KilnState, KILN)
 
