@@ -279,6 +279,7 @@ static int kiln_ioctl_query_info(struct drm_device *drm, void *data,
 		return -ENODEV;
 
 	switch (args->type) {
+	/* Deprecated: GET_PARAM has every field. Kept for old user space. */
 	case DRM_KILN_QUERY_DEVICE: {
 		struct drm_kiln_device_info info = {
 			.device_id = kdev->pdev->device,
@@ -670,7 +671,7 @@ static void kiln_remove(struct pci_dev *pdev)
 
 		if (!q->sched_ready)
 			continue;
-		kiln_queue_fail_all(q, -ENODEV);
+		kiln_job_fail_all(q, -ENODEV);
 		drm_sched_wqueue_start(&q->sched);
 	}
 }

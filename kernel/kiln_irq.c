@@ -33,7 +33,7 @@ static irqreturn_t kiln_irq_queue(int irq, void *arg)
 	if (q->id == KILN_MGMT_QUEUE)
 		kiln_mgmt_irq(kdev);
 	else
-		kiln_queue_process(q);
+		kiln_job_retire_completed(q);
 	return IRQ_HANDLED;
 }
 

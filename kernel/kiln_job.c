@@ -9,7 +9,7 @@
  * then assigns the context seqno and pushes the job under the context's
  * submit lock so seqnos and execution order agree. run_job writes
  * INDIRECT + FENCE into the ring; the queue's interrupt retires jobs in
- * order (kiln_queue.c). Progress and hangs are watched by kiln_reset.c,
+ * order (kiln_job_retire_completed()). Progress and hangs are watched by kiln_reset.c,
  * not by the scheduler's own timeout.
  */
 
@@ -78,6 +78,105 @@ static void kiln_job_release(struct kiln_job *job)
 	queue_work(kiln_release_wq, &job->release_work);
 }
 
+/* Write a job's INDIRECT + FENCE; the caller kicks the doorbell. */
+void kiln_job_emit(struct kiln_queue *q, struct kiln_job *job)
+{
+	struct kiln_pkt_indirect pkt = {
+		.header = KILN_PKT_HEADER(KILN_OP_INDIRECT, 0),
+		.asid = job->ctx->vm->asid,
+		.cmd_va = job->cmd_va,
+		.size = job->cmd_size,
+		.job_id = job->hw_seqno,
+		.max_watchdog_mcycles = job->ctx->max_watchdog_mcycles,
+	};
+
+	lockdep_assert_held(&q->lock);
+
+	job->slot = job->hw_seqno % q->job_slots;
+	memset(&q->shared->status[job->slot], 0, sizeof(struct kiln_job_status));
+	pkt.status_pa = kiln_queue_status_pa(q, job->slot);
+	kiln_queue_emit(q, &pkt);
+	kiln_queue_emit_fence(q, job->hw_seqno, true);
+	if (list_empty(&job->inflight))
+		list_add_tail(&job->inflight, &q->inflight);
+}
+
+/*
+ * Retire a job: record its outcome in the context and signal its
+ * hardware fence. @error overrides what the device reported (reset,
+ * removal, cancellation); otherwise a job the device failed gets -EIO.
+ * A job the driver ends itself gets status ABORTED, or INTERRUPTED
+ * (-EAGAIN) if a reset cut it short and it may not be run again.
+ * Reset recovery and cancellation retire jobs out of ring order.
+ */
+void kiln_job_retire(struct kiln_queue *q, struct kiln_job *job, int error)
+{
+	struct kiln_job_status st = q->shared->status[job->slot];
+
+	lockdep_assert_held(&q->lock);
+
+	if (error) {
+		if (!(st.flags & KILN_JOB_STATUS_DONE) ||
+		    st.status == KILN_STATUS_OK) {
+			memset(&st, 0, sizeof(st));
+			st.status = error == -EAGAIN ? KILN_STATUS_INTERRUPTED :
+						       KILN_STATUS_ABORTED;
+			st.pe = KILN_JOB_STATUS_NO_PE;
+		}
+	} else if (!(st.flags & KILN_JOB_STATUS_DONE)) {
+		drm_err_ratelimited(&q->kdev->drm,
+				    "queue %u: job %llu retired without a status record\n",
+				    q->id, job->hw_seqno);
+		st.status = KILN_STATUS_ABORTED;
+		st.pe = KILN_JOB_STATUS_NO_PE;
+		error = -EIO;
+	} else if (st.status != KILN_STATUS_OK) {
+		error = -EIO;
+	}
+
+	kiln_ctx_job_done(job->ctx, job->seqno, &st, error);
+	if (error) {
+		dma_fence_set_error(&job->hw_fence->base, error);
+		atomic64_inc(&q->jobs_failed);
+	}
+	atomic64_inc(&q->jobs_done);
+	list_del_init(&job->inflight);
+	if (job->hw_seqno > q->completed)
+		q->completed = job->hw_seqno;
+	dma_fence_signal_locked(&job->hw_fence->base);
+}
+
+/* Retire, in order, every job whose FENCE the device has written. */
+void kiln_job_retire_completed(struct kiln_queue *q)
+{
+	struct kiln_job *job, *tmp;
+	unsigned long flags;
+	u64 done;
+
+	spin_lock_irqsave(&q->lock, flags);
+	done = READ_ONCE(q->shared->fence);
+	/* Read the status records only after the fence that covers them. */
+	dma_rmb();
+	list_for_each_entry_safe(job, tmp, &q->inflight, inflight) {
+		if (job->hw_seqno > done)
+			break;
+		kiln_job_retire(q, job, 0);
+	}
+	spin_unlock_irqrestore(&q->lock, flags);
+}
+
+/* Fail everything in the ring (device removal). */
+void kiln_job_fail_all(struct kiln_queue *q, int error)
+{
+	struct kiln_job *job, *tmp;
+	unsigned long flags;
+
+	spin_lock_irqsave(&q->lock, flags);
+	list_for_each_entry_safe(job, tmp, &q->inflight, inflight)
+		kiln_job_retire(q, job, error);
+	spin_unlock_irqrestore(&q->lock, flags);
+}
+
 static struct dma_fence *kiln_sched_run_job(struct drm_sched_job *sched_job)
 {
 	struct kiln_job *job = to_kiln_job(sched_job);
@@ -113,7 +212,7 @@ static struct dma_fence *kiln_sched_run_job(struct drm_sched_job *sched_job)
 	dma_fence_init(&f->base, &kiln_fence_ops, &q->lock, q->fence_context,
 		       job->hw_seqno);
 	job->hw_fence_init = true;
-	kiln_queue_emit_job(q, job);
+	kiln_job_emit(q, job);
 	kiln_queue_kick(q);
 	spin_unlock_irqrestore(&q->lock, flags);
 

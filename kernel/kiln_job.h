@@ -58,6 +58,11 @@ struct workqueue_struct *kiln_sched_wq_alloc(struct kiln_device *kdev);
 int kiln_sched_init(struct kiln_queue *q);
 void kiln_sched_fini(struct kiln_queue *q);
 
+void kiln_job_emit(struct kiln_queue *q, struct kiln_job *job);
+void kiln_job_retire(struct kiln_queue *q, struct kiln_job *job, int error);
+void kiln_job_retire_completed(struct kiln_queue *q);
+void kiln_job_fail_all(struct kiln_queue *q, int error);
+
 int kiln_ioctl_submit(struct drm_device *drm, void *data,
 		      struct drm_file *file);
 

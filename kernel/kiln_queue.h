@@ -16,7 +16,6 @@
 #include <kiln/hw/kiln_packets.h>
 
 struct kiln_device;
-struct kiln_job;
 
 /*
  * Host memory shared with the device for one queue: the fence value the
@@ -95,10 +94,6 @@ int kiln_queue_hw_stop(struct kiln_queue *q);
 void kiln_queue_emit(struct kiln_queue *q, const void *pkt);
 void kiln_queue_emit_fence(struct kiln_queue *q, u64 value, bool irq);
 void kiln_queue_kick(struct kiln_queue *q);
-void kiln_queue_process(struct kiln_queue *q);
-void kiln_queue_emit_job(struct kiln_queue *q, struct kiln_job *job);
-void kiln_queue_fail_all(struct kiln_queue *q, int error);
-void kiln_queue_end_job(struct kiln_queue *q, struct kiln_job *job, int error);
 
 extern const struct dma_fence_ops kiln_fence_ops;
 

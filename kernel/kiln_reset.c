@@ -115,21 +115,21 @@ static void kiln_queue_replay(struct kiln_queue *q, int guilty_error,
 	spin_lock_irqsave(&q->lock, flags);
 	job = list_first_entry_or_null(&q->inflight, struct kiln_job, inflight);
 	if (job && (q->shared->status[job->slot].flags & KILN_JOB_STATUS_DONE)) {
-		kiln_queue_end_job(q, job, 0);
+		kiln_job_retire(q, job, 0);
 	} else if (job && guilty_error) {
 		drm_err_ratelimited(&kdev->drm, "queue %u: job %llu of context %u (pid %d) %s; context banned\n",
 				    q->id, job->seqno, job->ctx->id, job->ctx->pid,
 				    guilty_error == -ETIMEDOUT ?
 				    "made no progress" : "stopped the queue");
 		kiln_ctx_ban(job->ctx);
-		kiln_queue_end_job(q, job, guilty_error);
+		kiln_job_retire(q, job, guilty_error);
 	} else if (job && device_reset && !kiln_job_doomed(job) &&
 		   !(job->flags & DRM_KILN_SUBMIT_REPLAYABLE)) {
-		kiln_queue_end_job(q, job, -EAGAIN);
+		kiln_job_retire(q, job, -EAGAIN);
 	}
 	list_for_each_entry_safe(job, tmp, &q->inflight, inflight) {
 		if (kiln_job_doomed(job)) {
-			kiln_queue_end_job(q, job, -ECANCELED);
+			kiln_job_retire(q, job, -ECANCELED);
 			continue;
 		}
 		if (device_reset) {
@@ -140,7 +140,7 @@ static void kiln_queue_replay(struct kiln_queue *q, int guilty_error,
 	}
 	kiln_queue_hw_init(q);
 	list_for_each_entry(job, &q->inflight, inflight)
-		kiln_queue_emit_job(q, job);
+		kiln_job_emit(q, job);
 	kiln_queue_kick(q);
 	q->wd_seqno = 0;
 	spin_unlock_irqrestore(&q->lock, flags);
@@ -167,7 +167,7 @@ static void kiln_reset_lost(struct kiln_device *kdev)
 
 		if (!q->sched_ready)
 			continue;
-		kiln_queue_fail_all(q, -EIO);
+		kiln_job_fail_all(q, -EIO);
 		kiln_sched_restore_parents(q);
 		drm_sched_start(&q->sched);
 	}
@@ -239,7 +239,7 @@ static void kiln_device_recover(struct kiln_device *kdev,
 	kiln_reset_stop_all(kdev);
 	for (i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++)
 		if (kdev->queues[i].sched_ready)
-			kiln_queue_process(&kdev->queues[i]);
+			kiln_job_retire_completed(&kdev->queues[i]);
 
 	if (kiln_reset_hw(kdev)) {
 		kiln_reset_lost(kdev);
@@ -270,7 +270,7 @@ static void kiln_queue_recover(struct kiln_queue *q, int error)
 	}
 	drm_sched_stop(&q->sched, NULL);
 	WRITE_ONCE(q->stopped, false);
-	kiln_queue_process(q);
+	kiln_job_retire_completed(q);
 	kiln_queue_replay(q, error, false);
 	kiln_sched_restore_parents(q);
 	drm_sched_start(&q->sched);
@@ -333,7 +333,7 @@ static void kiln_watchdog_fn(struct work_struct *work)
 		if (!q->sched_ready)
 			continue;
 		/* Catches lost interrupts. */
-		kiln_queue_process(q);
+		kiln_job_retire_completed(q);
 
 		spin_lock_irqsave(&q->lock, flags);
 		head = list_first_entry_or_null(&q->inflight, struct kiln_job,
@@ -461,7 +461,7 @@ static void kiln_quiesce_locked(struct kiln_device *kdev)
 	kiln_reset_stop_all(kdev);
 	for (u32 i = KILN_MGMT_QUEUE + 1; i < kdev->num_queues; i++)
 		if (kdev->queues[i].sched_ready)
-			kiln_queue_process(&kdev->queues[i]);
+			kiln_job_retire_completed(&kdev->queues[i]);
 }
 
 /* Bring the device back after the core's reset, or reset it here. */

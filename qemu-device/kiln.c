@@ -643,69 +643,137 @@ static void kiln_qctrl_write(KilnState *s, int qid, hwaddr addr, uint32_t val)
     qemu_mutex_unlock(&s->lock);
 }
 
-static void kiln_queue_write32(KilnState *s, hwaddr addr, uint32_t val)
+/*
+ * Register writes: one helper a register, so that the lock guards live in
+ * functions of their own and never directly under a case label, where
+ * their cleanup would also run on a jump to a later label.
+ */
+
+/* Ring BASE (either half) and SIZE: only while the queue is disabled. */
+static void kiln_queue_write_ring(KilnState *s, KilnQueue *q, hwaddr addr,
+                                  hwaddr off, uint32_t val)
 {
-    int qid = (addr - KILN_REG_QUEUE_BASE) / KILN_REG_QUEUE_STRIDE;
-    hwaddr off = (addr - KILN_REG_QUEUE_BASE) % KILN_REG_QUEUE_STRIDE;
-    KilnQueue *q = &s->q[qid];
     bool enabled;
 
     qemu_mutex_lock(&s->lock);
     enabled = q->enabled;
     qemu_mutex_unlock(&s->lock);
 
+    if (enabled) {
+        kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
+                       "ring BASE/SIZE written while the queue is "
+                       "enabled");
+        return;
+    }
+    if (off == KILN_QREG_SIZE &&
+        (!is_power_of_2(val) || val < KILN_QUEUE_MIN_ENTRIES ||
+         val > KILN_QUEUE_MAX_ENTRIES)) {
+        kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
+                       "queue size not a power of two in 16..65536");
+        return;
+    }
+    QEMU_LOCK_GUARD(&s->lock);
+    if (off == KILN_QREG_BASE) {
+        q->base = deposit64(q->base, 0, 32, val);
+    } else if (off == KILN_QREG_BASE + 4) {
+        q->base = deposit64(q->base, 32, 32, val);
+    } else {
+        q->size = val;
+        q->head = q->tail = 0;
+    }
+}
+
+static void kiln_queue_write_priority(KilnState *s, KilnQueue *q,
+                                      hwaddr addr, uint32_t val)
+{
+    if (val >= KILN_NUM_PRIORITIES) {
+        kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
+                       "queue priority out of range");
+        return;
+    }
+    QEMU_LOCK_GUARD(&s->lock);
+    q->priority = val;
+}
+
+static void kiln_queue_write32(KilnState *s, hwaddr addr, uint32_t val)
+{
+    int qid = (addr - KILN_REG_QUEUE_BASE) / KILN_REG_QUEUE_STRIDE;
+    hwaddr off = (addr - KILN_REG_QUEUE_BASE) % KILN_REG_QUEUE_STRIDE;
+    KilnQueue *q = &s->q[qid];
+
     switch (off) {
     case KILN_QREG_BASE:
     case KILN_QREG_BASE + 4:
     case KILN_QREG_SIZE:
-        if (enabled) {
-            kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
-                           "ring BASE/SIZE written while the queue is "
-                           "enabled");
-            return;
-        }
-        if (off == KILN_QREG_SIZE) {
-            if (!is_power_of_2(val) || val < KILN_QUEUE_MIN_ENTRIES ||
-                val > KILN_QUEUE_MAX_ENTRIES) {
-                kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
-                               "queue size not a power of two in 16..65536");
-                return;
-            }
-        }
-        /*
-         * No QEMU_LOCK_GUARD here: its cleanup would also run when the
-         * switch jumps to a later case label, unlocking a lock this
-         * thread does not hold (GCC accepts that jump silently).
-         */
-        qemu_mutex_lock(&s->lock);
-        if (off == KILN_QREG_BASE) {
-            q->base = deposit64(q->base, 0, 32, val);
-        } else if (off == KILN_QREG_BASE + 4) {
-            q->base = deposit64(q->base, 32, 32, val);
-        } else {
-            q->size = val;
-            q->head = q->tail = 0;
-        }
-        qemu_mutex_unlock(&s->lock);
+        kiln_queue_write_ring(s, q, addr, off, val);
         return;
     case KILN_QREG_CONTROL:
         kiln_qctrl_write(s, qid, addr, val);
         return;
     case KILN_QREG_PRIORITY:
-        if (val >= KILN_NUM_PRIORITIES) {
-            kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
-                           "queue priority out of range");
-            return;
-        }
-        qemu_mutex_lock(&s->lock);
-        q->priority = val;
-        qemu_mutex_unlock(&s->lock);
+        kiln_queue_write_priority(s, q, addr, val);
         return;
     default:
         qemu_log_mask(LOG_GUEST_ERROR, "kiln: write 0x%x to read-only or "
                       "unknown queue register 0x%" HWADDR_PRIx " ignored\n",
                       val, addr);
         return;
+    }
+}
+
+static void kiln_write_control(KilnState *s, hwaddr addr, uint32_t val)
+{
+    if (val & ~(KILN_CONTROL_ENABLE | KILN_CONTROL_SOFT_RESET)) {
+        kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
+                       "reserved control bits");
+        return;
+    }
+    if (val & KILN_CONTROL_SOFT_RESET) {
+        kiln_do_reset(s, "soft", true);
+        if (qatomic_read(&s->fault_reset_fail)) {
+            /* Comes out of the reset still fatal; no message. */
+            trace_kiln_fault_injected(-1, "soft reset fails");
+            QEMU_LOCK_GUARD(&s->lock);
+            s->fatal = true;
+            s->error_code = KILN_STATUS_FATAL;
+        }
+        return;
+    }
+    QEMU_LOCK_GUARD(&s->lock);
+    s->control = val;
+    kiln_queue_kick_locked(s);
+}
+
+static void kiln_write_scratch(KilnState *s, uint32_t val)
+{
+    QEMU_LOCK_GUARD(&s->lock);
+    s->scratch = val;
+}
+
+/* Write 1 to clear. */
+static void kiln_write_irq_status(KilnState *s, uint32_t val)
+{
+    QEMU_LOCK_GUARD(&s->lock);
+    s->irq_status &= ~val;
+}
+
+static void kiln_write_irq_mask(KilnState *s, hwaddr addr, uint32_t val)
+{
+    if (val & ~0xfu) {
+        kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
+                       "reserved interrupt mask bits");
+        return;
+    }
+    QEMU_LOCK_GUARD(&s->lock);
+    s->irq_mask = val;
+}
+
+/* Writing VALID acknowledges the fault and frees the record. */
+static void kiln_write_fault_status(KilnState *s, uint32_t val)
+{
+    QEMU_LOCK_GUARD(&s->lock);
+    if (val & KILN_FAULT_STATUS_VALID) {
+        s->fault_status = 0;
     }
 }
 
@@ -722,53 +790,19 @@ static void kiln_write32(KilnState *s, hwaddr addr, uint32_t val)
     }
     switch (addr) {
     case KILN_REG_CONTROL:
-        if (val & ~(KILN_CONTROL_ENABLE | KILN_CONTROL_SOFT_RESET)) {
-            kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
-                           "reserved control bits");
-            return;
-        }
-        if (val & KILN_CONTROL_SOFT_RESET) {
-            kiln_do_reset(s, "soft", true);
-            if (qatomic_read(&s->fault_reset_fail)) {
-                /* Comes out of the reset still fatal; no message. */
-                trace_kiln_fault_injected(-1, "soft reset fails");
-                QEMU_LOCK_GUARD(&s->lock);
-                s->fatal = true;
-                s->error_code = KILN_STATUS_FATAL;
-            }
-            return;
-        }
-        qemu_mutex_lock(&s->lock);
-        s->control = val;
-        kiln_queue_kick_locked(s);
-        qemu_mutex_unlock(&s->lock);
+        kiln_write_control(s, addr, val);
         return;
     case KILN_REG_SCRATCH:
-        qemu_mutex_lock(&s->lock);
-        s->scratch = val;
-        qemu_mutex_unlock(&s->lock);
+        kiln_write_scratch(s, val);
         return;
     case KILN_REG_IRQ_STATUS:
-        qemu_mutex_lock(&s->lock);
-        s->irq_status &= ~val;
-        qemu_mutex_unlock(&s->lock);
+        kiln_write_irq_status(s, val);
         return;
     case KILN_REG_IRQ_MASK:
-        if (val & ~0xfu) {
-            kiln_reg_error(s, KILN_STATUS_BAD_REGISTER, addr, val,
-                           "reserved interrupt mask bits");
-            return;
-        }
-        qemu_mutex_lock(&s->lock);
-        s->irq_mask = val;
-        qemu_mutex_unlock(&s->lock);
+        kiln_write_irq_mask(s, addr, val);
         return;
     case KILN_REG_FAULT_STATUS:
-        qemu_mutex_lock(&s->lock);
-        if (val & KILN_FAULT_STATUS_VALID) {
-            s->fault_status = 0;
-        }
-        qemu_mutex_unlock(&s->lock);
+        kiln_write_fault_status(s, val);
         return;
     default:
         qemu_log_mask(LOG_GUEST_ERROR, "kiln: write 0x%x to read-only or "
@@ -834,7 +868,7 @@ static void kiln_set_hang(Object *obj, Visitor *v, const char *name,
         return;
     }
     if (val < -1 || val >= KILN_NUM_QUEUES) {
-        error_setg(errp, "fault-hang-queue must be -1 or 0..%d",
+        error_setg(errp, "x-fault-hang-queue must be -1 or 0..%d",
                    KILN_NUM_QUEUES - 1);
         return;
     }
@@ -865,7 +899,7 @@ static void kiln_set_mmu(Object *obj, Visitor *v, const char *name,
         return;
     }
     if (!s->mmu) {
-        error_setg(errp, "fault-mmu needs a realized device");
+        error_setg(errp, "x-fault-mmu needs a realized device");
         return;
     }
     trace_kiln_fault_injected(-1, "mmu");
@@ -894,7 +928,7 @@ static void kiln_set_fatal_prop(Object *obj, Visitor *v, const char *name,
         return;
     }
     if (!s->irq_bh) {
-        error_setg(errp, "fault-fatal needs a realized device");
+        error_setg(errp, "x-fault-fatal needs a realized device");
         return;
     }
     if (val) {
@@ -952,44 +986,44 @@ static void kiln_instance_init(Object *obj)
     qemu_cond_init(&s->idle_cond);
     s->fault_hang_queue = -1;
 
-    object_property_add(obj, "fault-hang-queue", "int32", kiln_get_hang,
+    object_property_add(obj, "x-fault-hang-queue", "int32", kiln_get_hang,
                         kiln_set_hang, NULL, NULL);
-    object_property_set_description(obj, "fault-hang-queue",
+    object_property_set_description(obj, "x-fault-hang-queue",
         "Queue whose processing hangs (-1: none); cleared by reset");
-    object_property_add_uint32_ptr(obj, "fault-dma-error",
+    object_property_add_uint32_ptr(obj, "x-fault-dma-error",
                                    &s->fault_dma_error,
                                    OBJ_PROP_FLAG_READWRITE);
-    object_property_set_description(obj, "fault-dma-error",
+    object_property_set_description(obj, "x-fault-dma-error",
         "Number of next DMA_COPY/DMA_FILL packets that fail with DMA_ERROR");
-    object_property_add_uint32_ptr(obj, "fault-lost-irq", &s->fault_lost_irq,
+    object_property_add_uint32_ptr(obj, "x-fault-lost-irq", &s->fault_lost_irq,
                                    OBJ_PROP_FLAG_READWRITE);
-    object_property_set_description(obj, "fault-lost-irq",
+    object_property_set_description(obj, "x-fault-lost-irq",
         "Number of next MSI-X messages that are dropped");
-    object_property_add_uint32_ptr(obj, "fault-late-irq-ms",
+    object_property_add_uint32_ptr(obj, "x-fault-late-irq-ms",
                                    &s->fault_late_irq_ms,
                                    OBJ_PROP_FLAG_READWRITE);
-    object_property_set_description(obj, "fault-late-irq-ms",
+    object_property_set_description(obj, "x-fault-late-irq-ms",
         "Delay every MSI-X message by this many ms of virtual time (0: off)");
-    object_property_add(obj, "fault-mmu", "uint32", kiln_get_mmu,
+    object_property_add(obj, "x-fault-mmu", "uint32", kiln_get_mmu,
                         kiln_set_mmu, NULL, NULL);
-    object_property_set_description(obj, "fault-mmu",
+    object_property_set_description(obj, "x-fault-mmu",
         "Number of next MMU translations that fault (reason INJECTED)");
-    object_property_add(obj, "fault-fatal", "bool", kiln_get_fatal,
+    object_property_add(obj, "x-fault-fatal", "bool", kiln_get_fatal,
                         kiln_set_fatal_prop, NULL, NULL);
-    object_property_set_description(obj, "fault-fatal",
+    object_property_set_description(obj, "x-fault-fatal",
         "Set true: the device enters the fatal state until reset");
-    object_property_add_bool(obj, "fault-reset-fail", kiln_get_reset_fail,
+    object_property_add_bool(obj, "x-fault-reset-fail", kiln_get_reset_fail,
                              kiln_set_reset_fail);
-    object_property_set_description(obj, "fault-reset-fail",
+    object_property_set_description(obj, "x-fault-reset-fail",
         "Set true: soft resets leave the device fatal until an FLR or "
         "system reset");
-    object_property_add(obj, "fault-seed", "uint64", kiln_get_seed,
+    object_property_add(obj, "x-fault-seed", "uint64", kiln_get_seed,
                         kiln_set_seed, NULL, NULL);
-    object_property_set_description(obj, "fault-seed",
-        "Seed of the random fault generator (fault-rate)");
-    object_property_add_uint32_ptr(obj, "fault-rate", &s->fault_rate,
+    object_property_set_description(obj, "x-fault-seed",
+        "Seed of the random fault generator (x-fault-rate)");
+    object_property_add_uint32_ptr(obj, "x-fault-rate", &s->fault_rate,
                                    OBJ_PROP_FLAG_READWRITE);
-    object_property_set_description(obj, "fault-rate",
+    object_property_set_description(obj, "x-fault-rate",
         "Random faults per million packets (DMA error, lost IRQ, MMU fault)");
 }
 
@@ -1037,6 +1071,7 @@ static void kiln_realize(PCIDevice *pdev, Error **errp)
                    "between 4 KiB and 16 MiB");
         return;
     }
+    /* Opt-in only: guest-visible timing then depends on the host. */
     if (s->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         s->workers = n > 0 ? n : 1;
@@ -1147,7 +1182,8 @@ static const Property kiln_properties[] = {
     DEFINE_PROP_STRING("pe-grid", KilnState, pe_grid),
     DEFINE_PROP_UINT32("local-mem-size", KilnState, local_mem_size,
                        KILN_LOCAL_MEM_DEFAULT_SIZE),
-    DEFINE_PROP_UINT32("workers", KilnState, workers, 0),
+    DEFINE_PROP_UINT32("workers", KilnState, workers,
+                       KILN_DEFAULT_WORKERS),
 };
 
 static const VMStateDescription kiln_vmstate = {

@@ -329,8 +329,8 @@ static void test_fuzz(void)
             qpci_io_writeq(f.dev, f.bar2, rnd_below(DRAM_SIZE) & ~7, rnd());
         } else if (kind < 94) {
             static const char *const props[] = {
-                "fault-dma-error", "fault-lost-irq", "fault-mmu",
-                "fault-late-irq-ms", "fault-hang-queue", "fault-rate",
+                "x-fault-dma-error", "x-fault-lost-irq", "x-fault-mmu",
+                "x-fault-late-irq-ms", "x-fault-hang-queue", "x-fault-rate",
             };
             int p = rnd_below(ARRAY_SIZE(props));
             int64_t v = p == 4 ? (int64_t)rnd_below(KILN_NUM_QUEUES + 1) - 1 :
@@ -338,7 +338,7 @@ static void test_fuzz(void)
             qom_set(&f, props[p], v);
         } else if (kind < 95) {
             if (rnd_below(40) == 0) {
-                qom_set(&f, "fault-fatal", 1);
+                qom_set(&f, "x-fault-fatal", 1);
             }
             qtest_clock_step(f.qts, rnd_below(10000000));
         } else if (kind < 96) {

@@ -910,7 +910,7 @@ static void test_fault_injection(void)
     fence = guest_alloc(&k.alloc, 8);
 
     /* DMA error: next DMA fails, the queue stops with DMA_ERROR */
-    qom_set_int(&k, "fault-dma-error", 1);
+    qom_set_int(&k, "x-fault-dma-error", 1);
     pkt_fill(&fl, 0x1000, 64, 1);
     put(&k, 0, &fl, true);
     expect_stop(&k, 0, KILN_STATUS_DMA_ERROR, 0);
@@ -919,7 +919,7 @@ static void test_fault_injection(void)
     g_assert(wait_queue(&k, 0) & KILN_QSTATUS_IDLE);
 
     /* lost interrupt: the first MSI-X is dropped, the next one arrives */
-    qom_set_int(&k, "fault-lost-irq", 1);
+    qom_set_int(&k, "x-fault-lost-irq", 1);
     pkt_fence(&f, HOST(fence), 1, KILN_FENCE_FLAG_IRQ);
     put(&k, 0, &f, true);
     g_assert(wait_queue(&k, 0) & KILN_QSTATUS_IDLE);
@@ -932,7 +932,7 @@ static void test_fault_injection(void)
     g_assert(wait_pending(&k, 0));
 
     /* late interrupt: delivered only after the virtual clock advanced */
-    qom_set_int(&k, "fault-late-irq-ms", 50);
+    qom_set_int(&k, "x-fault-late-irq-ms", 50);
     pkt_fence(&f, HOST(fence), 2, KILN_FENCE_FLAG_IRQ);
     put(&k, 1, &f, true);
     g_assert(wait_queue(&k, 1) & KILN_QSTATUS_IDLE);
@@ -941,10 +941,10 @@ static void test_fault_injection(void)
     g_assert(!qpci_msix_pending(k.dev, 1));
     qtest_clock_step(k.qts, 60 * 1000 * 1000);
     g_assert(qpci_msix_pending(k.dev, 1));
-    qom_set_int(&k, "fault-late-irq-ms", 0);
+    qom_set_int(&k, "x-fault-late-irq-ms", 0);
 
     /* hang: queue 1 makes no progress, queue 0 still runs */
-    qom_set_int(&k, "fault-hang-queue", 1);
+    qom_set_int(&k, "x-fault-hang-queue", 1);
     pkt_nop(&nop);
     put(&k, 1, &nop, true);
     progress = rd64(&k, KILN_REG_QUEUE(1) + KILN_QREG_PROGRESS);
@@ -955,21 +955,21 @@ static void test_fault_injection(void)
     g_assert_cmpuint(qrd(&k, 1, KILN_QREG_STATUS) & KILN_QSTATUS_IDLE, ==, 0);
     g_assert_cmpuint(rd64(&k, KILN_REG_QUEUE(1) + KILN_QREG_PROGRESS), ==,
                      progress);
-    qom_set_int(&k, "fault-hang-queue", -1);
+    qom_set_int(&k, "x-fault-hang-queue", -1);
     g_assert(wait_queue(&k, 1) & KILN_QSTATUS_IDLE);
 
     /* MMU fault injection fails the next translation (tested with a job
      * in test_mmu_inject); random faults: rate 1e6 = every packet */
-    qom_set_int(&k, "fault-seed", 42);
-    qom_set_int(&k, "fault-rate", 1000000);
+    qom_set_int(&k, "x-fault-seed", 42);
+    qom_set_int(&k, "x-fault-rate", 1000000);
     put(&k, 0, &fl, true);
     expect_stop(&k, 0, KILN_STATUS_DMA_ERROR, 5);
-    qom_set_int(&k, "fault-rate", 0);
+    qom_set_int(&k, "x-fault-rate", 0);
     qwr(&k, 0, KILN_QREG_CONTROL, KILN_QCTRL_ENABLE | KILN_QCTRL_RESUME);
     g_assert(wait_queue(&k, 0) & KILN_QSTATUS_IDLE);
 
     /* fatal: STATUS.FATAL, error vector, doorbells ignored until reset */
-    qom_set_bool(&k, "fault-fatal", true);
+    qom_set_bool(&k, "x-fault-fatal", true);
     g_assert(rd32(&k, KILN_REG_STATUS) & KILN_STATUS_REG_FATAL);
     g_assert(rd32(&k, KILN_REG_IRQ_STATUS) & KILN_IRQ_FATAL);
     g_assert_cmpuint(rd32(&k, KILN_REG_ERROR_CODE), ==, KILN_STATUS_FATAL);
@@ -981,8 +981,8 @@ static void test_fault_injection(void)
     g_assert_cmpuint(rd32(&k, KILN_REG_RESET_COUNT), ==, 1);
 
     /* reset-fail: soft resets leave FATAL set; an FLR clears it and the fault */
-    qom_set_bool(&k, "fault-reset-fail", true);
-    qom_set_bool(&k, "fault-fatal", true);
+    qom_set_bool(&k, "x-fault-reset-fail", true);
+    qom_set_bool(&k, "x-fault-fatal", true);
     wr32(&k, KILN_REG_CONTROL, KILN_CONTROL_SOFT_RESET);
     g_assert_cmpuint(rd32(&k, KILN_REG_RESET_COUNT), ==, 2);
     g_assert(rd32(&k, KILN_REG_STATUS) & KILN_STATUS_REG_READY);
@@ -1020,7 +1020,7 @@ static void test_mmu_inject(void)
     pt_map(&pt, 0x10000, HOST(cmd), KILN_PTE_READ, false);
     ctx_setup(&k, 0, 1, PT_ROOT);
     pkt_nop((void *)&pk[0]);
-    qom_set_int(&k, "fault-mmu", 1);
+    qom_set_int(&k, "x-fault-mmu", 1);
     run_job(&k, 0, 1, cmd, 0x10000, pk, 1, &js, 1);
     g_assert_cmpuint(js.status, ==, KILN_STATUS_MMU_FAULT);
     g_assert_cmpuint(js.fault_reason, ==, KILN_MMU_FAULT_INJECTED);

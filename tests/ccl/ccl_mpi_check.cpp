@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // ccl_mpi_check: kiln::ccl over the ranks of an MPI job, one device per rank
-// (rank % devices). Run by test_ccl_vm.cpp as
+// (rank % devices). Run by ccl_vm_test.cpp as
 //   mpirun -np N ccl_mpi_check                 every collective/op/dtype/size vs the reference,
 //                                              plus the C API
 //   mpirun -np N ccl_mpi_check --expect-fault R  with KILN_CCL_INJECT_FAULT=R:K: every rank's

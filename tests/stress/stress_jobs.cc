@@ -712,20 +712,20 @@ TEST_F(Stress, SoakFaultsWhileVictimsRunNoInnocentLost) {
         std::string prop, val;
         if (kind == "inj_hang") {
           int q = ctx_queue(ctx);
-          prop = "fault-hang-queue";
+          prop = "x-fault-hang-queue";
           val = std::to_string(q < 0 ? 1 : q);
         } else if (kind == "inj_dma_error") {
-          prop = "fault-dma-error", val = "1";
+          prop = "x-fault-dma-error", val = "1";
         } else if (kind == "inj_lost_irq") {
-          prop = "fault-lost-irq", val = "1";
+          prop = "x-fault-lost-irq", val = "1";
         } else if (kind == "inj_mmu") {
-          prop = "fault-mmu", val = "1";
+          prop = "x-fault-mmu", val = "1";
         } else {
-          prop = "fault-fatal", val = "true";
+          prop = "x-fault-fatal", val = "true";
         }
         std::string reply = "ok";
         // A fatal error that soft reset cannot clear: the driver must escalate to FLR.
-        if (kind == "inj_reset_fail") reply = host.call("qom-set kiln0 fault-reset-fail true");
+        if (kind == "inj_reset_fail") reply = host.call("qom-set kiln0 x-fault-reset-fail true");
         if (reply == "ok") reply = host.call("qom-set kiln0 " + prop + " " + val);
         if (reply != "ok") {
           unclear++;
@@ -954,7 +954,7 @@ TEST_F(Stress, SoakManagementQueueHangDefersFreeUntilReset) {
   const uint64_t resets0 = d.param(DRM_KILN_PARAM_RESET_COUNT);
   const uint64_t bos0 = d.param(DRM_KILN_PARAM_BO_COUNT), host0 = d.param(DRM_KILN_PARAM_HOST_BO_BYTES);
   Bo b = d.bo(1 << 20);
-  ASSERT_EQ(host.call("qom-set kiln0 fault-hang-queue 0"), "ok");
+  ASSERT_EQ(host.call("qom-set kiln0 x-fault-hang-queue 0"), "ok");
   uint64_t t0 = now_ns();
   ASSERT_EQ(d.gem_close(b.handle), 0) << "close never fails";
   double close_ms = double(now_ns() - t0) / 1e6;

@@ -139,6 +139,15 @@ uint64_t FakeDriver::get_param(uint32_t p) {
       return o_.dram_size;
     case DRM_KILN_PARAM_DRAM_FREE:
       return o_.dram_size - dram_used_;
+    case DRM_KILN_PARAM_SRAM_SIZE:
+    case DRM_KILN_PARAM_SRAM_FREE:
+      return KILN_SRAM_SIZE;
+    case DRM_KILN_PARAM_VA_START:
+      return 0x100000000ull;
+    case DRM_KILN_PARAM_VA_END:
+      return 0x10000000000ull;
+    case DRM_KILN_PARAM_JOB_TIMEOUT_MS:
+      return 5000;
     case DRM_KILN_PARAM_MAX_SUBMIT_BOS:
       return o_.max_submit_bos;
     case DRM_KILN_PARAM_MAX_QUEUED_JOBS:
@@ -164,19 +173,6 @@ uint64_t FakeDriver::get_param(uint32_t p) {
 uint32_t FakeDriver::query_info(uint32_t type, std::span<std::byte> out) {
   std::unique_lock g(mu_);
   check_inject("DRM_IOCTL_KILN_QUERY_INFO");
-  if (type == DRM_KILN_QUERY_DEVICE) {
-    drm_kiln_device_info d{};
-    d.device_id = KILN_PCI_DEVICE_ID;
-    d.num_queues = 4;
-    d.pe_grid_width = o_.grid_w, d.pe_grid_height = o_.grid_h, d.local_mem_size = o_.local_mem;
-    d.dram_size = o_.dram_size, d.dram_free = o_.dram_size - dram_used_;
-    d.sram_size = KILN_SRAM_SIZE, d.sram_free = KILN_SRAM_SIZE;
-    d.va_start = 0x100000000ull, d.va_end = 0x10000000000ull;
-    d.max_contexts = 63, d.contexts_in_use = uint32_t(ctxs_.size());
-    d.job_timeout_ms = 5000, d.clock_mhz = KILN_PE_CLOCK_MHZ;
-    std::memcpy(out.data(), &d, std::min(out.size(), sizeof d));
-    return sizeof d;
-  }
   if (type == DRM_KILN_QUERY_TELEMETRY) {
     drm_kiln_telemetry t{};
     t.temperature_mc = 45000, t.power_mw = 25000, t.pe_clock_mhz = KILN_PE_CLOCK_MHZ, t.mem_clock_mhz = 3200;

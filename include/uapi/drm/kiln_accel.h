@@ -156,9 +156,12 @@ struct drm_kiln_get_param {
 /* DRM_KILN_QUERY_INFO: size-negotiated structured queries */
 /**
  * enum drm_kiln_query - structured queries of &DRM_IOCTL_KILN_QUERY_INFO
- * @DRM_KILN_QUERY_DEVICE: &struct drm_kiln_device_info
- * @DRM_KILN_QUERY_TELEMETRY: &struct drm_kiln_telemetry (the device counters
- *	hwmon also exposes, read in one call)
+ * @DRM_KILN_QUERY_DEVICE: &struct drm_kiln_device_info. Deprecated: every
+ *	field is a GET_PARAM parameter, which is the one way to read scalars.
+ *	Kept, frozen, for existing user space.
+ * @DRM_KILN_QUERY_TELEMETRY: &struct drm_kiln_telemetry, the device's
+ *	telemetry registers as one snapshot (hwmon has three of them, one
+ *	file each)
  */
 enum drm_kiln_query {
 	DRM_KILN_QUERY_DEVICE		= 0,	/* struct drm_kiln_device_info */
@@ -179,9 +182,9 @@ struct drm_kiln_query_info {
 };
 
 /**
- * struct drm_kiln_device_info - &DRM_KILN_QUERY_DEVICE: identity, geometry and
- * limits of the device in one call (the same values as the GET_PARAM
- * parameters of the same names)
+ * struct drm_kiln_device_info - &DRM_KILN_QUERY_DEVICE (deprecated): identity,
+ * geometry and limits of the device in one call (the same values as the
+ * GET_PARAM parameters of the same names); never grows
  * @device_id: PCI device id
  * @revision: PCI revision
  * @fw_version: device firmware version, KILN_VERSION() encoding

@@ -170,15 +170,9 @@ std::string driver_of(const std::string& path) {
   return ec ? std::string() : real.filename().string();
 }
 
+// Scalars come from GET_PARAM, one a call; QUERY_INFO(DEVICE) repeats them
+// and is deprecated (docs/uapi.md, "One query mechanism").
 void fill_limits(Driver& d, DeviceInfo& i) {
-  drm_kiln_device_info di{};
-  bool have = false;
-  try {
-    d.query_info(DRM_KILN_QUERY_DEVICE, std::as_writable_bytes(std::span(&di, 1)));
-    have = true;
-  } catch (const Error& e) {
-    log(Level::debug, "QUERY_INFO(DEVICE) failed ({}), using GET_PARAM", e.what());
-  }
   auto p = [&](uint32_t param) -> uint64_t {
     try {
       return d.get_param(param);
@@ -186,33 +180,23 @@ void fill_limits(Driver& d, DeviceInfo& i) {
       return 0;
     }
   };
-  if (have) {
-    i.device_id = di.device_id, i.revision = di.revision, i.fw_version = di.fw_version;
-    i.iface_version = di.iface_version, i.num_queues = di.num_queues;
-    i.pe_grid_width = di.pe_grid_width, i.pe_grid_height = di.pe_grid_height, i.local_mem_size = di.local_mem_size;
-    i.dram_size = di.dram_size, i.dram_free = di.dram_free, i.sram_size = di.sram_size, i.sram_free = di.sram_free;
-    i.va_start = di.va_start, i.va_end = di.va_end, i.max_contexts = di.max_contexts;
-    i.contexts_in_use = di.contexts_in_use, i.features = di.features, i.job_timeout_ms = di.job_timeout_ms;
-    i.reset_count = di.reset_count, i.clock_mhz = di.clock_mhz;
-  } else {
-    i.device_id = uint32_t(p(DRM_KILN_PARAM_DEVICE_ID));
-    i.revision = uint32_t(p(DRM_KILN_PARAM_REVISION));
-    i.fw_version = uint32_t(p(DRM_KILN_PARAM_FW_VERSION));
-    i.iface_version = uint32_t(p(DRM_KILN_PARAM_IFACE_VERSION));
-    i.num_queues = uint32_t(p(DRM_KILN_PARAM_NUM_QUEUES));
-    uint64_t g = p(DRM_KILN_PARAM_PE_GRID);
-    i.pe_grid_width = uint32_t(g & 0xff), i.pe_grid_height = uint32_t((g >> 8) & 0xff);
-    i.local_mem_size = uint32_t(p(DRM_KILN_PARAM_LOCAL_MEM_SIZE));
-    i.dram_size = p(DRM_KILN_PARAM_DRAM_SIZE), i.dram_free = p(DRM_KILN_PARAM_DRAM_FREE);
-    i.sram_size = p(DRM_KILN_PARAM_SRAM_SIZE), i.sram_free = p(DRM_KILN_PARAM_SRAM_FREE);
-    i.va_start = p(DRM_KILN_PARAM_VA_START), i.va_end = p(DRM_KILN_PARAM_VA_END);
-    i.max_contexts = uint32_t(p(DRM_KILN_PARAM_MAX_CONTEXTS));
-    i.contexts_in_use = uint32_t(p(DRM_KILN_PARAM_CONTEXTS_IN_USE));
-    i.features = uint32_t(p(DRM_KILN_PARAM_FEATURES));
-    i.job_timeout_ms = uint32_t(p(DRM_KILN_PARAM_JOB_TIMEOUT_MS));
-    i.reset_count = uint32_t(p(DRM_KILN_PARAM_RESET_COUNT));
-    i.clock_mhz = uint32_t(p(DRM_KILN_PARAM_CLOCK_MHZ));
-  }
+  i.device_id = uint32_t(p(DRM_KILN_PARAM_DEVICE_ID));
+  i.revision = uint32_t(p(DRM_KILN_PARAM_REVISION));
+  i.fw_version = uint32_t(p(DRM_KILN_PARAM_FW_VERSION));
+  i.iface_version = uint32_t(p(DRM_KILN_PARAM_IFACE_VERSION));
+  i.num_queues = uint32_t(p(DRM_KILN_PARAM_NUM_QUEUES));
+  uint64_t g = p(DRM_KILN_PARAM_PE_GRID);
+  i.pe_grid_width = uint32_t(g & 0xff), i.pe_grid_height = uint32_t((g >> 8) & 0xff);
+  i.local_mem_size = uint32_t(p(DRM_KILN_PARAM_LOCAL_MEM_SIZE));
+  i.dram_size = p(DRM_KILN_PARAM_DRAM_SIZE), i.dram_free = p(DRM_KILN_PARAM_DRAM_FREE);
+  i.sram_size = p(DRM_KILN_PARAM_SRAM_SIZE), i.sram_free = p(DRM_KILN_PARAM_SRAM_FREE);
+  i.va_start = p(DRM_KILN_PARAM_VA_START), i.va_end = p(DRM_KILN_PARAM_VA_END);
+  i.max_contexts = uint32_t(p(DRM_KILN_PARAM_MAX_CONTEXTS));
+  i.contexts_in_use = uint32_t(p(DRM_KILN_PARAM_CONTEXTS_IN_USE));
+  i.features = uint32_t(p(DRM_KILN_PARAM_FEATURES));
+  i.job_timeout_ms = uint32_t(p(DRM_KILN_PARAM_JOB_TIMEOUT_MS));
+  i.reset_count = uint32_t(p(DRM_KILN_PARAM_RESET_COUNT));
+  i.clock_mhz = uint32_t(p(DRM_KILN_PARAM_CLOCK_MHZ));
   i.max_submit_bos = uint32_t(p(DRM_KILN_PARAM_MAX_SUBMIT_BOS));
   i.max_submit_syncs = uint32_t(p(DRM_KILN_PARAM_MAX_SUBMIT_SYNCS));
   i.max_cmd_size = uint32_t(p(DRM_KILN_PARAM_MAX_CMD_SIZE));

@@ -258,9 +258,9 @@ KbinImage parse_kbin(std::span<const std::byte> image, std::string_view name) {
     if (out.target.isa_version != KILN_ISA_VERSION)
       r.incompatible(fmt::format("target note isa_version {} (this device runs ISA version {})", out.target.isa_version,
                                  KILN_ISA_VERSION));
-    if (out.target.min_device_version > 1)
-      r.incompatible(
-          fmt::format("target note min_device_version {} (this device is K1 = 1)", out.target.min_device_version));
+    if (out.target.min_device_version > KILN_DEVICE_VERSION_K1)
+      r.incompatible(fmt::format("target note min_device_version {} (this device is K1 = {})",
+                                 out.target.min_device_version, KILN_DEVICE_VERSION_K1));
     if (out.target.features & ~uint64_t(KILN_FEATURES_K1))
       r.incompatible(fmt::format("target note features {:#x} include units K1 lacks ({:#x})", out.target.features,
                                  out.target.features & ~uint64_t(KILN_FEATURES_K1)));
