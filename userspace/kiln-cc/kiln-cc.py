@@ -712,12 +712,17 @@ def cmd_disassemble(path, hw):
     out = run([objdump, "-d", "--mattr=+m,+a,+f,+d", path], "llvm-objdump")
     dec = Decoder(hw)
     csrs = hw.custom_csrs
-    line_re = re.compile(r"^(\s*[0-9a-f]+:\s+)((?:[0-9a-f]{2} ){4})\s*(.*)$")
+    # llvm-objdump up to 17 prints an instruction's bytes ("0b 50 05 00"), 18 and later the
+    # RISC-V instruction word ("0005500b")
+    line_re = re.compile(r"^(\s*[0-9a-f]+:\s+)((?:[0-9a-f]{2} ){4}|[0-9a-f]{8}\s)\s*(.*)$")
     for line in out.splitlines():
         m = line_re.match(line)
         if m:
-            b = bytes(int(x, 16) for x in m.group(2).split())
-            w = struct.unpack("<I", b)[0]
+            code = m.group(2).split()
+            if len(code) == 4:
+                w = struct.unpack("<I", bytes(int(x, 16) for x in code))[0]
+            else:
+                w = int(code[0], 16)
             if (w & 0x7f) == hw["KILN_OPC_CUSTOM0"]:
                 line = "%s%s\t%s" % (m.group(1), m.group(2), dec.decode(w))
             else:

@@ -10,6 +10,8 @@ Kiln is PyTorch's PrivateUse1 backend. torch 1.13 (Debian 12) cannot rename it, 
 the device prints as ``privateuseone:0`` there; with torch >= 2.1 it is renamed
 ``kiln`` and ``torch.device("kiln")`` works too.
 """
+import sys
+
 import torch
 
 from . import _C
@@ -20,6 +22,9 @@ from ._C import (DeviceLostError, KilnError, current_device, current_stream,  # 
 
 if hasattr(torch.utils, "rename_privateuse1_backend"):
     torch.utils.rename_privateuse1_backend("kiln")
+    # torch 2.x imports torch.<backend> when it first initialises the device (and looks up
+    # is_available, current_device, device_count there): torch.kiln is this module.
+    torch._register_device_module("kiln", sys.modules[__name__])
     BACKEND = "kiln"
 else:
     BACKEND = "privateuseone"
