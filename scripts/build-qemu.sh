@@ -8,12 +8,14 @@
 #                                  tests/qtest/kiln-test.c      -> <repo>/qemu-device/tests/
 #                                  tests/qtest/kiln-fuzz-test.c -> <repo>/qemu-device/tests/
 #   build/qemu/                  the build: qemu-system-x86_64, tests/qtest/kiln-*test
+#   build/qemu-sanitize/         with --sanitize: the same, built with AddressSanitizer and
+#                                UBSan (make stress's device_fuzz_sanitized part)
 #
 # Re-running is incremental: configure runs again only when the patches, the configure
 # flags or the set of Kiln files meson needs to know about change (stamp with a hash);
 # otherwise only ninja runs, so edits in qemu-device/ rebuild just what they touch.
 #
-# Usage: scripts/build-qemu.sh [--force-configure] [--jobs N]
+# Usage: scripts/build-qemu.sh [--sanitize] [--force-configure] [--jobs N]
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,9 +26,11 @@ QEMU_SUITE=trixie
 QEMU_SERIES=10.0
 JOBS=$(nproc)
 FORCE=0
+SANITIZE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --force-configure) FORCE=1 ;;
+        --sanitize) SANITIZE=1; OBJ=$BUILD/qemu-sanitize ;;
         --jobs|-j) JOBS=$2; shift ;;
         *) echo "build-qemu.sh: unknown option '$1'" >&2; exit 2 ;;
     esac
@@ -140,6 +144,7 @@ CONFIGURE=(
     --enable-virtfs
     --enable-attr
 )
+[ "$SANITIZE" = 0 ] || CONFIGURE+=(--enable-asan --enable-ubsan)
 # meson evaluates fs.exists() at configure time: reconfigure when the set of Kiln files it
 # looks for changes (meson.build files, trace-events, qtests), not when their contents
 # change (ninja re-runs meson itself when a meson.build it read changes).
