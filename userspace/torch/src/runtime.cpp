@@ -7,6 +7,16 @@
 #include <c10/util/Exception.h>
 #include <torch/version.h>
 
+// torch 2.3 made Allocator::allocate non-const and added copy_data (for copy-on-write
+// storage), and its autograd engine asks the PrivateUse1 hooks whether a device has a
+// context; 1.13 (Debian 12) and 2.6 (Debian 13) are the versions built and tested.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define KILN_TORCH_2_3 1
+#include <ATen/detail/PrivateUse1HooksInterface.h>
+#else
+#define KILN_TORCH_2_3 0
+#endif
+
 namespace kiln_torch {
 namespace {
 
@@ -225,9 +235,7 @@ void delete_block(void* ctx) {
   Runtime::get(b->device).release(b);
 }
 
-// torch 2.3 made Allocator::allocate non-const and added copy_data (for copy-on-write
-// storage); 1.13 (Debian 12) and 2.6 (Debian 13) are the versions built and tested.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#if KILN_TORCH_2_3
 #define KILN_ALLOCATE_CONST
 #else
 #define KILN_ALLOCATE_CONST const
@@ -244,7 +252,7 @@ class KilnAllocator final : public c10::Allocator {
     return {data, b, &delete_block, device};
   }
   c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
-#if TORCH_VERSION_MAJOR >= 2
+#if KILN_TORCH_2_3
   // Kiln storage holds device addresses, which the host cannot memcpy; torch calls this
   // only to materialise a lazily cloned (copy-on-write) storage.
   void copy_data(void*, const void*, std::size_t) const override {
@@ -282,8 +290,23 @@ struct KilnGuardImpl final : public c10::impl::DeviceGuardImplInterface {
 
 C10_REGISTER_GUARD_IMPL(PrivateUse1, KilnGuardImpl);
 
+#if KILN_TORCH_2_3
+// The autograd engine starts a thread per device and asks whether the device has a
+// context to make current there: every Kiln device index torch sees can be opened.
+struct KilnHooks final : public at::PrivateUse1HooksInterface {
+  bool hasPrimaryContext(c10::DeviceIndex index) const override { return index < Runtime::device_count(); }
+};
+
+KilnHooks g_hooks;
+#endif
+
 struct RegisterAllocator {
-  RegisterAllocator() { c10::SetAllocator(kDeviceType, &g_allocator); }
+  RegisterAllocator() {
+    c10::SetAllocator(kDeviceType, &g_allocator);
+#if KILN_TORCH_2_3
+    at::RegisterPrivateUse1HooksInterface(&g_hooks);
+#endif
+  }
 } g_register_allocator;
 
 }  // namespace
