@@ -188,6 +188,7 @@ void kiln_pe_mmu_fault(KilnPe *pe, const KilnFault *f, uint64_t addr,
                        uint32_t access);
 void kiln_pe_tlb_flush(KilnPe *pe);
 void kiln_pe_lm_dirty(KilnPe *pe, uint64_t off, uint64_t len);
+/* pe_fp.c */
 uint32_t kiln_pe_host_fflags(void);
 void kiln_pe_clear_host_fflags(void);
 
