@@ -296,6 +296,9 @@ KilnCodePage *kiln_pe_code_lookup(KilnPe *pe, uint64_t va)
         }
     }
     p->va = page;
+    atomic_init(&p->jit, NULL);
+    atomic_init(&p->heat, 0);
+    atomic_init(&p->jit_tried, false);
     for (int i = 0; i < KILN_PE_PAGE_INSNS; i++) {
         uint32_t w;
         memcpy(&w, (uint8_t *)words + i * 4, 4);

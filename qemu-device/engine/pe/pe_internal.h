@@ -21,6 +21,8 @@
 #define KILN_PE_CODE_HASH       256
 #define KILN_PE_PAGE_INSNS      1024
 #define KILN_PE_CHECK_INTERVAL  65536
+/* fetches into a code page before it is translated (KILN_PE_JIT_ON) */
+#define KILN_PE_JIT_HOT         2
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -37,10 +39,16 @@ typedef struct KilnInsn {
     uint32_t raw;
 } KilnInsn;
 
+typedef struct KilnJitPage KilnJitPage;
+
 /* One decoded 4 KiB code page plus an end-of-page sentinel */
 typedef struct KilnCodePage {
     struct KilnCodePage *next;
     uint64_t va;
+    /* its host-code translation (pe_jit.c), made once the page is hot */
+    _Atomic(KilnJitPage *) jit;
+    _Atomic uint32_t heat;
+    _Atomic bool jit_tried;
     KilnInsn insn[KILN_PE_PAGE_INSNS + 1];
 } KilnCodePage;
 
@@ -77,6 +85,7 @@ typedef struct KilnPe {
     uint64_t pc;
     uint64_t instret;
     uint64_t cycles_extra;      /* cycles = instret + cycles_extra */
+    uint64_t jit_check_at;      /* the run loop's next check point */
     uint32_t fflags;
     uint32_t frm;
 

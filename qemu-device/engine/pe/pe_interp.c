@@ -12,7 +12,7 @@
 #include <fenv.h>
 #include <string.h>
 
-#include "pe_interp.h"
+#include "pe_jit.h"
 
 /* ---- faults ------------------------------------------------------------ */
 
@@ -204,6 +204,7 @@ void kiln_pe_run(KilnPe *pe)
     const KilnInsn *d, *base;
     uint64_t page_va, icount = pe->instret, check_at;
     KilnCodePage *page;
+    KilnJitPage *jit = NULL;
     uint64_t addr, off, tmp;
 
 #define PC()        (page_va + ((uint64_t)(d - base) << 2))
@@ -216,6 +217,9 @@ void kiln_pe_run(KilnPe *pe)
         if (likely(((t_ ^ page_va) >> 12) == 0 && icount < check_at &&   \
                    !(t_ & 3))) {                                          \
             d = base + ((t_ & 4095) >> 2);                                \
+            if (unlikely(jit != NULL)) {                                  \
+                goto enter_jit;                                           \
+            }                                                             \
             DISPATCH();                                                   \
         }                                                                 \
         pe->pc = t_;                                                      \
@@ -332,6 +336,23 @@ fetch:
     page_va = page->va;
     base = page->insn;
     d = base + ((pe->pc & 4095) >> 2);
+    jit = kiln_pe_jit_page(pe, page);
+    if (!jit) {
+        DISPATCH();
+    }
+enter_jit:
+    /* d is the next instruction, on this page */
+    pe->instret = icount;
+    pe->jit_check_at = check_at;
+    switch (kiln_pe_jit_run(jit, pe, d - base)) {
+    case KILN_JIT_FETCH:
+        icount = pe->instret;
+        goto fetch;
+    case KILN_JIT_INTERP:
+        icount = pe->instret;
+        d = base + ((pe->pc & 4095) >> 2);
+        break;
+    }
     DISPATCH();
 
 L_PAGE_END:
