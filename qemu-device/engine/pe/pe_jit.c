@@ -145,7 +145,7 @@ static Rm loc(const Jit *j, unsigned rv)
 
 /*
  * [66] [REX] opcode(s) modrm [disp]: @opc holds up to 3 opcode bytes,
- * lowest first. Memory bases are RBX or RCX, which need no SIB byte.
+ * lowest first. Memory bases are never RSP or R12, which need a SIB byte.
  */
 static void op(Jit *j, bool w, bool p66, uint32_t opc, int nopc, int reg,
                Rm rm)
@@ -164,7 +164,7 @@ static void op(Jit *j, bool w, bool p66, uint32_t opc, int nopc, int reg,
     }
     if (rm.reg >= 0) {
         b1(j, 0xc0 | ((reg & 7) << 3) | (rm.reg & 7));
-    } else if (rm.disp == 0) {
+    } else if (rm.disp == 0 && (rm.base & 7) != RBP) {
         b1(j, ((reg & 7) << 3) | (rm.base & 7));
     } else if (rm.disp >= -128 && rm.disp < 128) {
         b1(j, 0x40 | ((reg & 7) << 3) | (rm.base & 7));
@@ -218,10 +218,42 @@ static void put_rd(Jit *j, unsigned rd, int r)
     }
 }
 
-/* movsxd rax, eax */
-static void sx32_rax(Jit *j)
+/*
+ * The host register to compute a result for @rd in: its own if it is
+ * cached, unless @rd is also the source @keep still read after the first
+ * is moved in; else rax.
+ */
+static int dst(const Jit *j, unsigned rd, int keep)
 {
-    op(j, true, false, 0x63, 1, RAX, hreg(RAX));
+    int h = j->host_of[rd];
+
+    return h >= 0 && (int)rd != keep ? h : RAX;
+}
+
+/* movsxd r, r32 */
+static void sx32(Jit *j, int r)
+{
+    op(j, true, false, 0x63, 1, r, hreg(r));
+}
+
+/* r = rs1 OP rs2 for a two-operand x86 op reading rm (w: 64-bit) */
+static void alu_rr(Jit *j, const KilnInsn *d, uint32_t opc, int nopc, bool w,
+                   bool commutes, bool sx)
+{
+    unsigned a = d->rs1, b = d->rs2;
+    int r;
+
+    if (commutes && d->rd == b && d->rd != a) {
+        a = d->rs2;
+        b = d->rs1;
+    }
+    r = dst(j, d->rd, a == b ? -1 : (int)b);
+    mov_r_rm(j, r, loc(j, a));
+    op(j, w, false, opc, nopc, r, loc(j, b));
+    if (sx) {
+        sx32(j, r);
+    }
+    put_rd(j, d->rd, r);
 }
 
 /* lea r12, [r12 + n]: flags untouched */
@@ -308,10 +340,16 @@ static bool translatable(unsigned op_)
 static void lm_addr(Jit *j, const KilnInsn *d, unsigned size, bool store,
                     uint64_t pc, uint32_t pend)
 {
-    mov_r_rm(j, RAX, loc(j, d->rs1));
-    if (d->imm) {
-        op(j, true, false, 0x81, 1, 0, hreg(RAX));
-        b4(j, (uint32_t)d->imm);
+    Rm base = loc(j, d->rs1);
+
+    if (base.reg >= 0 && d->imm) {
+        op(j, true, false, 0x8d, 1, RAX, mem(base.reg, d->imm));   /* lea */
+    } else {
+        mov_r_rm(j, RAX, base);
+        if (d->imm) {
+            op(j, true, false, 0x81, 1, 0, hreg(RAX));
+            b4(j, (uint32_t)d->imm);
+        }
     }
     if (size > 1) {
         /* test al, size - 1 */
@@ -325,8 +363,8 @@ static void lm_addr(Jit *j, const KilnInsn *d, unsigned size, bool store,
     jmp_fix(j, CC_AE, FIX_STUB_INTERP, pc, pend);
     if (store) {
         /* dirty if off + size > clean_lo && off < clean_hi */
-        op(j, true, false, 0x8d, 1, RDX, mem(RCX, (int32_t)size)); /* lea */
-        op(j, true, false, 0x3b, 1, RDX, mem(RBX, OFF_CLEAN_LO));
+        op(j, true, false, 0x8d, 1, RAX, mem(RCX, (int32_t)size)); /* lea */
+        op(j, true, false, 0x3b, 1, RAX, mem(RBX, OFF_CLEAN_LO));
         b1(j, 0x76);                                           /* jbe +n */
         size_t at = j->len;
         b1(j, 0);
@@ -345,7 +383,8 @@ static bool emit_insn(Jit *j, const KilnInsn *d, uint64_t pc, uint64_t page_va,
 {
     Rm rs1 = loc(j, d->rs1), rs2 = loc(j, d->rs2);
     uint32_t imm = (uint32_t)d->imm;
-    static const uint8_t alu_rr[] = {
+    int r;
+    static const uint8_t alu_opc[] = {
         [OP_ADD - OP_ADD] = 0x03, [OP_SUB - OP_ADD] = 0x2b,
         [OP_XOR - OP_ADD] = 0x33, [OP_OR - OP_ADD] = 0x0b,
         [OP_AND - OP_ADD] = 0x23,
@@ -355,21 +394,24 @@ static bool emit_insn(Jit *j, const KilnInsn *d, uint64_t pc, uint64_t page_va,
     case OP_NOP:
         break;
     case OP_LUI:
-        mov_r_imm(j, RAX, (uint64_t)(int64_t)d->imm);
-        put_rd(j, d->rd, RAX);
+        r = dst(j, d->rd, -1);
+        mov_r_imm(j, r, (uint64_t)(int64_t)d->imm);
+        put_rd(j, d->rd, r);
         break;
     case OP_AUIPC:
-        mov_r_imm(j, RAX, pc + (int64_t)d->imm);
-        put_rd(j, d->rd, RAX);
+        r = dst(j, d->rd, -1);
+        mov_r_imm(j, r, pc + (int64_t)d->imm);
+        put_rd(j, d->rd, r);
         break;
     case OP_ADDI: case OP_XORI: case OP_ORI: case OP_ANDI: {
         static const uint8_t ext[] = { [OP_ADDI - OP_ADDI] = 0,
             [OP_XORI - OP_ADDI] = 6, [OP_ORI - OP_ADDI] = 1,
             [OP_ANDI - OP_ADDI] = 4 };
-        mov_r_rm(j, RAX, rs1);
-        op(j, true, false, 0x81, 1, ext[d->op - OP_ADDI], hreg(RAX));
+        r = dst(j, d->rd, -1);
+        mov_r_rm(j, r, rs1);
+        op(j, true, false, 0x81, 1, ext[d->op - OP_ADDI], hreg(r));
         b4(j, imm);
-        put_rd(j, d->rd, RAX);
+        put_rd(j, d->rd, r);
         break;
     }
     case OP_SLTI: case OP_SLTIU:
@@ -386,32 +428,30 @@ static bool emit_insn(Jit *j, const KilnInsn *d, uint64_t pc, uint64_t page_va,
         bool w = d->op <= OP_SRAI;
         unsigned k = w ? d->op - OP_SLLI : d->op - OP_SLLIW;
         static const uint8_t ext[] = { 4, 5, 7 };
-        mov_r_rm(j, RAX, rs1);
-        op(j, w, false, 0xc1, 1, ext[k], hreg(RAX));
+        r = dst(j, d->rd, -1);
+        mov_r_rm(j, r, rs1);
+        op(j, w, false, 0xc1, 1, ext[k], hreg(r));
         b1(j, (uint8_t)d->imm);
         if (!w) {
-            sx32_rax(j);
+            sx32(j, r);
         }
-        put_rd(j, d->rd, RAX);
+        put_rd(j, d->rd, r);
         break;
     }
     case OP_ADDIW:
-        mov_r_rm(j, RAX, rs1);
-        op(j, false, false, 0x81, 1, 0, hreg(RAX));
+        r = dst(j, d->rd, -1);
+        mov_r_rm(j, r, rs1);
+        op(j, false, false, 0x81, 1, 0, hreg(r));
         b4(j, imm);
-        sx32_rax(j);
-        put_rd(j, d->rd, RAX);
+        sx32(j, r);
+        put_rd(j, d->rd, r);
         break;
     case OP_ADD: case OP_SUB: case OP_XOR: case OP_OR: case OP_AND:
-        mov_r_rm(j, RAX, rs1);
-        op(j, true, false, alu_rr[d->op - OP_ADD], 1, RAX, rs2);
-        put_rd(j, d->rd, RAX);
+        alu_rr(j, d, alu_opc[d->op - OP_ADD], 1, true, d->op != OP_SUB, false);
         break;
     case OP_ADDW: case OP_SUBW:
-        mov_r_rm(j, RAX, rs1);
-        op(j, false, false, d->op == OP_ADDW ? 0x03 : 0x2b, 1, RAX, rs2);
-        sx32_rax(j);
-        put_rd(j, d->rd, RAX);
+        alu_rr(j, d, d->op == OP_ADDW ? 0x03 : 0x2b, 1, false, d->op == OP_ADDW,
+               true);
         break;
     case OP_SLT: case OP_SLTU:
         mov_r_rm(j, RAX, rs1);
@@ -428,21 +468,17 @@ static bool emit_insn(Jit *j, const KilnInsn *d, uint64_t pc, uint64_t page_va,
                    : (d->op == OP_SRL || d->op == OP_SRLW) ? 5 : 7;
         /* x86 masks the count to 63 (64-bit) or 31 (32-bit) like RISC-V */
         mov_r_rm(j, RCX, rs2);
-        mov_r_rm(j, RAX, rs1);
-        op(j, w, false, 0xd3, 1, e, hreg(RAX));
+        r = dst(j, d->rd, -1);
+        mov_r_rm(j, r, rs1);
+        op(j, w, false, 0xd3, 1, e, hreg(r));
         if (!w) {
-            sx32_rax(j);
+            sx32(j, r);
         }
-        put_rd(j, d->rd, RAX);
+        put_rd(j, d->rd, r);
         break;
     }
     case OP_MUL: case OP_MULW:
-        mov_r_rm(j, RAX, rs1);
-        op(j, d->op == OP_MUL, false, 0xaf0f, 2, RAX, rs2);
-        if (d->op == OP_MULW) {
-            sx32_rax(j);
-        }
-        put_rd(j, d->rd, RAX);
+        alu_rr(j, d, 0xaf0f, 2, d->op == OP_MUL, true, d->op == OP_MULW);
         op(j, true, false, 0x81, 1, 0, mem(RBX, OFF_CYCLES));
         b4(j, KILN_COST_MUL_EXTRA);
         break;
@@ -460,25 +496,31 @@ static bool emit_insn(Jit *j, const KilnInsn *d, uint64_t pc, uint64_t page_va,
                                         0xb60f, 0xb70f, 0x8b };
         unsigned k = d->op - OP_LB;
         lm_addr(j, d, sz[k], false, pc, *pend);
-        /* LWU: mov eax, [rcx] zero-extends */
-        op(j, d->op != OP_LWU, false, opc[k], opc[k] > 0xff ? 2 : 1, RAX,
+        r = dst(j, d->rd, -1);
+        /* LWU: mov r32, [rcx] zero-extends */
+        op(j, d->op != OP_LWU, false, opc[k], opc[k] > 0xff ? 2 : 1, r,
            mem(RCX, 0));
-        put_rd(j, d->rd, RAX);
+        put_rd(j, d->rd, r);
         break;
     }
     case OP_SB: case OP_SH: case OP_SW: case OP_SD: {
         unsigned k = d->op - OP_SB, size = 1u << k;
         lm_addr(j, d, size, true, pc, *pend);
-        mov_r_rm(j, RDX, rs2);
-        op(j, k == 3, k == 1, size == 1 ? 0x88 : 0x89, 1, RDX, mem(RCX, 0));
+        /* a byte store of SPL..DIL would need a REX prefix: go through al */
+        r = rs2.reg >= 0 && (size > 1 || rs2.reg >= R8) ? rs2.reg : RAX;
+        mov_r_rm(j, r, rs2);
+        op(j, k == 3, k == 1, size == 1 ? 0x88 : 0x89, 1, r, mem(RCX, 0));
         break;
     }
     case OP_BEQ: case OP_BNE: case OP_BLT: case OP_BGE: case OP_BLTU:
     case OP_BGEU: {
         static const uint8_t cc[] = { CC_E, CC_NE, CC_L, CC_GE, CC_B, CC_AE };
         size_t at;
-        mov_r_rm(j, RAX, rs1);
-        op(j, true, false, 0x3b, 1, RAX, rs2);
+        if (rs1.reg < 0) {
+            mov_r_rm(j, RAX, rs1);
+            rs1 = hreg(RAX);
+        }
+        op(j, true, false, 0x3b, 1, rs1.reg, rs2);
         add_icount(j, *pend + 1);
         *pend = 0;
         /* j!cc over the taken path (at most 18 bytes) */
@@ -550,6 +592,7 @@ static KilnJitPage *translate(const KilnCodePage *p)
     static const uint8_t pushes[] = { RBX, RBP, R12, R13, R14, R15 };
     uint8_t leader[KILN_PE_PAGE_INSNS + 1] = { 0 };
     unsigned use[33] = { 0 };
+    int loop[KILN_PE_PAGE_INSNS + 1] = { 0 };
     Jit j = { 0 };
     KilnJitPage *jp = NULL;
     size_t epi_fetch, epi_interp, nfix;
@@ -557,24 +600,39 @@ static KilnJitPage *translate(const KilnCodePage *p)
     bool live = false;
     void *code;
 
-    /* leaders, and the RV registers most referenced by translated code */
+    /*
+     * Leaders, and the RV registers most referenced by translated code,
+     * counting references inside in-page loops (a backward branch or JAL
+     * and its target) 64 times.
+     */
     leader[0] = 1;
     for (unsigned i = 0; i < KILN_PE_PAGE_INSNS; i++) {
         const KilnInsn *d = &p->insn[i];
         uint64_t pc = p->va + i * 4, t;
 
-        if (!translatable(d->op)) {
-            continue;
-        }
-        use[d->rs1]++;
-        use[d->rs2]++;
-        use[d->rd]++;
         if (d->op == OP_JAL || (d->op >= OP_BEQ && d->op <= OP_BGEU)) {
             t = pc + (int64_t)d->imm;
             if (((t ^ p->va) >> 12) == 0 && !(t & 3)) {
                 leader[(t & 4095) >> 2] = 1;
+                if (t <= pc) {
+                    loop[(t & 4095) >> 2]++;
+                    loop[i + 1]--;
+                }
             }
         }
+    }
+    for (int i = 0, depth = 0; i < KILN_PE_PAGE_INSNS; i++) {
+        const KilnInsn *d = &p->insn[i];
+        unsigned w;
+
+        depth += loop[i];
+        w = depth ? 64 : 1;
+        if (!translatable(d->op)) {
+            continue;
+        }
+        use[d->rs1] += w;
+        use[d->rs2] += w;
+        use[d->rd] += w;
         if (d->op == OP_JAL || d->op == OP_JALR) {
             leader[i + 1] = 1;
         }
