@@ -86,6 +86,7 @@ typedef struct KilnPe {
     uint64_t instret;
     uint64_t cycles_extra;      /* cycles = instret + cycles_extra */
     uint64_t jit_check_at;      /* the run loop's next check point */
+    uint64_t jit_lm_units[4];   /* lm_size >> k, for accesses of 1 << k bytes */
     uint32_t fflags;
     uint32_t frm;
 

@@ -21,6 +21,11 @@
  * always raised by the interpreter. Costs are the interpreter's: one
  * cycle an instruction (icount) plus KILN_COST_MUL_EXTRA per multiply.
  *
+ * Host registers: rbx = the KilnPe (x[] is at offset 0), r12 = icount,
+ * rdx = local memory, rax/rcx scratch, the other ten hold the RV
+ * registers the page uses most (weighted by in-page loops), loaded on
+ * entry and stored on every exit.
+ *
  * W^X: the code is emitted into a heap buffer, copied into a fresh RW
  * mapping which is then made RX before it is published; it is never
  * written again, so all worker threads of the launch share it.
@@ -59,7 +64,7 @@ static const uint8_t cache_regs[] = { RBP, RSI, RDI, R8, R9, R10, R11,
 #define OFF_CYCLES   ((int32_t)offsetof(KilnPe, cycles_extra))
 #define OFF_CHECK_AT ((int32_t)offsetof(KilnPe, jit_check_at))
 #define OFF_LM       ((int32_t)offsetof(KilnPe, lm))
-#define OFF_LM_SIZE  ((int32_t)offsetof(KilnPe, lm_size))
+#define OFF_LM_UNITS ((int32_t)offsetof(KilnPe, jit_lm_units))
 #define OFF_CLEAN_LO ((int32_t)offsetof(KilnPe, lm_clean_lo))
 #define OFF_CLEAN_HI ((int32_t)offsetof(KilnPe, lm_clean_hi))
 
@@ -173,6 +178,35 @@ static void op(Jit *j, bool w, bool p66, uint32_t opc, int nopc, int reg,
         b1(j, 0x80 | ((reg & 7) << 3) | (rm.base & 7));
         b4(j, (uint32_t)rm.disp);
     }
+}
+
+/* op with the operand [rdx + rcx << k] (rdx: local memory, rcx: offset >> k) */
+static void op_lm(Jit *j, bool w, bool p66, uint32_t opc, int nopc, int reg,
+                  unsigned k)
+{
+    uint8_t rex = 0x40 | (w << 3) | (((reg >> 3) & 1) << 2);
+
+    if (p66) {
+        b1(j, 0x66);
+    }
+    if (rex != 0x40) {
+        b1(j, rex);
+    }
+    for (int i = 0; i < nopc; i++) {
+        b1(j, (uint8_t)(opc >> (8 * i)));
+    }
+    b1(j, ((reg & 7) << 3) | 4);
+    b1(j, (uint8_t)(k << 6 | RCX << 3 | RDX));
+}
+
+/* lea rax, [(rcx << k) + disp] */
+static void lea_off(Jit *j, unsigned k, int32_t disp)
+{
+    b1(j, 0x48);
+    b1(j, 0x8d);
+    b1(j, 0x04);
+    b1(j, (uint8_t)(k << 6 | RCX << 3 | RBP));
+    b4(j, (uint32_t)disp);
 }
 
 static bool same(Rm a, Rm b)
@@ -333,16 +367,22 @@ static bool translatable(unsigned op_)
 }
 
 /*
- * A scalar access to local memory of @size bytes at x[rs1] + imm: leaves
- * the host address in rcx, or exits to the interpreter (misaligned, not
- * local memory, or a store the known-zero window must hear of).
+ * A scalar access to local memory of 1 << @k bytes at x[rs1] + imm: leaves
+ * the offset in local memory, rotated right by @k, in rcx, so that one
+ * unsigned compare with lm_size >> k finds it misaligned or out of bounds
+ * (exactly: lm_size is a multiple of 16) and [rdx + rcx << k] addresses it; or exits to the interpreter
+ * (misaligned, not local memory, or a store the known-zero window must
+ * hear of).
  */
-static void lm_addr(Jit *j, const KilnInsn *d, unsigned size, bool store,
+static void lm_addr(Jit *j, const KilnInsn *d, unsigned k, bool store,
                     uint64_t pc, uint32_t pend)
 {
     Rm base = loc(j, d->rs1);
+    int addr = RAX;
 
-    if (base.reg >= 0 && d->imm) {
+    if (base.reg >= 0 && !d->imm) {
+        addr = base.reg;
+    } else if (base.reg >= 0) {
         op(j, true, false, 0x8d, 1, RAX, mem(base.reg, d->imm));   /* lea */
     } else {
         mov_r_rm(j, RAX, base);
@@ -351,30 +391,28 @@ static void lm_addr(Jit *j, const KilnInsn *d, unsigned size, bool store,
             b4(j, (uint32_t)d->imm);
         }
     }
-    if (size > 1) {
-        /* test al, size - 1 */
-        b1(j, 0xa8);
-        b1(j, (uint8_t)(size - 1));
-        jmp_fix(j, CC_NE, FIX_STUB_INTERP, pc, pend);
-    }
     mov_r_imm(j, RCX, -KILN_LOCAL_MEM_BASE);
-    op(j, true, false, 0x03, 1, RCX, hreg(RAX));            /* add rcx, rax */
-    op(j, true, false, 0x3b, 1, RCX, mem(RBX, OFF_LM_SIZE));
+    op(j, true, false, 0x03, 1, RCX, hreg(addr));           /* add rcx, addr */
+    if (k) {
+        op(j, true, false, 0xc1, 1, 1, hreg(RCX));          /* ror rcx, k */
+        b1(j, (uint8_t)k);
+    }
+    op(j, true, false, 0x3b, 1, RCX, mem(RBX, OFF_LM_UNITS + 8 * (int32_t)k));
     jmp_fix(j, CC_AE, FIX_STUB_INTERP, pc, pend);
     if (store) {
         /* dirty if off + size > clean_lo && off < clean_hi */
-        op(j, true, false, 0x8d, 1, RAX, mem(RCX, (int32_t)size)); /* lea */
+        lea_off(j, k, 1 << k);
         op(j, true, false, 0x3b, 1, RAX, mem(RBX, OFF_CLEAN_LO));
         b1(j, 0x76);                                           /* jbe +n */
         size_t at = j->len;
         b1(j, 0);
-        op(j, true, false, 0x3b, 1, RCX, mem(RBX, OFF_CLEAN_HI));
+        lea_off(j, k, 0);
+        op(j, true, false, 0x3b, 1, RAX, mem(RBX, OFF_CLEAN_HI));
         jmp_fix(j, CC_B, FIX_STUB_INTERP, pc, pend);
         if (!j->oom) {
             j->buf[at] = (uint8_t)(j->len - at - 1);
         }
     }
-    op(j, true, false, 0x03, 1, RCX, mem(RBX, OFF_LM));       /* add rcx, lm */
 }
 
 /* Emit instruction @d at @pc; false if it ends the straight-line code */
@@ -486,30 +524,31 @@ static bool emit_insn(Jit *j, const KilnInsn *d, uint64_t pc, uint64_t page_va,
         mov_r_rm(j, RAX, rs1);
         op(j, true, false, 0xf7, 1, d->op == OP_MULH ? 5 : 4, rs2);
         put_rd(j, d->rd, RDX);
+        mov_r_rm(j, RDX, mem(RBX, OFF_LM));
         op(j, true, false, 0x81, 1, 0, mem(RBX, OFF_CYCLES));
         b4(j, KILN_COST_MUL_EXTRA);
         break;
     case OP_LB: case OP_LH: case OP_LW: case OP_LD:
     case OP_LBU: case OP_LHU: case OP_LWU: {
-        static const uint8_t sz[] = { 1, 2, 4, 8, 1, 2, 4 };
+        static const uint8_t lg[] = { 0, 1, 2, 3, 0, 1, 2 };
         static const uint32_t opc[] = { 0xbe0f, 0xbf0f, 0x63, 0x8b,
                                         0xb60f, 0xb70f, 0x8b };
         unsigned k = d->op - OP_LB;
-        lm_addr(j, d, sz[k], false, pc, *pend);
+        lm_addr(j, d, lg[k], false, pc, *pend);
         r = dst(j, d->rd, -1);
-        /* LWU: mov r32, [rcx] zero-extends */
-        op(j, d->op != OP_LWU, false, opc[k], opc[k] > 0xff ? 2 : 1, r,
-           mem(RCX, 0));
+        /* LWU: mov r32, [...] zero-extends */
+        op_lm(j, d->op != OP_LWU, false, opc[k], opc[k] > 0xff ? 2 : 1, r,
+              lg[k]);
         put_rd(j, d->rd, r);
         break;
     }
     case OP_SB: case OP_SH: case OP_SW: case OP_SD: {
         unsigned k = d->op - OP_SB, size = 1u << k;
-        lm_addr(j, d, size, true, pc, *pend);
+        lm_addr(j, d, k, true, pc, *pend);
         /* a byte store of SPL..DIL would need a REX prefix: go through al */
         r = rs2.reg >= 0 && (size > 1 || rs2.reg >= R8) ? rs2.reg : RAX;
         mov_r_rm(j, r, rs2);
-        op(j, k == 3, k == 1, size == 1 ? 0x88 : 0x89, 1, r, mem(RCX, 0));
+        op_lm(j, k == 3, k == 1, size == 1 ? 0x88 : 0x89, 1, r, k);
         break;
     }
     case OP_BEQ: case OP_BNE: case OP_BLT: case OP_BGE: case OP_BLTU:
@@ -663,6 +702,7 @@ static KilnJitPage *translate(const KilnCodePage *p)
     mov_r_rm(&j, RBX, hreg(RDI));
     mov_r_rm(&j, RAX, hreg(RSI));
     mov_r_rm(&j, R12, mem(RBX, OFF_INSTRET));
+    mov_r_rm(&j, RDX, mem(RBX, OFF_LM));
     for (unsigned r = 1; r < 32; r++) {
         if (j.host_of[r] >= 0) {
             mov_r_rm(&j, j.host_of[r], mem(RBX, (int32_t)(r * 8)));
@@ -803,6 +843,9 @@ int kiln_pe_jit_run(KilnJitPage *jp, KilnPe *pe, unsigned idx)
 
     if (jp->entry[idx] < 0) {
         return KILN_JIT_NONE;
+    }
+    for (unsigned k = 0; k < 4; k++) {
+        pe->jit_lm_units[k] = pe->lm_size >> k;
     }
     return ((Fn)(uintptr_t)jp->code)(pe, (const uint8_t *)jp->code + jp->entry[idx]);
 }
