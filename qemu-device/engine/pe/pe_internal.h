@@ -21,8 +21,12 @@
 #define KILN_PE_CODE_HASH       256
 #define KILN_PE_PAGE_INSNS      1024
 #define KILN_PE_CHECK_INTERVAL  65536
-/* fetches into a code page before it is translated (KILN_PE_JIT_ON) */
-#define KILN_PE_JIT_HOT         2
+/*
+ * Instructions interpreted on a code page before it is translated
+ * (KILN_PE_JIT_ON): about what translating a page costs, so that code run
+ * once (most launches) is never translated and hot code soon is.
+ */
+#define KILN_PE_JIT_HOT         (256 * 1024)
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -47,7 +51,7 @@ typedef struct KilnCodePage {
     uint64_t va;
     /* its host-code translation (pe_jit.c), made once the page is hot */
     _Atomic(KilnJitPage *) jit;
-    _Atomic uint32_t heat;
+    _Atomic uint64_t heat;      /* instructions interpreted on it */
     _Atomic bool jit_tried;
     KilnInsn insn[KILN_PE_PAGE_INSNS + 1];
 } KilnCodePage;

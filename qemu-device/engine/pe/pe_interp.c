@@ -203,8 +203,9 @@ void kiln_pe_run(KilnPe *pe)
     const uint64_t *const tlb_gen = pe->launch->tlb_gen;
     const KilnInsn *d, *base;
     uint64_t page_va, icount = pe->instret, check_at;
-    KilnCodePage *page;
+    KilnCodePage *page = NULL;
     KilnJitPage *jit = NULL;
+    uint64_t page_icount = 0;
     uint64_t addr, off, tmp;
 
 #define PC()        (page_va + ((uint64_t)(d - base) << 2))
@@ -329,6 +330,9 @@ fetch:
         check_at = icount + (left < KILN_PE_CHECK_INTERVAL ? left
                                                           : KILN_PE_CHECK_INTERVAL);
     }
+    if (page && !jit) {
+        kiln_pe_jit_heat(pe, page, icount - page_icount);
+    }
     page = kiln_pe_code_lookup(pe, pe->pc);
     if (!page) {
         goto out_synced;
@@ -336,6 +340,7 @@ fetch:
     page_va = page->va;
     base = page->insn;
     d = base + ((pe->pc & 4095) >> 2);
+    page_icount = icount;
     jit = kiln_pe_jit_page(pe, page);
     if (!jit) {
         DISPATCH();

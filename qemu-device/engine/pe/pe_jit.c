@@ -2,9 +2,9 @@
 /*
  * Kiln PE hart: a translator of decoded code pages to x86-64 host code.
  *
- * A code page that becomes hot (KILN_PE_JIT_HOT fetches) is translated as
- * a whole from its KilnInsn array, so it lives exactly as long as the
- * decoded page: code memory written during a launch is seen by the next
+ * A code page that becomes hot (KILN_PE_JIT_HOT instructions interpreted
+ * on it, by all PEs of the launch) is translated as a whole from its
+ * KilnInsn array, so it lives exactly as long as the decoded page: code memory written during a launch is seen by the next
  * launch, translated or not (docs/pe-isa.md). Entry points are the
  * page's block leaders: its first instruction, the in-page targets of
  * branches and JAL, and the instructions after JAL/JALR (return points).
@@ -811,6 +811,13 @@ void kiln_pe_jit_free(KilnJitPage *jp)
     }
 }
 
+void kiln_pe_jit_heat(KilnPe *pe, KilnCodePage *p, uint64_t insns)
+{
+    if (pe->launch->eng->cfg.pe_jit == KILN_PE_JIT_ON) {
+        atomic_fetch_add_explicit(&p->heat, insns, memory_order_relaxed);
+    }
+}
+
 KilnJitPage *kiln_pe_jit_page(KilnPe *pe, KilnCodePage *p)
 {
     KilnJitPage *jp = atomic_load_explicit(&p->jit, memory_order_acquire);
@@ -821,8 +828,7 @@ KilnJitPage *kiln_pe_jit_page(KilnPe *pe, KilnCodePage *p)
         return jp;
     }
     if (mode != KILN_PE_JIT_EAGER &&
-        atomic_fetch_add_explicit(&p->heat, 1, memory_order_relaxed) + 1 <
-        KILN_PE_JIT_HOT) {
+        atomic_load_explicit(&p->heat, memory_order_relaxed) < KILN_PE_JIT_HOT) {
         return NULL;
     }
     if (atomic_exchange_explicit(&p->jit_tried, true, memory_order_relaxed)) {
@@ -855,6 +861,13 @@ int kiln_pe_jit_run(KilnJitPage *jp, KilnPe *pe, unsigned idx)
 void kiln_pe_jit_free(KilnJitPage *jp)
 {
     (void)jp;
+}
+
+void kiln_pe_jit_heat(KilnPe *pe, KilnCodePage *p, uint64_t insns)
+{
+    (void)pe;
+    (void)p;
+    (void)insns;
 }
 
 KilnJitPage *kiln_pe_jit_page(KilnPe *pe, KilnCodePage *p)

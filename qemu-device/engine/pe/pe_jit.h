@@ -15,6 +15,8 @@ enum {
     KILN_JIT_NONE,      /* no entry point there: interpret from it */
 };
 
+/* The PE ran @insns instructions on @p since it last entered it */
+void kiln_pe_jit_heat(KilnPe *pe, KilnCodePage *p, uint64_t insns);
 /*
  * The translation of @p, made if the page is hot now; NULL while it is
  * not (or cannot be) translated.
