@@ -4,11 +4,12 @@
  *
  * A code page that becomes hot (KILN_PE_JIT_HOT instructions interpreted
  * on it, by all PEs of the launch) is translated as a whole from its
- * KilnInsn array, so it lives exactly as long as the decoded page: code memory written during a launch is seen by the next
- * launch, translated or not (docs/pe-isa.md). Entry points are the
- * page's block leaders: its first instruction, the in-page targets of
- * branches and JAL, and the instructions after JAL/JALR (return points).
- * Branches between leaders of the page are chained host jumps.
+ * KilnInsn array, so the translation lives exactly as long as the decoded
+ * page: code memory written during a launch is seen by the next launch,
+ * translated or not (docs/pe-isa.md). Entry points are the page's block
+ * leaders: its first instruction, the in-page targets of branches and
+ * JAL, and the instructions after JAL/JALR (return points). Branches
+ * between leaders of the page are chained host jumps.
  *
  * The translation leaves the generated code exactly where the
  * interpreter would go to its fetch point: a taken jump off the page, to
@@ -148,14 +149,10 @@ static Rm loc(const Jit *j, unsigned rv)
     return mem(RBX, (int32_t)(rv * 8));
 }
 
-/*
- * [66] [REX] opcode(s) modrm [disp]: @opc holds up to 3 opcode bytes,
- * lowest first. Memory bases are never RSP or R12, which need a SIB byte.
- */
-static void op(Jit *j, bool w, bool p66, uint32_t opc, int nopc, int reg,
-               Rm rm)
+/* [66] [REX] opcode(s): @opc holds up to 3 opcode bytes, lowest first */
+static void opcode(Jit *j, bool w, bool p66, uint32_t opc, int nopc, int reg,
+                   int rmr)
 {
-    int rmr = rm.reg >= 0 ? rm.reg : rm.base;
     uint8_t rex = 0x40 | (w << 3) | (((reg >> 3) & 1) << 2) | ((rmr >> 3) & 1);
 
     if (p66) {
@@ -167,6 +164,16 @@ static void op(Jit *j, bool w, bool p66, uint32_t opc, int nopc, int reg,
     for (int i = 0; i < nopc; i++) {
         b1(j, (uint8_t)(opc >> (8 * i)));
     }
+}
+
+/*
+ * An instruction with a modrm operand. Memory bases are never RSP or R12,
+ * which need a SIB byte.
+ */
+static void op(Jit *j, bool w, bool p66, uint32_t opc, int nopc, int reg,
+               Rm rm)
+{
+    opcode(j, w, p66, opc, nopc, reg, rm.reg >= 0 ? rm.reg : rm.base);
     if (rm.reg >= 0) {
         b1(j, 0xc0 | ((reg & 7) << 3) | (rm.reg & 7));
     } else if (rm.disp == 0 && (rm.base & 7) != RBP) {
@@ -184,17 +191,7 @@ static void op(Jit *j, bool w, bool p66, uint32_t opc, int nopc, int reg,
 static void op_lm(Jit *j, bool w, bool p66, uint32_t opc, int nopc, int reg,
                   unsigned k)
 {
-    uint8_t rex = 0x40 | (w << 3) | (((reg >> 3) & 1) << 2);
-
-    if (p66) {
-        b1(j, 0x66);
-    }
-    if (rex != 0x40) {
-        b1(j, rex);
-    }
-    for (int i = 0; i < nopc; i++) {
-        b1(j, (uint8_t)(opc >> (8 * i)));
-    }
+    opcode(j, w, p66, opc, nopc, reg, RAX);
     b1(j, ((reg & 7) << 3) | 4);
     b1(j, (uint8_t)(k << 6 | RCX << 3 | RDX));
 }
@@ -333,6 +330,13 @@ static void jmp_fix(Jit *j, int cc, FixKind kind, uint64_t arg, uint32_t n)
 /* condition codes (low nibble of jcc/setcc) */
 enum { CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_L = 0xc, CC_GE = 0xd };
 
+/* rax = the condition @cc of the flags, 0 or 1 */
+static void setcc_rax(Jit *j, int cc)
+{
+    op(j, false, false, 0x0f | (0x90 | cc) << 8, 2, 0, hreg(RAX));
+    op(j, false, false, 0xb60f, 2, RAX, hreg(RAX));        /* movzx eax, al */
+}
+
 /*
  * A taken jump to @t with icount already counting this instruction: stay
  * in the translation while the interpreter would stay on the page.
@@ -344,8 +348,8 @@ static void jump_to(Jit *j, uint64_t page_va, uint64_t t,
 
     if (((t ^ page_va) >> 12) == 0 && !(t & 3) && leader[idx]) {
         op(j, true, false, 0x3b, 1, R12, mem(RBX, OFF_CHECK_AT));
-        jmp_fix(j, CC_AE, FIX_STUB_FETCH, t, 0);
-        jmp_fix(j, -1, FIX_LABEL, idx, 0);
+        jmp_fix(j, CC_B, FIX_LABEL, idx, 0);
+        jmp_fix(j, -1, FIX_STUB_FETCH, t, 0);
     } else {
         jmp_fix(j, -1, FIX_STUB_FETCH, t, 0);
     }
@@ -370,15 +374,16 @@ static bool translatable(unsigned op_)
  * A scalar access to local memory of 1 << @k bytes at x[rs1] + imm: leaves
  * the offset in local memory, rotated right by @k, in rcx, so that one
  * unsigned compare with lm_size >> k finds it misaligned or out of bounds
- * (exactly: lm_size is a multiple of 16) and [rdx + rcx << k] addresses it; or exits to the interpreter
- * (misaligned, not local memory, or a store the known-zero window must
- * hear of).
+ * (exactly: lm_size is a multiple of 16) and [rdx + rcx << k] addresses
+ * it; or exits to the interpreter (misaligned, not local memory, or a
+ * store the known-zero window must hear of).
  */
 static void lm_addr(Jit *j, const KilnInsn *d, unsigned k, bool store,
                     uint64_t pc, uint32_t pend)
 {
     Rm base = loc(j, d->rs1);
     int addr = RAX;
+    size_t at;
 
     if (base.reg >= 0 && !d->imm) {
         addr = base.reg;
@@ -404,7 +409,7 @@ static void lm_addr(Jit *j, const KilnInsn *d, unsigned k, bool store,
         lea_off(j, k, 1 << k);
         op(j, true, false, 0x3b, 1, RAX, mem(RBX, OFF_CLEAN_LO));
         b1(j, 0x76);                                           /* jbe +n */
-        size_t at = j->len;
+        at = j->len;
         b1(j, 0);
         lea_off(j, k, 0);
         op(j, true, false, 0x3b, 1, RAX, mem(RBX, OFF_CLEAN_HI));
@@ -456,9 +461,7 @@ static bool emit_insn(Jit *j, const KilnInsn *d, uint64_t pc, uint64_t page_va,
         mov_r_rm(j, RAX, rs1);
         op(j, true, false, 0x81, 1, 7, hreg(RAX));
         b4(j, imm);
-        op(j, false, false, 0x0f | (0x90 | (d->op == OP_SLTI ? CC_L : CC_B)) << 8,
-           2, 0, hreg(RAX));
-        op(j, false, false, 0xb60f, 2, RAX, hreg(RAX));        /* movzx eax, al */
+        setcc_rax(j, d->op == OP_SLTI ? CC_L : CC_B);
         put_rd(j, d->rd, RAX);
         break;
     case OP_SLLI: case OP_SRLI: case OP_SRAI:
@@ -494,9 +497,7 @@ static bool emit_insn(Jit *j, const KilnInsn *d, uint64_t pc, uint64_t page_va,
     case OP_SLT: case OP_SLTU:
         mov_r_rm(j, RAX, rs1);
         op(j, true, false, 0x3b, 1, RAX, rs2);
-        op(j, false, false, 0x0f | (0x90 | (d->op == OP_SLT ? CC_L : CC_B)) << 8,
-           2, 0, hreg(RAX));
-        op(j, false, false, 0xb60f, 2, RAX, hreg(RAX));
+        setcc_rax(j, d->op == OP_SLT ? CC_L : CC_B);
         put_rd(j, d->rd, RAX);
         break;
     case OP_SLL: case OP_SRL: case OP_SRA:
@@ -828,7 +829,8 @@ KilnJitPage *kiln_pe_jit_page(KilnPe *pe, KilnCodePage *p)
         return jp;
     }
     if (mode != KILN_PE_JIT_EAGER &&
-        atomic_load_explicit(&p->heat, memory_order_relaxed) < KILN_PE_JIT_HOT) {
+        atomic_load_explicit(&p->heat, memory_order_relaxed) <
+        KILN_PE_JIT_HOT) {
         return NULL;
     }
     if (atomic_exchange_explicit(&p->jit_tried, true, memory_order_relaxed)) {
@@ -846,6 +848,7 @@ KilnJitPage *kiln_pe_jit_page(KilnPe *pe, KilnCodePage *p)
 int kiln_pe_jit_run(KilnJitPage *jp, KilnPe *pe, unsigned idx)
 {
     typedef int (*Fn)(KilnPe *pe, const void *entry);
+    Fn fn = (Fn)(uintptr_t)jp->code;
 
     if (jp->entry[idx] < 0) {
         return KILN_JIT_NONE;
@@ -853,7 +856,7 @@ int kiln_pe_jit_run(KilnJitPage *jp, KilnPe *pe, unsigned idx)
     for (unsigned k = 0; k < 4; k++) {
         pe->jit_lm_units[k] = pe->lm_size >> k;
     }
-    return ((Fn)(uintptr_t)jp->code)(pe, (const uint8_t *)jp->code + jp->entry[idx]);
+    return fn(pe, (const uint8_t *)jp->code + jp->entry[idx]);
 }
 
 #else
