@@ -54,8 +54,10 @@ enum {
     R8, R9, R10, R11, R12, R13, R14, R15
 };
 
-/* RV registers kept in host registers: callee- or caller-saved alike,
- * as the generated code calls nothing */
+/*
+ * RV registers kept in host registers: callee- or caller-saved alike, as
+ * the generated code calls nothing.
+ */
 static const uint8_t cache_regs[] = { RBP, RSI, RDI, R8, R9, R10, R11,
                                       R13, R14, R15 };
 #define NCACHE ((int)sizeof(cache_regs))
