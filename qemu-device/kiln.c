@@ -1131,6 +1131,7 @@ static void kiln_realize(PCIDevice *pdev, Error **errp)
     cfg.grid_height = s->grid_h;
     cfg.local_mem_size = s->local_mem_size;
     cfg.default_watchdog_cycles = KILN_DEFAULT_WATCHDOG;
+    cfg.pe_jit = s->pe_jit ? KILN_PE_JIT_ON : KILN_PE_JIT_OFF;
     s->pe = kiln_pe_engine_new(&cfg);
 
     s->time_base = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
@@ -1184,6 +1185,7 @@ static const Property kiln_properties[] = {
                        KILN_LOCAL_MEM_DEFAULT_SIZE),
     DEFINE_PROP_UINT32("workers", KilnState, workers,
                        KILN_DEFAULT_WORKERS),
+    DEFINE_PROP_BOOL("x-pe-jit", KilnState, pe_jit, true),
 };
 
 static const VMStateDescription kiln_vmstate = {

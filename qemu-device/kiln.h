@@ -100,6 +100,7 @@ struct KilnState {
     char *pe_grid;
     uint32_t local_mem_size;
     uint32_t workers;
+    bool pe_jit;                /* x-pe-jit: translate hot PE code */
     uint32_t grid_w, grid_h;
 
     /* Engine */

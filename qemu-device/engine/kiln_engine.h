@@ -138,7 +138,20 @@ typedef struct KilnPeConfig {
     uint32_t grid_height;
     uint32_t local_mem_size;        /* bytes per PE */
     uint64_t default_watchdog_cycles;
+    /*
+     * KILN_PE_JIT_*: translate hot PE code to host code (the default), or
+     * not; the environment variable KILN_PE_JIT=0 forces it off, and
+     * KILN_PE_JIT=eager translates every code page at its first fetch
+     * (tests), both read by kiln_pe_engine_new().
+     */
+    uint32_t pe_jit;
 } KilnPeConfig;
+
+enum {
+    KILN_PE_JIT_ON,
+    KILN_PE_JIT_OFF,
+    KILN_PE_JIT_EAGER,
+};
 
 typedef struct KilnLaunchResult {
     uint32_t status;                /* enum kiln_status */
@@ -156,6 +169,8 @@ typedef struct KilnPeEngine KilnPeEngine;
 
 KilnPeEngine *kiln_pe_engine_new(const KilnPeConfig *cfg);
 void kiln_pe_engine_free(KilnPeEngine *eng);
+/* Code pages translated to host code in this process so far (tests) */
+uint64_t kiln_pe_jit_translated(void);
 /*
  * Validate and run one LAUNCH packet in @as. Blocks until every workgroup
  * finished or one faulted. @cancel, if non-NULL, is polled; when it becomes

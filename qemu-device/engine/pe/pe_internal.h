@@ -21,6 +21,12 @@
 #define KILN_PE_CODE_HASH       256
 #define KILN_PE_PAGE_INSNS      1024
 #define KILN_PE_CHECK_INTERVAL  65536
+/*
+ * Instructions interpreted on a code page before it is translated
+ * (KILN_PE_JIT_ON): about what translating a page costs, so that code run
+ * once (most launches) is never translated and hot code soon is.
+ */
+#define KILN_PE_JIT_HOT         (256 * 1024)
 
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -37,10 +43,16 @@ typedef struct KilnInsn {
     uint32_t raw;
 } KilnInsn;
 
+typedef struct KilnJitPage KilnJitPage;
+
 /* One decoded 4 KiB code page plus an end-of-page sentinel */
 typedef struct KilnCodePage {
     struct KilnCodePage *next;
     uint64_t va;
+    /* its host-code translation (pe_jit.c), made once the page is hot */
+    _Atomic(KilnJitPage *) jit;
+    _Atomic uint64_t heat;      /* instructions interpreted on it */
+    _Atomic bool jit_tried;
     KilnInsn insn[KILN_PE_PAGE_INSNS + 1];
 } KilnCodePage;
 
@@ -77,6 +89,8 @@ typedef struct KilnPe {
     uint64_t pc;
     uint64_t instret;
     uint64_t cycles_extra;      /* cycles = instret + cycles_extra */
+    uint64_t jit_check_at;      /* the run loop's next check point */
+    uint64_t jit_lm_units[4];   /* lm_size >> k, for accesses of 1 << k bytes */
     uint32_t fflags;
     uint32_t frm;
 
@@ -188,6 +202,7 @@ void kiln_pe_mmu_fault(KilnPe *pe, const KilnFault *f, uint64_t addr,
                        uint32_t access);
 void kiln_pe_tlb_flush(KilnPe *pe);
 void kiln_pe_lm_dirty(KilnPe *pe, uint64_t off, uint64_t len);
+/* pe_fp.c */
 uint32_t kiln_pe_host_fflags(void);
 void kiln_pe_clear_host_fflags(void);
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pe_internal.h"
+#include "pe_jit.h"
 
 #define DEFAULT_WATCHDOG_CYCLES 100000000000ull   /* ~74 s of K1 time */
 
@@ -20,6 +20,7 @@ static const uint64_t no_mmu_flush_gen;
 KilnPeEngine *kiln_pe_engine_new(const KilnPeConfig *cfg)
 {
     KilnPeEngine *eng = calloc(1, sizeof(*eng));
+    const char *jit;
 
     if (!eng) {
         return NULL;
@@ -38,6 +39,13 @@ KilnPeEngine *kiln_pe_engine_new(const KilnPeConfig *cfg)
     eng->cfg.local_mem_size &= ~15u;
     if (!eng->cfg.default_watchdog_cycles) {
         eng->cfg.default_watchdog_cycles = DEFAULT_WATCHDOG_CYCLES;
+    }
+    jit = getenv("KILN_PE_JIT");
+    if (jit && !strcmp(jit, "0")) {
+        eng->cfg.pe_jit = KILN_PE_JIT_OFF;
+    } else if (jit && !strcmp(jit, "eager") &&
+               eng->cfg.pe_jit != KILN_PE_JIT_OFF) {
+        eng->cfg.pe_jit = KILN_PE_JIT_EAGER;
     }
     pthread_mutex_init(&eng->lm_lock, NULL);
     return eng;
@@ -714,6 +722,7 @@ out:
         KilnCodePage *p = atomic_load(&l->code[h]);
         while (p) {
             KilnCodePage *nx = p->next;
+            kiln_pe_jit_free(atomic_load(&p->jit));
             free(p);
             p = nx;
         }

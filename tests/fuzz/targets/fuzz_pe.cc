@@ -18,7 +18,9 @@
 // Each input is launched twice from the same memory image and must give the
 // same result and the same memory: state leaking from one launch into the next
 // (local memories are reused, code pages and micro-TLBs are cached) would
-// make the device's results depend on what ran before.
+// make the device's results depend on what ran before. A third launch, on an
+// engine that translates every code page to host code at its first fetch
+// (pe_jit.c; x86-64 hosts), must give them too.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -51,7 +53,7 @@ constexpr uint64_t kDramLo = kCodeVa, kDramHi = kRwxVa + 0x1000;
 struct Machine : DeviceMemory {
     KilnMmu *mmu;
     KilnAddrSpace as{};
-    KilnPeEngine *eng;
+    KilnPeEngine *eng, *jit_eng;
     uint64_t pt_next = kPtBase + 0x1000;
 
     void map(uint64_t va, uint64_t pa, uint64_t size, uint64_t perms)
@@ -83,8 +85,10 @@ struct Machine : DeviceMemory {
         KilnFault f{};
         if (!kiln_mmu_set_context(mmu, 1, true, kPtBase, &f)) abort();
         as = {&phys, mmu, 1};
-        KilnPeConfig cfg{2, 2, 64 << 10, 100000};
+        KilnPeConfig cfg{2, 2, 64 << 10, 100000, KILN_PE_JIT_OFF};
         eng = kiln_pe_engine_new(&cfg);
+        cfg.pe_jit = KILN_PE_JIT_EAGER;
+        jit_eng = kiln_pe_engine_new(&cfg);
     }
 
     // Everything a kernel can write, restored to the input's image.
@@ -138,12 +142,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     // Snapshots of everything a kernel can write, allocated once: fresh large
     // buffers would cost a page fault per page on every input.
-    static std::vector<uint8_t> snap[2];
-    KilnLaunchResult r[2];
-    for (int run = 0; run < 2; run++) {
+    static std::vector<uint8_t> snap[3];
+    KilnLaunchResult r[3];
+    for (int run = 0; run < 3; run++) {
         uint64_t progress = 0;
         m.load(code, code_len, img, img_len);
-        kiln_pe_launch(m.eng, &m.as, &p, nullptr, nullptr, &progress, 0, &r[run]);
+        kiln_pe_launch(run < 2 ? m.eng : m.jit_eng, &m.as, &p, nullptr, nullptr, &progress, 0,
+                       &r[run]);
         if (r[run].status >= KILN_STATUS_COUNT) {
             fprintf(stderr, "fuzz_pe: status %u\n", r[run].status);
             abort();
@@ -159,6 +164,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 "cycles %llu%s\n", r[0].status, (unsigned long long)r[0].pc, (unsigned long long)r[0].cycles,
                 r[1].status, (unsigned long long)r[1].pc, (unsigned long long)r[1].cycles,
                 snap[0] != snap[1] ? " (memory differs)" : "");
+        abort();
+    }
+    if (memcmp(&r[0], &r[2], sizeof(r[0])) || snap[0] != snap[2]) {
+        fprintf(stderr, "fuzz_pe: interpreted status %u pc %#llx cycles %llu, translated status %u pc %#llx "
+                "cycles %llu%s\n", r[0].status, (unsigned long long)r[0].pc, (unsigned long long)r[0].cycles,
+                r[2].status, (unsigned long long)r[2].pc, (unsigned long long)r[2].cycles,
+                snap[0] != snap[2] ? " (memory differs)" : "");
         abort();
     }
     return 0;

@@ -81,15 +81,18 @@ int main(int argc, char **argv)
     printf("host kernels: %s\n", kiln_simd_best()->name);
     printf("BENCH {\"bench\":\"pe_simd\",\"level\":\"%s\"}\n", kiln_simd_best()->name);
     if (want("interp")) {
+        const uint32_t iters = 20000000;
         Args a(kb.kernels.at("bench_scalar"));
-        a << m.alloc(64) << 20000000u;
+        a << m.alloc(64) << iters;
         KilnLaunchResult r{};
         double t = measure([&] { r = launch("bench_scalar", a); }, 0).best;
         printf("interpreter: %.1f M instructions/s (%lu instructions in %.3f s, %.2f emulated "
                "cycles/insn)\n",
                r.instructions / t / 1e6, (unsigned long)r.instructions, t,
                (double)r.cycles / r.instructions);
-        printf("BENCH {\"bench\":\"pe_interp\",\"mips\":%.1f}\n", r.instructions / t / 1e6);
+        printf("BENCH {\"bench\":\"pe_interp\",\"mips\":%.1f,\"iters\":%u,\"instructions\":%lu,"
+               "\"s\":%.6f}\n",
+               r.instructions / t / 1e6, iters, (unsigned long)r.instructions, t);
     }
 
     // The DPE on operands in local memory: one launch runs `iters` matmuls

@@ -77,9 +77,11 @@ struct Machine {
     }
 
     // dram_bytes >= kDramSize and sram_bytes >= 1 MiB: the layout above,
-    // with room past it that a test maps for itself (map()).
+    // with room past it that a test maps for itself (map()). @jit is a
+    // KILN_PE_JIT_* (the environment's KILN_PE_JIT still applies).
     explicit Machine(uint32_t gw = 2, uint32_t gh = 2, uint32_t nworkers = 1,
-                     uint64_t dram_bytes = kDramSize, uint64_t sram_bytes = 1 << 20)
+                     uint64_t dram_bytes = kDramSize, uint64_t sram_bytes = 1 << 20,
+                     uint32_t jit = KILN_PE_JIT_ON)
         : dram(dram_bytes), sram(sram_bytes), host(64 << 10), workers(nworkers)
     {
         phys.dram = dram.data();
@@ -101,7 +103,7 @@ struct Machine {
         map(kKbinVa, kKbinVa, 1 << 20, KILN_PTE_READ | KILN_PTE_WRITE | KILN_PTE_EXEC);
         map(kHostVa, KILN_PA_HOST_BASE, 64 << 10, KILN_PTE_READ | KILN_PTE_WRITE);
         map(kSramVa, KILN_PA_SRAM_BASE, 1 << 20, KILN_PTE_READ | KILN_PTE_WRITE);
-        KilnPeConfig cfg{gw, gh, 0, 0};
+        KilnPeConfig cfg{gw, gh, 0, 0, jit};
         eng = kiln_pe_engine_new(&cfg);
         par.opaque = &workers;
         par.workers = workers;
