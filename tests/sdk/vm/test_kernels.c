@@ -29,6 +29,16 @@ KILN_KERNEL void spin(uint64_t iters, uint64_t *out)
     out[kiln_wg_id()] = acc;
 }
 
+/* Spins until the host writes a non-zero @release: a job that cannot finish early. */
+KILN_KERNEL void hold(const volatile uint32_t *release, uint64_t *out)
+{
+    uint64_t polls = 0;
+
+    while (!*release)
+        polls++;
+    out[kiln_wg_id()] = polls;
+}
+
 /* Does nothing: a launch's own modelled cost. */
 KILN_KERNEL void noop(void)
 {

@@ -6,6 +6,7 @@
 #include <kiln/hw/kiln_status.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <kiln/kiln.hpp>
 #include <numeric>
@@ -327,9 +328,15 @@ TEST_F(Vm, KernelTrap) {
 TEST_F(Vm, WaitTimesOutThenCompletes) {
   auto m = dev.load(image());
   auto q = dev.queue();
-  auto out = dev.alloc(4096);
-  auto e = q.launch_with(m.kernel("spin"), {}, uint64_t(3'000'000), out);
-  EXPECT_FALSE(e.wait(1ms));  // still running
+  auto release = dev.alloc(4096, Memory::host), out = dev.alloc(4096);
+  release.write(std::span<const uint32_t>(std::array{0u}));
+  // The job polls @release, so it is still running however fast the PEs are; the watchdog
+  // bounds it if the host's store never reached the device.
+  Args a(m.kernel("hold"));
+  a.set("release", release).set("out", out);
+  auto e = q.launch(m.kernel("hold"), {.watchdog_mcycles = 100'000}, a);
+  EXPECT_FALSE(e.wait(1ms));
+  release.write(std::span<const uint32_t>(std::array{1u}));
   EXPECT_TRUE(e.wait(120s));
 }
 
