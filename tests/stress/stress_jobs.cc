@@ -19,6 +19,7 @@
 #include <termios.h>
 
 #include <atomic>
+#include <filesystem>
 #include <set>
 #include <thread>
 #include <vector>
@@ -627,6 +628,7 @@ class HostChannel {
     if (!path || !*path) return;
     fd_ = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (fd_ < 0) return;
+    tty_ = std::filesystem::path(path).filename();
     termios t{};
     tcgetattr(fd_, &t);
     cfmakeraw(&t);
@@ -636,6 +638,8 @@ class HostChannel {
     if (fd_ >= 0) close(fd_);
   }
   bool ok() const { return fd_ >= 0; }
+  // The port's sysfs wake-up switch: the host's bytes on it may wake a sleeping guest.
+  std::string wakeup_control() const { return "/sys/class/tty/" + tty_ + "/power/wakeup"; }
   std::string call(const std::string &line) {
     std::string l = line + "\n";
     if (write(fd_, l.data(), l.size()) != ssize_t(l.size())) return "error write";
@@ -658,6 +662,7 @@ class HostChannel {
 
  private:
   int fd_ = -1;
+  std::string tty_;
 };
 
 
@@ -833,10 +838,10 @@ TEST_F(Stress, SuspendResumeWithJobsInFlight) {
   HostChannel host;
   if (!host.ok()) GTEST_SKIP() << "needs the host channel (make stress)";
   {
-    std::ofstream w("/sys/class/tty/ttyS1/power/wakeup");
+    std::ofstream w(host.wakeup_control());
     w << "enabled";
     w.flush();
-    ASSERT_TRUE(bool(w)) << "ttyS1 cannot be a wake-up source";
+    ASSERT_TRUE(bool(w)) << host.wakeup_control() << ": the host channel cannot be a wake-up source";
   }
   const uint64_t rounds = env_u64("KILN_STRESS_SOAK_FAULTS", 4);
   Dev &d = *dev_;
