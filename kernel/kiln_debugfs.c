@@ -23,6 +23,7 @@
 #include "kiln_drv.h"
 #include "kiln_gem.h"
 #include "kiln_mmu.h"
+#include "kiln_pm.h"
 #include "kiln_reset.h"
 
 static struct kiln_device *kiln_debugfs_kdev(struct seq_file *m)
@@ -57,14 +58,20 @@ static int kiln_debugfs_info(struct seq_file *m, void *unused)
 	drm_printf(&p, "last_fault asid %u addr 0x%llx queue %u status 0x%x\n",
 		   kdev->fault_asid, kdev->fault_addr, kdev->fault_queue,
 		   kdev->fault_status);
-	if (drm_dev_enter(&kdev->drm, &idx)) {
+	if (!drm_dev_enter(&kdev->drm, &idx))
+		return 0;
+	/* Reading the registers must not wake the device it reports on. */
+	if (kiln_pm_get_if_active(kdev)) {
 		drm_printf(&p, "status 0x%x control 0x%x heartbeat %u device_reset_count %u\n",
 			   kiln_rd32(kdev, KILN_REG_STATUS),
 			   kiln_rd32(kdev, KILN_REG_CONTROL),
 			   kiln_rd32(kdev, KILN_REG_HEARTBEAT),
 			   kiln_rd32(kdev, KILN_REG_RESET_COUNT));
-		drm_dev_exit(idx);
+		kiln_pm_put(kdev);
+	} else {
+		drm_printf(&p, "registers: the device is in D3hot (runtime suspended)\n");
 	}
+	drm_dev_exit(idx);
 	return 0;
 }
 
@@ -72,11 +79,13 @@ static int kiln_debugfs_rings(struct seq_file *m, void *unused)
 {
 	struct kiln_device *kdev = kiln_debugfs_kdev(m);
 	struct drm_printer p = drm_seq_file_printer(m);
+	bool awake;
 	u32 i;
 	int idx;
 
 	if (!drm_dev_enter(&kdev->drm, &idx))
 		return -ENODEV;
+	awake = kiln_pm_get_if_active(kdev);
 	for (i = 0; i < kdev->num_queues; i++) {
 		struct kiln_queue *q = &kdev->queues[i];
 		u32 base = KILN_REG_QUEUE(i);
@@ -99,6 +108,10 @@ static int kiln_debugfs_rings(struct seq_file *m, void *unused)
 			   atomic_read(&q->nr_ctx),
 			   atomic64_read(&q->jobs_done),
 			   atomic64_read(&q->jobs_failed));
+		if (!awake) {
+			drm_printf(&p, "    hw: in D3hot\n");
+			continue;
+		}
 		drm_printf(&p, "    hw: head %u tail %u status 0x%x error %u error_index %u",
 			   kiln_rd32(kdev, base + KILN_QREG_HEAD),
 			   kiln_rd32(kdev, base + KILN_QREG_TAIL),
@@ -109,6 +122,8 @@ static int kiln_debugfs_rings(struct seq_file *m, void *unused)
 			   kiln_rd64(kdev, base + KILN_QREG_PROGRESS),
 			   kiln_rd64(kdev, base + KILN_QREG_COMPLETED));
 	}
+	if (awake)
+		kiln_pm_put(kdev);
 	drm_dev_exit(idx);
 	return 0;
 }

@@ -32,6 +32,7 @@
 #include "kiln_job.h"
 #include "kiln_mmu.h"
 #include "kiln_prime.h"
+#include "kiln_pm.h"
 #include "kiln_reset.h"
 #include "kiln_sysfs.h"
 
@@ -316,6 +317,9 @@ static int kiln_ioctl_query_info(struct drm_device *drm, void *data,
 			ret = -EOPNOTSUPP;
 			break;
 		}
+		ret = kiln_pm_get(kdev);
+		if (ret)
+			break;
 		t.temperature_mc = kiln_rd32(kdev, KILN_REG_TEMP_MC);
 		t.power_mw = kiln_rd32(kdev, KILN_REG_POWER_MW);
 		t.pe_clock_mhz = kiln_rd32(kdev, KILN_REG_PE_CLOCK_MHZ);
@@ -327,6 +331,7 @@ static int kiln_ioctl_query_info(struct drm_device *drm, void *data,
 		t.device_time_ns = kiln_rd64(kdev, KILN_REG_DEVICE_TIME);
 		t.total_cycles = kiln_rd64(kdev, KILN_REG_TOTAL_CYCLES);
 		t.energy_uj = kiln_rd64(kdev, KILN_REG_ENERGY_UJ);
+		kiln_pm_put(kdev);
 		ret = kiln_copy_query(args, &t, sizeof(t));
 		break;
 	}
@@ -632,6 +637,7 @@ static int kiln_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = kiln_hwmon_init(kdev);
 	if (ret)
 		goto err_unregister;
+	kiln_pm_init(kdev);
 	return 0;
 
 err_unregister:
@@ -651,6 +657,7 @@ static void kiln_remove(struct pci_dev *pdev)
 	struct drm_device *drm = &kdev->drm;
 	u32 i;
 
+	kiln_pm_fini(kdev);
 	/* New ioctls and faults now fail; wait for the ones running. */
 	drm_dev_unplug(drm);
 	unmap_mapping_range(drm->anon_inode->i_mapping, 0, 0, 1);
@@ -688,7 +695,7 @@ static struct pci_driver kiln_pci_driver = {
 	.probe = kiln_probe,
 	.remove = kiln_remove,
 	.err_handler = &kiln_pci_err_handlers,
-	.driver.pm = pm_sleep_ptr(&kiln_pm_ops),
+	.driver.pm = pm_ptr(&kiln_pm_ops),
 	.dev_groups = kiln_dev_groups,
 };
 

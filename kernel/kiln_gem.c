@@ -32,6 +32,7 @@
 #include "kiln_gem.h"
 #include "kiln_mgmt.h"
 #include "kiln_mmu.h"
+#include "kiln_pm.h"
 #include "kiln_prime.h"
 
 static struct kiln_bo_map *kiln_bo_find_map(struct kiln_bo *bo,
@@ -467,10 +468,27 @@ static vm_fault_t kiln_vram_bo_fault(struct vm_fault *vmf)
 	return ret;
 }
 
+/* A mapping keeps the device in D0: BAR2 is off in D3hot. */
+static void kiln_vram_vm_open(struct vm_area_struct *vma)
+{
+	struct drm_gem_object *obj = vma->vm_private_data;
+
+	kiln_pm_get_noresume(to_kiln_device(obj->dev));
+	drm_gem_vm_open(vma);
+}
+
+static void kiln_vram_vm_close(struct vm_area_struct *vma)
+{
+	struct drm_gem_object *obj = vma->vm_private_data;
+
+	kiln_pm_put(to_kiln_device(obj->dev));
+	drm_gem_vm_close(vma);
+}
+
 static const struct vm_operations_struct kiln_vram_vm_ops = {
 	.fault = kiln_vram_bo_fault,
-	.open = drm_gem_vm_open,
-	.close = drm_gem_vm_close,
+	.open = kiln_vram_vm_open,
+	.close = kiln_vram_vm_close,
 };
 
 static int kiln_vram_bo_mmap(struct drm_gem_object *obj,
@@ -478,8 +496,14 @@ static int kiln_vram_bo_mmap(struct drm_gem_object *obj,
 {
 	struct kiln_bo *bo = to_kiln_bo(obj);
 
+	int ret;
+
 	if ((bo->flags & DRM_KILN_BO_NO_MMAP) || bo->placement != KILN_BO_DRAM)
 		return -EPERM;
+	/* Dropped by kiln_vram_vm_close(). */
+	ret = kiln_pm_get(to_kiln_device(obj->dev));
+	if (ret)
+		return ret;
 	/* BAR2 is a window on DRAM: uncached for reads, combined writes. */
 	vm_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_page_prot = pgprot_writecombine(vm_get_page_prot(vma->vm_flags));

@@ -16,6 +16,7 @@
 #include "kiln_job.h"
 #include "kiln_mgmt.h"
 #include "kiln_mmu.h"
+#include "kiln_pm.h"
 #include "kiln_reset.h"
 
 static irqreturn_t kiln_irq_queue(int irq, void *arg)
@@ -37,9 +38,8 @@ static irqreturn_t kiln_irq_queue(int irq, void *arg)
 	return IRQ_HANDLED;
 }
 
-static irqreturn_t kiln_irq_error(int irq, void *arg)
+static irqreturn_t kiln_irq_error_awake(struct kiln_device *kdev)
 {
-	struct kiln_device *kdev = arg;
 	u32 status, i;
 
 	status = kiln_rd32(kdev, KILN_REG_IRQ_STATUS);
@@ -75,10 +75,27 @@ static irqreturn_t kiln_irq_error(int irq, void *arg)
 	return IRQ_HANDLED;
 }
 
-/* Record a fault against the address space and the context it hit. */
-static irqreturn_t kiln_irq_mmu_fault(int irq, void *arg)
+/* The device raises nothing in D3hot: what arrives then is not ours. */
+static irqreturn_t kiln_irq_if_awake(struct kiln_device *kdev,
+				     irqreturn_t (*handler)(struct kiln_device *))
 {
-	struct kiln_device *kdev = arg;
+	irqreturn_t ret;
+
+	if (!kiln_pm_get_if_active(kdev))
+		return IRQ_NONE;
+	ret = handler(kdev);
+	kiln_pm_put(kdev);
+	return ret;
+}
+
+static irqreturn_t kiln_irq_error(int irq, void *arg)
+{
+	return kiln_irq_if_awake(arg, kiln_irq_error_awake);
+}
+
+/* Record a fault against the address space and the context it hit. */
+static irqreturn_t kiln_irq_mmu_fault_awake(struct kiln_device *kdev)
+{
 	struct kiln_queue *q;
 	struct kiln_job *job;
 	struct kiln_vm *vm;
@@ -131,6 +148,11 @@ static irqreturn_t kiln_irq_mmu_fault(int irq, void *arg)
 	}
 	spin_unlock_irqrestore(&q->lock, flags);
 	return IRQ_HANDLED;
+}
+
+static irqreturn_t kiln_irq_mmu_fault(int irq, void *arg)
+{
+	return kiln_irq_if_awake(arg, kiln_irq_mmu_fault_awake);
 }
 
 /*

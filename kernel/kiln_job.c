@@ -33,6 +33,7 @@
 #include "kiln_gem.h"
 #include "kiln_job.h"
 #include "kiln_mmu.h"
+#include "kiln_pm.h"
 #include "kiln_queue.h"
 #include "kiln_reset.h"
 
@@ -42,6 +43,8 @@ static void kiln_job_release_work(struct work_struct *work)
 					    release_work);
 	struct kiln_device *kdev = job->kdev;
 
+	if (job->pm_ref)
+		kiln_pm_put(kdev);
 	kfree(job);
 	drm_dev_put(&kdev->drm);
 	module_put(THIS_MODULE);
@@ -609,6 +612,10 @@ int kiln_ioctl_submit(struct drm_device *drm, void *data,
 		ret = -EBUSY;
 		goto out_job;
 	}
+	ret = kiln_pm_get(job->kdev);
+	if (ret)
+		goto out_job;
+	job->pm_ref = true;
 	job->hw_fence = kzalloc(sizeof(*job->hw_fence), GFP_KERNEL_ACCOUNT);
 	job->done = kiln_job_fence_alloc();
 	if (!job->hw_fence || !job->done) {

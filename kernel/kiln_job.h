@@ -46,6 +46,7 @@ struct kiln_job {
 	u32 bo_count;
 
 	struct list_head inflight;	/* queue->inflight */
+	bool pm_ref;			/* keeps the device in D0 */
 	struct work_struct release_work;
 };
 

@@ -22,6 +22,7 @@
 
 #include "kiln_drv.h"
 #include "kiln_mgmt.h"
+#include "kiln_pm.h"
 #include "kiln_stale.h"
 #include "kiln_reset.h"
 
@@ -38,9 +39,9 @@ static bool kiln_mgmt_done(struct kiln_device *kdev, struct kiln_queue *q,
 }
 
 /* Run @n packets, then wait for the FENCE after them. */
-static int kiln_mgmt_run_batch(struct kiln_device *kdev,
-			       const struct kiln_pkt_generic *pkts, u32 n,
-			       u32 *fail_gen)
+static int kiln_mgmt_run_batch_awake(struct kiln_device *kdev,
+				     const struct kiln_pkt_generic *pkts, u32 n,
+				     u32 *fail_gen)
 {
 	struct kiln_queue *q = &kdev->queues[KILN_MGMT_QUEUE];
 	unsigned long flags, deadline;
@@ -120,6 +121,22 @@ static int kiln_mgmt_run_batch(struct kiln_device *kdev,
 	kiln_reset_schedule(kdev, "management queue failure");
 	drm_dev_exit(idx);
 	return left ? -EIO : -ETIMEDOUT;
+}
+
+static int kiln_mgmt_run_batch(struct kiln_device *kdev,
+			       const struct kiln_pkt_generic *pkts, u32 n,
+			       u32 *fail_gen)
+{
+	int ret;
+
+	if (fail_gen)
+		*fail_gen = READ_ONCE(kdev->tlb_gen);
+	ret = kiln_pm_get(kdev);
+	if (ret)
+		return ret;
+	ret = kiln_mgmt_run_batch_awake(kdev, pkts, n, fail_gen);
+	kiln_pm_put(kdev);
+	return ret;
 }
 
 static int kiln_mgmt_run(struct kiln_device *kdev, const void *pkt,

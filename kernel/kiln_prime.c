@@ -26,6 +26,7 @@
 
 #include "kiln_drv.h"
 #include "kiln_gem.h"
+#include "kiln_pm.h"
 #include "kiln_prime.h"
 
 static unsigned int kiln_p2p = 1;
@@ -122,6 +123,10 @@ kiln_dram_dmabuf_map(struct dma_buf_attachment *attach,
 	sgt = kzalloc(sizeof(*sgt), GFP_KERNEL);
 	if (!sgt)
 		return ERR_PTR(-ENOMEM);
+	/* The importer reaches the BO through BAR2, which is off in D3hot. */
+	ret = kiln_pm_get(to_kiln_device(bo->shmem.base.dev));
+	if (ret)
+		goto err_free;
 	/* DMA addresses only: there are no struct pages behind a BAR. */
 	ret = sg_alloc_table(sgt, nblocks, GFP_KERNEL);
 	if (ret)
@@ -131,9 +136,12 @@ kiln_dram_dmabuf_map(struct dma_buf_attachment *attach,
 	if (ret) {
 		kiln_dram_unmap_sgt(sgt, attach->dev, dir);
 		sg_free_table(sgt);
-		goto err_free;
+		goto err_put;
 	}
 	return sgt;
+
+err_put:
+	kiln_pm_put(to_kiln_device(bo->shmem.base.dev));
 
 err_free:
 	kfree(sgt);
@@ -144,9 +152,12 @@ static void kiln_dram_dmabuf_unmap(struct dma_buf_attachment *attach,
 				   struct sg_table *sgt,
 				   enum dma_data_direction dir)
 {
+	struct kiln_bo *bo = to_kiln_bo(attach->dmabuf->priv);
+
 	kiln_dram_unmap_sgt(sgt, attach->dev, dir);
 	sg_free_table(sgt);
 	kfree(sgt);
+	kiln_pm_put(to_kiln_device(bo->shmem.base.dev));
 }
 
 static const struct dma_buf_ops kiln_dram_dmabuf_ops = {

@@ -44,6 +44,7 @@
 #include "kiln_job.h"
 #include "kiln_mgmt.h"
 #include "kiln_mmu.h"
+#include "kiln_pm.h"
 #include "kiln_reset.h"
 
 #define KILN_WATCHDOG_MS	100
@@ -313,7 +314,12 @@ static void kiln_watchdog_fn(struct work_struct *work)
 
 	if (!drm_dev_enter(&kdev->drm, &idx))
 		return;
-	guard(mutex)(&kdev->reset_lock);
+	/* Jobs keep the device in D0: asleep, it has none to watch. */
+	if (!kiln_pm_get_if_active(kdev)) {
+		drm_dev_exit(idx);
+		return;
+	}
+	mutex_lock(&kdev->reset_lock);
 	if (kdev->lost || kdev->pci_reset_active)
 		goto out;
 
@@ -407,6 +413,8 @@ static void kiln_watchdog_fn(struct work_struct *work)
 out:
 	if (busy && !kdev->lost)
 		kiln_watchdog_kick(kdev);
+	mutex_unlock(&kdev->reset_lock);
+	kiln_pm_put(kdev);
 	drm_dev_exit(idx);
 }
 
@@ -420,11 +428,18 @@ static void kiln_reset_work_fn(struct work_struct *work)
 		atomic_set(&kdev->reset_pending, 0);
 		return;
 	}
+	/* reset_pending keeps the device from suspending until here. */
+	if (kiln_pm_get(kdev)) {
+		atomic_set(&kdev->reset_pending, 0);
+		drm_dev_exit(idx);
+		return;
+	}
 	mutex_lock(&kdev->reset_lock);
 	atomic_set(&kdev->reset_pending, 0);
 	if (!kdev->pci_reset_active)
 		kiln_device_recover(kdev, NULL, kdev->reset_reason ?: "requested");
 	mutex_unlock(&kdev->reset_lock);
+	kiln_pm_put(kdev);
 	drm_dev_exit(idx);
 }
 
@@ -453,7 +468,7 @@ void kiln_reset_fini(struct kiln_device *kdev)
  * AER recovery — are bracketed by a quiesce, which holds reset_lock until
  * the matching restore: the watchdog and the driver's own resets wait.
  */
-static void kiln_quiesce_locked(struct kiln_device *kdev)
+void kiln_reset_quiesce_locked(struct kiln_device *kdev)
 {
 	lockdep_assert_held(&kdev->reset_lock);
 	kdev->pci_reset_active = true;
@@ -465,7 +480,7 @@ static void kiln_quiesce_locked(struct kiln_device *kdev)
 }
 
 /* Bring the device back after the core's reset, or reset it here. */
-static void kiln_restore_locked(struct kiln_device *kdev)
+void kiln_reset_restore_locked(struct kiln_device *kdev)
 {
 	lockdep_assert_held(&kdev->reset_lock);
 	if (!kdev->pci_hw_reset && kiln_hw_soft_reset(kdev))
@@ -478,12 +493,12 @@ static void kiln_restore_locked(struct kiln_device *kdev)
 static void kiln_pci_quiesce(struct kiln_device *kdev)
 {
 	mutex_lock(&kdev->reset_lock);
-	kiln_quiesce_locked(kdev);
+	kiln_reset_quiesce_locked(kdev);
 }
 
 static void kiln_pci_restore(struct kiln_device *kdev)
 {
-	kiln_restore_locked(kdev);
+	kiln_reset_restore_locked(kdev);
 	mutex_unlock(&kdev->reset_lock);
 }
 
@@ -567,41 +582,6 @@ static void kiln_pci_resume(struct pci_dev *pdev)
 	drm_info(&kdev->drm, "recovered from the PCI error (%d resets)\n",
 		 atomic_read(&kdev->reset_count));
 }
-
-/*
- * System sleep. The device may lose its state in D3, so jobs in flight
- * are handled as in a device reset: those not started run after resume,
- * the one that may have been running is re-run only if replayable. The
- * suspend and resume callbacks may run in different tasks, so reset_lock
- * is not held across them: pci_reset_active keeps the watchdog and
- * resets off meanwhile.
- */
-static int kiln_pm_suspend(struct device *dev)
-{
-	struct kiln_device *kdev = pci_get_drvdata(to_pci_dev(dev));
-
-	scoped_guard(mutex, &kdev->reset_lock) {
-		if (kdev->lost)
-			return 0;
-		kiln_quiesce_locked(kdev);
-		kiln_hw_stop(kdev);
-	}
-	cancel_delayed_work_sync(&kdev->watchdog);
-	return 0;
-}
-
-static int kiln_pm_resume(struct device *dev)
-{
-	struct kiln_device *kdev = pci_get_drvdata(to_pci_dev(dev));
-
-	scoped_guard(mutex, &kdev->reset_lock) {
-		if (kdev->pci_reset_active)
-			kiln_restore_locked(kdev);
-	}
-	return 0;
-}
-
-DEFINE_SIMPLE_DEV_PM_OPS(kiln_pm_ops, kiln_pm_suspend, kiln_pm_resume);
 
 const struct pci_error_handlers kiln_pci_err_handlers = {
 	.error_detected = kiln_pci_error_detected,

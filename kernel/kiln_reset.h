@@ -15,8 +15,9 @@ void kiln_watchdog_kick(struct kiln_device *kdev);
 void kiln_watchdog_kick_now(struct kiln_device *kdev);
 void kiln_reset_schedule(struct kiln_device *kdev, const char *reason);
 void kiln_reset_flush(struct kiln_device *kdev);
+void kiln_reset_quiesce_locked(struct kiln_device *kdev);
+void kiln_reset_restore_locked(struct kiln_device *kdev);
 
 extern const struct pci_error_handlers kiln_pci_err_handlers;
-extern const struct dev_pm_ops kiln_pm_ops;
 
 #endif /* KILN_RESET_H */

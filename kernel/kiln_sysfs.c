@@ -14,6 +14,7 @@
 #include <drm/drm_drv.h>
 
 #include "kiln_drv.h"
+#include "kiln_pm.h"
 #include "kiln_sysfs.h"
 #include "kiln_vram.h"
 
@@ -40,14 +41,22 @@ static int kiln_hwmon_read(struct device *dev, enum hwmon_sensor_types type,
 	struct kiln_device *kdev = dev_get_drvdata(dev);
 	int idx;
 
+	int ret;
+
 	if (!drm_dev_enter(&kdev->drm, &idx))
 		return -ENODEV;
+	ret = kiln_pm_get(kdev);
+	if (ret) {
+		drm_dev_exit(idx);
+		return ret;
+	}
 	if (type == hwmon_temp)
 		*val = kiln_rd32(kdev, KILN_REG_TEMP_MC);
 	else if (type == hwmon_energy)
 		*val = (long)kiln_rd64(kdev, KILN_REG_ENERGY_UJ);
 	else
 		*val = (long)kiln_rd32(kdev, KILN_REG_POWER_MW) * 1000;
+	kiln_pm_put(kdev);
 	drm_dev_exit(idx);
 	return 0;
 }
@@ -91,8 +100,10 @@ static ssize_t busy_time_us_show(struct device *dev,
 
 	if (!drm_dev_enter(&kdev->drm, &idx))
 		return -ENODEV;
-	if (kdev->features & KILN_FEATURE_TELEMETRY)
+	if ((kdev->features & KILN_FEATURE_TELEMETRY) && !kiln_pm_get(kdev)) {
 		ns = kiln_rd64(kdev, KILN_REG_BUSY_NS);
+		kiln_pm_put(kdev);
+	}
 	drm_dev_exit(idx);
 	return sysfs_emit(buf, "%llu\n", div_u64(ns, 1000));
 }

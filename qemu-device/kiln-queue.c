@@ -760,7 +760,8 @@ static KilnQueue *kiln_pick_locked(KilnState *s, bool control, int64_t now,
     int prio, k;
 
     *next_wake = INT64_MAX;
-    if (s->paused || s->stopping || s->fatal || qatomic_read(&s->cancel) ||
+    if (s->paused || s->d3hot || s->stopping || s->fatal ||
+        qatomic_read(&s->cancel) ||
         !(s->control & KILN_CONTROL_ENABLE)) {
         return NULL;
     }

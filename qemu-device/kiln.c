@@ -218,6 +218,8 @@ static void kiln_do_reset(KilnState *s, const char *kind, bool count)
     s->fault_queue = 0;
     s->fault_count = 0;
     s->fatal = false;
+    /* The PCI core's reset returned the function to D0. */
+    s->d3hot = false;
     if (count) {
         s->reset_count++;
     }
@@ -251,19 +253,6 @@ static void kiln_qdev_reset(DeviceState *dev)
     for (v = 0; v < KILN_NUM_VECTORS; v++) {
         msix_vector_use(pdev, v);
     }
-}
-
-static void kiln_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
-                              int len)
-{
-    KilnState *s = KILN(pdev);
-
-    pci_default_write_config(pdev, addr, val, len);
-    /* Clearing the logged error pops the next one (AER multiple headers). */
-    pcie_aer_write_config(pdev, addr, val, len);
-    s->in_flr = true;
-    pcie_cap_flr_write_config(pdev, addr, val, len);
-    s->in_flr = false;
 }
 
 static void kiln_vm_state_change(void *opaque, bool running, RunState state)
@@ -400,6 +389,61 @@ static bool kiln_busy(KilnState *s)
         }
     }
     return false;
+}
+
+/*
+ * Power management: D0 and D3hot (PCI PM 1.2, no D1/D2, no PME). The K1
+ * keeps its state in D3hot (No_Soft_Reset: DRAM and SRAM self-refresh,
+ * registers and rings are retained) but executes nothing there, and the
+ * PCI core turns its BARs off. A driver lets its queues drain first;
+ * packets still queued wait for D0.
+ */
+#define KILN_D3HOT 3   /* PMCSR PowerState */
+
+static uint8_t kiln_power_state(PCIDevice *pdev)
+{
+    return pci_get_word(pdev->config + pdev->pm_cap + PCI_PM_CTRL) &
+           PCI_PM_CTRL_STATE_MASK;
+}
+
+static void kiln_power_state_changed(KilnState *s, uint8_t old, uint8_t state)
+{
+    int i;
+
+    trace_kiln_power_state(old, state);
+    qemu_mutex_lock(&s->lock);
+    s->d3hot = state == KILN_D3HOT;
+    if (s->d3hot) {
+        for (i = 0; i < KILN_NUM_QUEUES; i++) {
+            if (!(kiln_qstatus(s, i) & KILN_QSTATUS_IDLE) && s->q[i].enabled) {
+                qemu_log_mask(LOG_GUEST_ERROR, "kiln: D3hot entered with "
+                              "queue %d busy; it resumes in D0\n", i);
+            }
+        }
+        while (s->inflight) {
+            qemu_cond_wait(&s->idle_cond, &s->lock);
+        }
+    } else {
+        kiln_wake_all_locked(s);
+    }
+    qemu_mutex_unlock(&s->lock);
+}
+
+static void kiln_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
+                              int len)
+{
+    KilnState *s = KILN(pdev);
+    uint8_t old_state = kiln_power_state(pdev);
+
+    pci_default_write_config(pdev, addr, val, len);
+    if (kiln_power_state(pdev) != old_state) {
+        kiln_power_state_changed(s, old_state, kiln_power_state(pdev));
+    }
+    /* Clearing the logged error pops the next one (AER multiple headers). */
+    pcie_aer_write_config(pdev, addr, val, len);
+    s->in_flr = true;
+    pcie_cap_flr_write_config(pdev, addr, val, len);
+    s->in_flr = false;
 }
 
 /* Read a 32-bit register at a 4-byte aligned offset. Caller holds lock. */
@@ -1087,6 +1131,15 @@ static void kiln_realize(PCIDevice *pdev, Error **errp)
     pcie_cap_fill_link_ep_usp(pdev, QEMU_PCI_EXP_LNK_X8, QEMU_PCI_EXP_LNK_32GT);
     pcie_cap_deverr_init(pdev);
     pcie_cap_flr_init(pdev);
+    if (pci_pm_init(pdev, KILN_PM_CAP_OFFSET, errp) < 0) {
+        pcie_cap_exit(pdev);
+        return;
+    }
+    pci_set_word(pdev->config + pdev->pm_cap + PCI_PM_PMC, KILN_PM_PMC);
+    pci_set_word(pdev->config + pdev->pm_cap + PCI_PM_CTRL,
+                 PCI_PM_CTRL_NO_SOFT_RESET);
+    pci_set_word(pdev->wmask + pdev->pm_cap + PCI_PM_CTRL,
+                 PCI_PM_CTRL_STATE_MASK);
     if (pcie_aer_init(pdev, PCI_ERR_VER, 0x100, PCI_ERR_SIZEOF, errp) < 0) {
         pcie_cap_exit(pdev);
         return;

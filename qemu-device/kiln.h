@@ -120,6 +120,7 @@ struct KilnState {
     uint32_t nthreads;
     bool stopping;
     bool paused;
+    bool d3hot;                 /* PCI power state D3hot: run nothing */
     uint32_t inflight;
     uint32_t generation;
     int cancel;             /* non-zero while a reset abandons work */

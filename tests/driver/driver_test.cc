@@ -6,6 +6,7 @@
 #include <linux/sync_file.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -1215,6 +1216,112 @@ TEST_F(Kiln, KilledProcessDoesNotRunItsBacklog) {
 }
 
 // ---------------------------------------------------------------- privileges
+
+// ---------------------------------------------------------------- runtime PM
+
+// Idle for the autosuspend delay, the device goes to D3hot; a job brings it
+// back to D0 and runs correctly; then it sleeps again.
+TEST_F(Kiln, RuntimeSuspendWhenIdleResumeOnSubmit) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (power/autosuspend_delay_ms)";
+  RuntimePm pm(50);
+  ASSERT_TRUE(pm.ok()) << RuntimePm::dir() << ": no runtime PM";
+  Dev &d = *dev_;
+  uint32_t ctx = d.ctx();
+  Bo dram = d.bo(65536, DRM_KILN_BO_DRAM | DRM_KILN_BO_NO_MMAP), host = d.bo(65536);
+  ASSERT_TRUE(RuntimePm::wait_for("suspended", 5000)) << "still " << RuntimePm::status() << " after 5 s idle";
+  EXPECT_EQ(RuntimePm::pci_power_state(), 3) << "runtime suspended but not in D3hot";
+  const uint64_t slept0 = RuntimePm::suspended_ms();
+  for (uint32_t round = 0; round < 3; round++) {
+    ASSERT_TRUE(RuntimePm::wait_for("suspended", 5000)) << "round " << round;
+    Cmd c;
+    const uint32_t pat = 0x0d3d0000u + round;
+    c.fill(dram.va, dram.size, pat).copy(host.va, dram.va, host.size);
+    uint64_t s = run(d, ctx, c, {dram, host});
+    ASSERT_NE(s, 0u);
+    EXPECT_EQ(status(d, ctx, s).status, (uint32_t)KILN_STATUS_OK);
+    auto *p = static_cast<uint32_t *>(d.map(host.handle, host.size));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p[0], pat);
+    EXPECT_EQ(p[host.size / 4 - 1], pat);
+    munmap(p, host.size);
+  }
+  ASSERT_TRUE(RuntimePm::wait_for("suspended", 5000));
+  EXPECT_GT(RuntimePm::suspended_ms(), slept0);
+  d.gem_close(dram.handle);
+  d.gem_close(host.handle);
+}
+
+// A CPU mapping of device DRAM goes through BAR2, which is off in D3hot: while
+// one exists the device stays in D0, and what was written through it reads back.
+TEST_F(Kiln, MappedDeviceMemoryKeepsDeviceAwake) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (power/autosuspend_delay_ms)";
+  RuntimePm pm(20);
+  ASSERT_TRUE(pm.ok());
+  Dev &d = *dev_;
+  Bo dram = d.bo(1 << 20, DRM_KILN_BO_DRAM);
+  ASSERT_TRUE(RuntimePm::wait_for("suspended", 5000));
+  auto *p = static_cast<uint64_t *>(d.map(dram.handle, dram.size));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(RuntimePm::status(), "active") << "mmap did not wake the device";
+  for (uint64_t i = 0; i < dram.size / 8; i++) p[i] = i * 0x9e3779b97f4a7c15ull;
+  usleep(300000);  // 15 delays
+  EXPECT_EQ(RuntimePm::status(), "active") << "suspended under a live BAR mapping";
+  // A child's copy of the mapping (vm_ops open) holds the device as well.
+  pid_t pid = fork();
+  if (pid == 0) {
+    usleep(100000);
+    _exit(p[12345] == 12345 * 0x9e3779b97f4a7c15ull ? 0 : 1);
+  }
+  munmap(p, dram.size);
+  usleep(50000);
+  EXPECT_EQ(RuntimePm::status(), "active") << "suspended under the child's mapping";
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "child read wrong data through its mapping";
+  ASSERT_TRUE(RuntimePm::wait_for("suspended", 5000)) << "no suspend once the mappings were gone";
+  p = static_cast<uint64_t *>(d.map(dram.handle, dram.size));
+  ASSERT_NE(p, nullptr);
+  bool same = true;
+  for (uint64_t i = 0; i < dram.size / 8; i++) same &= p[i] == i * 0x9e3779b97f4a7c15ull;
+  EXPECT_TRUE(same) << "device DRAM lost its contents in D3hot";
+  munmap(p, dram.size);
+  d.gem_close(dram.handle);
+}
+
+// Jobs submitted around the autosuspend delay, from two threads, with idle
+// gaps on both sides of it: each one runs correctly, whether it found the
+// device asleep, falling asleep, or awake.
+TEST_F(Kiln, JobsAcrossRuntimeSuspend) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (power/autosuspend_delay_ms)";
+  RuntimePm pm(10);
+  ASSERT_TRUE(pm.ok());
+  std::atomic<uint32_t> wrong{0}, asleep{0};
+  auto worker = [&](uint32_t seed) {
+    Dev d;
+    uint32_t ctx = d.ctx();
+    Bo dram = d.bo(16384, DRM_KILN_BO_DRAM | DRM_KILN_BO_NO_MMAP), host = d.bo(16384);
+    auto *p = static_cast<uint32_t *>(d.map(host.handle, host.size));
+    uint32_t x = seed;
+    for (int i = 0; i < 25; i++) {
+      x = x * 1664525u + 1013904223u;
+      usleep((x >> 8) % 40000);  // 0 to 4 delays
+      if (RuntimePm::status() != "active") asleep++;
+      Cmd c;
+      c.fill(dram.va, dram.size, x).copy(host.va, dram.va, host.size);
+      uint64_t s = run(d, ctx, c, {dram, host});
+      if (!s || status(d, ctx, s).status != KILN_STATUS_OK || !p || p[0] != x || p[4095] != x) wrong++;
+    }
+    if (p) munmap(p, host.size);
+    d.gem_close(dram.handle);
+    d.gem_close(host.handle);
+  };
+  std::thread a(worker, 1), b(worker, 2);
+  a.join();
+  b.join();
+  printf("50 jobs, %u found the device asleep or falling asleep\n", asleep.load());
+  EXPECT_EQ(wrong.load(), 0u);
+  EXPECT_GE(asleep.load(), 3u) << "the device hardly ever slept between jobs";
+}
 
 TEST(KilnUnprivileged, OpenThroughRenderGroup) {
   if (access(accel_node().c_str(), F_OK) != 0) GTEST_SKIP() << "no device";

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,65 @@ inline std::string accel_node(int n = -1) {
 }
 
 inline int open_dev(int n = -1) { return open(accel_node(n).c_str(), O_RDWR | O_CLOEXEC); }
+
+// The PCI function behind the device under test, in sysfs.
+inline std::string pci_sysfs_dir() {
+  return "/sys/class/accel/" + accel_node().substr(strlen("/dev/accel/")) + "/device/";
+}
+
+inline std::string read_file(const std::string &path) {
+  std::ifstream f(path);
+  std::string s;
+  std::getline(f, s, '\0');
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+// Runtime PM of the device under test through its sysfs power/ files. The
+// autosuspend delay it sets is restored when it goes out of scope.
+class RuntimePm {
+ public:
+  explicit RuntimePm(unsigned delay_ms) : saved_(read_file(dir() + "autosuspend_delay_ms")) {
+    set_delay(delay_ms);
+  }
+  ~RuntimePm() {
+    if (!saved_.empty()) set_delay(unsigned(std::stoul(saved_)));
+  }
+  RuntimePm(const RuntimePm &) = delete;
+  RuntimePm &operator=(const RuntimePm &) = delete;
+
+  static std::string dir() { return pci_sysfs_dir() + "power/"; }
+  bool ok() const { return !saved_.empty(); }
+  // "active", "suspended", "resuming" or "suspending"
+  static std::string status() { return read_file(dir() + "runtime_status"); }
+  static uint64_t suspended_ms() { return std::stoull(read_file(dir() + "runtime_suspended_time")); }
+  // Polls every millisecond; false if @state was not reached within @timeout_ms.
+  static bool wait_for(const std::string &state, unsigned timeout_ms) {
+    for (unsigned i = 0; i <= timeout_ms; i++) {
+      if (status() == state) return true;
+      usleep(1000);
+    }
+    return false;
+  }
+  // PowerState of the function's PM capability (0 = D0, 3 = D3hot), read
+  // from config space, which stays readable in D3hot; -1 if there is none.
+  static int pci_power_state() {
+    std::ifstream f(pci_sysfs_dir() + "config", std::ios::binary);
+    uint8_t cfg[256] = {};
+    f.read(reinterpret_cast<char *>(cfg), sizeof(cfg));
+    for (unsigned pos = cfg[0x34], hops = 0; pos >= 0x40 && pos < 0xff && hops < 48; pos = cfg[pos + 1], hops++)
+      if (cfg[pos] == 0x01)  // PCI_CAP_ID_PM
+        return cfg[pos + 4] & 3;
+    return -1;
+  }
+
+ private:
+  static void set_delay(unsigned ms) {
+    std::ofstream f(dir() + "autosuspend_delay_ms");
+    f << ms;
+  }
+  std::string saved_;
+};
 
 inline uint64_t now_ns() {
   timespec ts;

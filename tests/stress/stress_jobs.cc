@@ -43,6 +43,7 @@ struct VictimShared {
   uint64_t host_va, dram_va, sram_va;  // where the secrets are (the attacker's best guess)
   uint64_t secret;                     // 8-byte secret word (host/DRAM), 4-byte pattern for SRAM
   std::atomic<int> secrets_intact;     // set by the victim at the end
+  std::atomic<uint32_t> idle_max_us;   // between jobs, idle up to this long (0: none)
 };
 
 VictimShared *new_victim_shared() {
@@ -104,6 +105,7 @@ bool sram_has_secret(Dev &d, uint32_t ctx, const Bo &sram, const Bo &readback, u
   v->ready = 1;
   uint64_t entry = k.entry("stress_checksum");
   while (!v->stop.load()) {
+    if (uint32_t idle = v->idle_max_us.load()) usleep(uint32_t(r.next() % idle));
     std::vector<uint64_t> want(n);
     for (uint64_t i = 0; i < n; i++) pin[i] = want[i] = r.next();
     memset(pout, 0, out.size);
@@ -169,9 +171,10 @@ bool sram_has_secret(Dev &d, uint32_t ctx, const Bo &sram, const Bo &readback, u
 struct Victim {
   VictimShared *v = nullptr;
   pid_t pid = -1;
-  void start(uint64_t seed, uint32_t prio, bool plant = false, uint64_t secret = 0) {
+  void start(uint64_t seed, uint32_t prio, bool plant = false, uint64_t secret = 0, uint32_t idle_max_us = 0) {
     v = new_victim_shared();
     v->secret = secret;
+    v->idle_max_us = idle_max_us;
     pid = fork();
     if (pid == 0) victim_main(v, seed, prio, plant);
     for (int i = 0; i < 600 && !v->ready.load(); i++) usleep(50000);
@@ -890,6 +893,50 @@ TEST_F(Stress, SuspendResumeWithJobsInFlight) {
                      {"suspend_resume_ms_max", slept_ms_max},
                      {"victim_mismatches", double(mism)}, {"victim_jobs_failed", double(failed)}});
   d.gem_close(buf.handle);
+  EXPECT_EQ(mism, 0u) << "victim data corrupted";
+  EXPECT_EQ(failed, 0u) << "innocent jobs lost";
+}
+
+// Runtime PM with jobs in flight: victims submit checksummed jobs with idle
+// gaps on both sides of a short autosuspend delay, so the device keeps going
+// to D3hot and back while work arrives; every job must run correctly. The
+// rounds are seconds of this (KILN_STRESS_SOAK_FAULTS).
+TEST_F(Stress, SuspendRuntimeWithIdleGaps) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (power/autosuspend_delay_ms)";
+  RuntimePm pm(5);
+  ASSERT_TRUE(pm.ok()) << RuntimePm::dir() << ": no runtime PM";
+  const uint64_t rounds = env_u64("KILN_STRESS_SOAK_FAULTS", 4);
+  const uint64_t slept0 = RuntimePm::suspended_ms();
+  Victim vics[3];
+  vics[0].start(seed_from_env() + 700, DRM_KILN_PRIORITY_NORMAL, false, 0, 30000);
+  vics[1].start(seed_from_env() + 701, DRM_KILN_PRIORITY_HIGH, false, 0, 30000);
+  vics[2].start(seed_from_env() + 702, DRM_KILN_PRIORITY_LOW, false, 0, 60000);
+  for (auto &v : vics) ASSERT_TRUE(v.v->ready.load());
+  // Count the sleeps seen: runtime_status sampled every millisecond.
+  uint64_t sleeps = 0;
+  bool was_asleep = false;
+  for (uint64_t t_end = now_ns() + rounds * kSec; now_ns() < t_end;) {
+    bool asleep = RuntimePm::status() == "suspended";
+    sleeps += asleep && !was_asleep;
+    was_asleep = asleep;
+    usleep(1000);
+  }
+  uint64_t mism = 0, failed = 0, jobs = 0;
+  for (auto &v : vics) {
+    EXPECT_EQ(v.stop(), 0);
+    printf("  %s\n", v.summary().c_str());
+    mism += v.v->mismatched;
+    failed += v.v->failed + v.v->lost;
+    jobs += v.v->jobs;
+  }
+  const uint64_t slept_ms = RuntimePm::suspended_ms() - slept0;
+  printf("runtime PM: %llu sleeps seen, %llu ms in D3hot over %llu s, %llu victim jobs\n",
+         (unsigned long long)sleeps, (unsigned long long)slept_ms, (unsigned long long)rounds,
+         (unsigned long long)jobs);
+  figure("suspend_runtime", {{"seconds", double(rounds)}, {"sleeps_seen", double(sleeps)},
+                             {"d3hot_ms", double(slept_ms)}, {"victim_jobs", double(jobs)},
+                             {"victim_mismatches", double(mism)}, {"victim_jobs_failed", double(failed)}});
+  EXPECT_GE(sleeps, rounds) << "the device did not keep going to D3hot between jobs";
   EXPECT_EQ(mism, 0u) << "victim data corrupted";
   EXPECT_EQ(failed, 0u) << "innocent jobs lost";
 }

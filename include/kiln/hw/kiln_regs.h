@@ -23,6 +23,13 @@
 #define KILN_BAR_DRAM			2	/* prefetchable window on device DRAM */
 #define KILN_BAR_MSIX			4	/* MSI-X table and PBA */
 
+/*
+ * PCI power management capability: D0 and D3hot, PM 1.2, no PME. The
+ * device sets No_Soft_Reset: it keeps its state from D3hot back to D0.
+ */
+#define KILN_PM_CAP_OFFSET		0x40
+#define KILN_PM_PMC			0x0003	/* version 3: PCI PM 1.2 */
+
 /* Device geometry */
 #define KILN_NUM_QUEUES			16
 /* Queue 0 has a worker of its own: what the driver runs there never waits behind kernels. */
