@@ -2,9 +2,9 @@
 /*
  * Kiln: power management.
  *
- * Runtime PM: once nothing has needed the device for autosuspend_delay_ms
- * (KILN_AUTOSUSPEND_MS unless changed in sysfs), the PCI core puts it in
- * D3hot; the next user brings it back to D0. A runtime PM reference keeps
+ * Runtime PM (once the admin allowed it): once nothing has needed the
+ * device for autosuspend_delay_ms (KILN_AUTOSUSPEND_MS unless changed in
+ * sysfs), the PCI core puts it in D3hot; the next user brings it back to D0. A runtime PM reference keeps
  * it in D0
  *  - for each job, from SUBMIT until the job is freed;
  *  - for each management command (context set-up, TLB invalidation,
@@ -41,8 +41,12 @@ void kiln_pm_init(struct kiln_device *kdev)
 
 	pm_runtime_set_autosuspend_delay(dev, KILN_AUTOSUSPEND_MS);
 	pm_runtime_use_autosuspend(dev);
-	/* PCI leaves runtime PM forbidden until a driver or the admin allows it. */
-	pm_runtime_allow(dev);
+	/*
+	 * Runtime PM stays forbidden, the PCI default, until the admin allows
+	 * it (power/control = auto): under TCG a guest CPU's timer has been
+	 * seen to stop after many D3hot transitions in quick succession
+	 * (docs/reliability.md, Known failures 12).
+	 */
 	pm_runtime_mark_last_busy(dev);
 	/* Drops the reference the PCI core took for probe. */
 	pm_runtime_put_autosuspend(dev);

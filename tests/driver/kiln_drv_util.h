@@ -59,14 +59,18 @@ inline std::string read_file(const std::string &path) {
   return s;
 }
 
-// Runtime PM of the device under test through its sysfs power/ files. The
-// autosuspend delay it sets is restored when it goes out of scope.
+// Runtime PM of the device under test through its sysfs power/ files: allows
+// it (control = auto) with the given autosuspend delay, and restores both
+// when it goes out of scope.
 class RuntimePm {
  public:
-  explicit RuntimePm(unsigned delay_ms) : saved_(read_file(dir() + "autosuspend_delay_ms")) {
+  explicit RuntimePm(unsigned delay_ms)
+      : saved_(read_file(dir() + "autosuspend_delay_ms")), saved_control_(read_file(dir() + "control")) {
     set_delay(delay_ms);
+    write(dir() + "control", "auto");
   }
   ~RuntimePm() {
+    if (!saved_control_.empty()) write(dir() + "control", saved_control_);
     if (!saved_.empty()) set_delay(unsigned(std::stoul(saved_)));
   }
   RuntimePm(const RuntimePm &) = delete;
@@ -98,11 +102,12 @@ class RuntimePm {
   }
 
  private:
-  static void set_delay(unsigned ms) {
-    std::ofstream f(dir() + "autosuspend_delay_ms");
-    f << ms;
+  static void write(const std::string &path, const std::string &value) {
+    std::ofstream f(path);
+    f << value;
   }
-  std::string saved_;
+  static void set_delay(unsigned ms) { write(dir() + "autosuspend_delay_ms", std::to_string(ms)); }
+  std::string saved_, saved_control_;
 };
 
 inline uint64_t now_ns() {
