@@ -2,10 +2,10 @@
 /*
  * Kiln: power management.
  *
- * Runtime PM (once the admin allowed it): once nothing has needed the
- * device for autosuspend_delay_ms (KILN_AUTOSUSPEND_MS unless changed in
- * sysfs), the PCI core puts it in D3hot; the next user brings it back to D0. A runtime PM reference keeps
- * it in D0
+ * Runtime PM, once the admin allowed it: after autosuspend_delay_ms
+ * (KILN_AUTOSUSPEND_MS unless changed in sysfs) without work the PCI core
+ * puts the device in D3hot; the next user brings it back to D0. A runtime
+ * PM reference keeps it in D0
  *  - for each job, from SUBMIT until the job is freed;
  *  - for each management command (context set-up, TLB invalidation,
  *    clearing memory);
