@@ -3,7 +3,6 @@
  * Kiln PE hart: Zicsr (the PE's CSRs) and RV64A (LR/SC and AMOs on local,
  * device and host memory).
  */
-#include <fenv.h>
 #include <string.h>
 
 #include "pe_interp.h"
@@ -239,14 +238,14 @@ static bool csr_write(KilnPe *pe, uint32_t csr, uint64_t v)
 {
     switch (csr) {
     case KILN_CSR_FFLAGS:
-        feclearexcept(FE_ALL_EXCEPT);
+        kiln_pe_clear_host_fflags();
         pe->fflags = v & 31;
         return true;
     case KILN_CSR_FRM:
         pe->frm = v & 7;
         return true;
     case KILN_CSR_FCSR:
-        feclearexcept(FE_ALL_EXCEPT);
+        kiln_pe_clear_host_fflags();
         pe->fflags = v & 31;
         pe->frm = (v >> 5) & 7;
         return true;

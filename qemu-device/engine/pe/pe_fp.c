@@ -39,15 +39,22 @@ uint32_t kiln_pe_host_fflags(void)
     return r;
 }
 
+/*
+ * feclearexcept rewrites the whole x87 environment (fldenv), which costs
+ * more than a short SE op; testing is cheap, and integer code and exact
+ * arithmetic leave nothing to clear.
+ */
 void kiln_pe_clear_host_fflags(void)
 {
-    feclearexcept(FE_ALL_EXCEPT);
+    if (fetestexcept(FE_ALL_EXCEPT)) {
+        feclearexcept(FE_ALL_EXCEPT);
+    }
 }
 
 void kiln_pe_sync_fflags(KilnPe *pe)
 {
     pe->fflags |= kiln_pe_host_fflags();
-    feclearexcept(FE_ALL_EXCEPT);
+    kiln_pe_clear_host_fflags();
 }
 
 

@@ -9,7 +9,6 @@
  * dispatch. Data accesses go to local memory directly or through a small
  * per-PE TLB of host pointers filled from the context's MMU.
  */
-#include <fenv.h>
 #include <string.h>
 
 #include "pe_jit.h"
@@ -306,7 +305,7 @@ void kiln_pe_run(KilnPe *pe)
 #define ZX(v)   ((uint64_t)(v))
 
     /* host flags raised outside this PE's instructions are not its own */
-    feclearexcept(FE_ALL_EXCEPT);
+    kiln_pe_clear_host_fflags();
     check_at = icount;      /* checkpoint at once */
 
 fetch:
@@ -543,14 +542,14 @@ L_CUSTOM:
     pe->cycles_extra += KILN_COST_UNIT_ISSUE;
     tmp = 0;
     if (!kiln_pe_custom(pe, d->raw, x[d->rs1], x[d->rs2], &tmp)) {
-        feclearexcept(FE_ALL_EXCEPT);
+        kiln_pe_clear_host_fflags();
         if (pe->state == KILN_PE_BARRIER || pe->state == KILN_PE_EXITED) {
             pe->instret = icount + 1;
             pe->pc = PC() + 4;
         }
         goto out_synced;
     }
-    feclearexcept(FE_ALL_EXCEPT);
+    kiln_pe_clear_host_fflags();
     x[d->rd] = tmp;
     x[32] = 0;
     NEXT();
@@ -559,7 +558,7 @@ out:
     /* pe->pc and pe->instret were synced by FAULT or SYNC */
 out_synced:
     pe->fflags |= kiln_pe_host_fflags();
-    feclearexcept(FE_ALL_EXCEPT);
+    kiln_pe_clear_host_fflags();
     if (pe->state == KILN_PE_FAULT) {
         pe->fault_pc = pe->pc;
     }

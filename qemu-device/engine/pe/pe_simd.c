@@ -192,6 +192,48 @@ static const KilnSimdOps ops_generic = {
 
 #ifdef KILN_SIMD_X86
 
+/*
+ * A row has one op: KILN_SE_ROW_DISPATCH calls the always-inlined LOOP with
+ * the op and its scalar flag as constants, so every op gets a loop of its
+ * own instead of a dispatch per vector. It expects op, d, a, b, c, s and n.
+ */
+#define KILN_SE_BINARY_CASE(LOOP, OP)                                   \
+    case OP:                                                            \
+        if (op & KILN_SE_SCALAR) {                                      \
+            LOOP(OP, true, d, a, b, c, s, n);                           \
+        } else {                                                        \
+            LOOP(OP, false, d, a, b, c, s, n);                          \
+        }                                                               \
+        return
+#define KILN_SE_UNARY_CASE(LOOP, OP)                                    \
+    case OP:                                                            \
+        LOOP(OP, false, d, a, b, c, s, n);                              \
+        return
+#define KILN_SE_ROW_DISPATCH(LOOP)                                      \
+    switch (op & ~(uint32_t)KILN_SE_SCALAR) {                           \
+    KILN_SE_BINARY_CASE(LOOP, KILN_SE_ADD);                             \
+    KILN_SE_BINARY_CASE(LOOP, KILN_SE_SUB);                             \
+    KILN_SE_BINARY_CASE(LOOP, KILN_SE_MUL);                             \
+    KILN_SE_BINARY_CASE(LOOP, KILN_SE_DIV);                             \
+    KILN_SE_BINARY_CASE(LOOP, KILN_SE_MIN);                             \
+    KILN_SE_BINARY_CASE(LOOP, KILN_SE_MAX);                             \
+    KILN_SE_BINARY_CASE(LOOP, KILN_SE_FMA);                             \
+    KILN_SE_UNARY_CASE(LOOP, KILN_SE_SQRT);                             \
+    KILN_SE_UNARY_CASE(LOOP, KILN_SE_RSQRT);                            \
+    KILN_SE_UNARY_CASE(LOOP, KILN_SE_RECIP);                            \
+    KILN_SE_UNARY_CASE(LOOP, KILN_SE_RELU);                             \
+    KILN_SE_UNARY_CASE(LOOP, KILN_SE_NEG);                              \
+    KILN_SE_UNARY_CASE(LOOP, KILN_SE_ABS);                              \
+    case KILN_SE_COPY:                                                  \
+        memmove(d, a, (uint64_t)n * 4);                                 \
+        return;                                                         \
+    default:                                                            \
+        se_row_generic(op, d, a, b, c, s, n);                           \
+        return;                                                         \
+    }
+
+#define KILN_ALWAYS_INLINE inline __attribute__((always_inline))
+
 /* k-block: an 8 x KC block of A and a KC x 32 panel of B stay in L1 */
 #define KILN_SGEMM_KC 256
 
@@ -329,56 +371,57 @@ static inline __m256 avx2_minmax(bool is_max, __m256 a, __m256 b)
     return _mm256_blendv_ps(r, a, _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
 }
 
+/* base is a constant (KILN_SE_ROW_DISPATCH): the switch folds away */
+AVX2_TARGET
+static KILN_ALWAYS_INLINE __m256 avx2_se_vec(uint32_t base, __m256 av,
+                                             __m256 bv, __m256 cv)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MIN));
+
+    switch (base) {
+    case KILN_SE_ADD: return avx2_canon(_mm256_add_ps(av, bv));
+    case KILN_SE_SUB: return avx2_canon(_mm256_sub_ps(av, bv));
+    case KILN_SE_MUL: return avx2_canon(_mm256_mul_ps(av, bv));
+    case KILN_SE_DIV: return avx2_canon(_mm256_div_ps(av, bv));
+    case KILN_SE_MIN: return avx2_canon(avx2_minmax(false, av, bv));
+    case KILN_SE_MAX: return avx2_canon(avx2_minmax(true, av, bv));
+    case KILN_SE_FMA: return avx2_canon(_mm256_fmadd_ps(av, bv, cv));
+    case KILN_SE_SQRT: return avx2_canon(_mm256_sqrt_ps(av));
+    case KILN_SE_RSQRT: return avx2_canon(_mm256_div_ps(one, _mm256_sqrt_ps(av)));
+    case KILN_SE_RECIP: return avx2_canon(_mm256_div_ps(one, av));
+    /* maxps returns its second operand (+0) for NaN and -0, like a > 0 ? a : 0 */
+    case KILN_SE_RELU: return _mm256_max_ps(av, _mm256_setzero_ps());
+    case KILN_SE_NEG: return _mm256_xor_ps(av, sign);
+    default: return _mm256_andnot_ps(sign, av);
+    }
+}
+
+AVX2_TARGET
+static KILN_ALWAYS_INLINE void avx2_se_loop(uint32_t base, bool scalar,
+                                            float *d, const float *a,
+                                            const float *b, const float *c,
+                                            float s, uint32_t n)
+{
+    const __m256 sv = _mm256_set1_ps(s);
+    uint32_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        __m256 av = _mm256_loadu_ps(a + i);
+        __m256 bv = base > KILN_SE_FMA ? av : scalar ? sv : _mm256_loadu_ps(b + i);
+        __m256 cv = base == KILN_SE_FMA ? _mm256_loadu_ps(c + i) : av;
+
+        _mm256_storeu_ps(d + i, avx2_se_vec(base, av, bv, cv));
+    }
+    se_row_generic(base | (scalar ? KILN_SE_SCALAR : 0), d + i, a + i,
+                   b && !scalar ? b + i : b, c ? c + i : c, s, n - i);
+}
+
 AVX2_TARGET
 static void se_row_avx2(uint32_t op, float *d, const float *a, const float *b,
                         const float *c, float s, uint32_t n)
 {
-    uint32_t base = op & ~(uint32_t)KILN_SE_SCALAR;
-    bool scalar = op & KILN_SE_SCALAR;
-    const __m256 sv = _mm256_set1_ps(s), one = _mm256_set1_ps(1.0f);
-    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MIN));
-    uint32_t i = 0;
-
-    switch (base) {
-    case KILN_SE_ADD: case KILN_SE_SUB: case KILN_SE_MUL: case KILN_SE_DIV:
-    case KILN_SE_MIN: case KILN_SE_MAX: case KILN_SE_FMA:
-    case KILN_SE_SQRT: case KILN_SE_RSQRT: case KILN_SE_RELU:
-    case KILN_SE_NEG: case KILN_SE_ABS: case KILN_SE_RECIP:
-        break;
-    case KILN_SE_COPY:
-        memmove(d, a, (uint64_t)n * 4);
-        return;
-    default:
-        se_row_generic(op, d, a, b, c, s, n);
-        return;
-    }
-    for (; i + 8 <= n; i += 8) {
-        __m256 av = _mm256_loadu_ps(a + i), v;
-        __m256 bv = base > KILN_SE_FMA ? av : scalar ? sv : _mm256_loadu_ps(b + i);
-        switch (base) {
-        case KILN_SE_ADD: v = avx2_canon(_mm256_add_ps(av, bv)); break;
-        case KILN_SE_SUB: v = avx2_canon(_mm256_sub_ps(av, bv)); break;
-        case KILN_SE_MUL: v = avx2_canon(_mm256_mul_ps(av, bv)); break;
-        case KILN_SE_DIV: v = avx2_canon(_mm256_div_ps(av, bv)); break;
-        case KILN_SE_MIN: v = avx2_canon(avx2_minmax(false, av, bv)); break;
-        case KILN_SE_MAX: v = avx2_canon(avx2_minmax(true, av, bv)); break;
-        case KILN_SE_FMA:
-            v = avx2_canon(_mm256_fmadd_ps(av, bv, _mm256_loadu_ps(c + i)));
-            break;
-        case KILN_SE_SQRT: v = avx2_canon(_mm256_sqrt_ps(av)); break;
-        case KILN_SE_RSQRT:
-            v = avx2_canon(_mm256_div_ps(one, _mm256_sqrt_ps(av)));
-            break;
-        case KILN_SE_RECIP: v = avx2_canon(_mm256_div_ps(one, av)); break;
-        /* maxps returns its second operand (+0) for NaN and -0, like a > 0 ? a : 0 */
-        case KILN_SE_RELU: v = _mm256_max_ps(av, _mm256_setzero_ps()); break;
-        case KILN_SE_NEG: v = _mm256_xor_ps(av, sign); break;
-        default: v = _mm256_andnot_ps(sign, av); break;
-        }
-        _mm256_storeu_ps(d + i, v);
-    }
-    se_row_generic(op, d + i, a + i, b && !scalar ? b + i : b,
-                   c ? c + i : c, s, n - i);
+    KILN_SE_ROW_DISPATCH(avx2_se_loop)
 }
 
 AVX2_TARGET
@@ -533,58 +576,75 @@ static inline __m512 avx512_minmax(bool is_max, __m512 a, __m512 b)
     return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q), a);
 }
 
+/* base is a constant (KILN_SE_ROW_DISPATCH): the switch folds away */
+AVX512_TARGET
+static KILN_ALWAYS_INLINE __m512 avx512_se_vec(uint32_t base, __m512 av,
+                                               __m512 bv, __m512 cv)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512i sign = _mm512_set1_epi32(INT32_MIN);
+    const __m512i ai = _mm512_castps_si512(av);
+
+    switch (base) {
+    case KILN_SE_ADD: return avx512_canon(_mm512_add_ps(av, bv));
+    case KILN_SE_SUB: return avx512_canon(_mm512_sub_ps(av, bv));
+    case KILN_SE_MUL: return avx512_canon(_mm512_mul_ps(av, bv));
+    case KILN_SE_DIV: return avx512_canon(_mm512_div_ps(av, bv));
+    case KILN_SE_MIN: return avx512_canon(avx512_minmax(false, av, bv));
+    case KILN_SE_MAX: return avx512_canon(avx512_minmax(true, av, bv));
+    case KILN_SE_FMA: return avx512_canon(_mm512_fmadd_ps(av, bv, cv));
+    case KILN_SE_SQRT: return avx512_canon(_mm512_sqrt_ps(av));
+    case KILN_SE_RSQRT: return avx512_canon(_mm512_div_ps(one, _mm512_sqrt_ps(av)));
+    case KILN_SE_RECIP: return avx512_canon(_mm512_div_ps(one, av));
+    case KILN_SE_RELU: return _mm512_max_ps(av, _mm512_setzero_ps());
+    case KILN_SE_NEG: return _mm512_castsi512_ps(_mm512_xor_si512(ai, sign));
+    default: return _mm512_castsi512_ps(_mm512_andnot_si512(sign, ai));
+    }
+}
+
+/* elements i .. i + 15 under mask mk; masked-off lanes load zeros, are not stored */
+AVX512_TARGET
+static KILN_ALWAYS_INLINE void avx512_se_step(uint32_t base, bool scalar,
+                                              __mmask16 mk, float *d,
+                                              const float *a, const float *b,
+                                              const float *c, __m512 sv,
+                                              uint32_t i)
+{
+    __m512 av = _mm512_maskz_loadu_ps(mk, a + i);
+    __m512 bv = base > KILN_SE_FMA ? av : scalar ? sv : _mm512_maskz_loadu_ps(mk, b + i);
+    __m512 cv = base == KILN_SE_FMA ? _mm512_maskz_loadu_ps(mk, c + i) : av;
+
+    _mm512_mask_storeu_ps(d + i, mk, avx512_se_vec(base, av, bv, cv));
+}
+
+AVX512_TARGET
+static KILN_ALWAYS_INLINE void avx512_se_loop(uint32_t base, bool scalar,
+                                              float *d, const float *a,
+                                              const float *b, const float *c,
+                                              float s, uint32_t n)
+{
+    const __m512 sv = _mm512_set1_ps(s);
+    uint32_t i = 0;
+
+    for (; i + 64 <= n; i += 64) {
+        avx512_se_step(base, scalar, 0xffff, d, a, b, c, sv, i);
+        avx512_se_step(base, scalar, 0xffff, d, a, b, c, sv, i + 16);
+        avx512_se_step(base, scalar, 0xffff, d, a, b, c, sv, i + 32);
+        avx512_se_step(base, scalar, 0xffff, d, a, b, c, sv, i + 48);
+    }
+    for (; i + 16 <= n; i += 16) {
+        avx512_se_step(base, scalar, 0xffff, d, a, b, c, sv, i);
+    }
+    if (i < n) {
+        avx512_se_step(base, scalar, avx512_mask(n - i), d, a, b, c, sv, i);
+    }
+}
+
 AVX512_TARGET
 static void se_row_avx512(uint32_t op, float *d, const float *a,
                           const float *b, const float *c, float s, uint32_t n)
 {
-    uint32_t base = op & ~(uint32_t)KILN_SE_SCALAR;
-    bool scalar = op & KILN_SE_SCALAR;
-    const __m512 sv = _mm512_set1_ps(s), one = _mm512_set1_ps(1.0f);
-    const __m512i sign = _mm512_set1_epi32(INT32_MIN);
-
-    switch (base) {
-    case KILN_SE_ADD: case KILN_SE_SUB: case KILN_SE_MUL: case KILN_SE_DIV:
-    case KILN_SE_MIN: case KILN_SE_MAX: case KILN_SE_FMA:
-    case KILN_SE_SQRT: case KILN_SE_RSQRT: case KILN_SE_RELU:
-    case KILN_SE_NEG: case KILN_SE_ABS: case KILN_SE_RECIP:
-        break;
-    case KILN_SE_COPY:
-        memmove(d, a, (uint64_t)n * 4);
-        return;
-    default:
-        se_row_generic(op, d, a, b, c, s, n);
-        return;
-    }
-    /* masked-off lanes load zeros and are not stored: no tail loop */
-    for (uint32_t i = 0; i < n; i += 16) {
-        __mmask16 mk = avx512_mask(n - i);
-        __m512 av = _mm512_maskz_loadu_ps(mk, a + i), v;
-        __m512 bv = base > KILN_SE_FMA ? av : scalar ? sv : _mm512_maskz_loadu_ps(mk, b + i);
-        switch (base) {
-        case KILN_SE_ADD: v = avx512_canon(_mm512_add_ps(av, bv)); break;
-        case KILN_SE_SUB: v = avx512_canon(_mm512_sub_ps(av, bv)); break;
-        case KILN_SE_MUL: v = avx512_canon(_mm512_mul_ps(av, bv)); break;
-        case KILN_SE_DIV: v = avx512_canon(_mm512_div_ps(av, bv)); break;
-        case KILN_SE_MIN: v = avx512_canon(avx512_minmax(false, av, bv)); break;
-        case KILN_SE_MAX: v = avx512_canon(avx512_minmax(true, av, bv)); break;
-        case KILN_SE_FMA:
-            v = avx512_canon(_mm512_fmadd_ps(av, bv, _mm512_maskz_loadu_ps(mk, c + i)));
-            break;
-        case KILN_SE_SQRT: v = avx512_canon(_mm512_sqrt_ps(av)); break;
-        case KILN_SE_RSQRT:
-            v = avx512_canon(_mm512_div_ps(one, _mm512_sqrt_ps(av)));
-            break;
-        case KILN_SE_RECIP: v = avx512_canon(_mm512_div_ps(one, av)); break;
-        case KILN_SE_RELU: v = _mm512_max_ps(av, _mm512_setzero_ps()); break;
-        case KILN_SE_NEG:
-            v = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(av), sign));
-            break;
-        default:
-            v = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(av)));
-            break;
-        }
-        _mm512_mask_storeu_ps(d + i, mk, v);
-    }
+    KILN_SE_ROW_DISPATCH(avx512_se_loop)
 }
 
 /* kiln_f32_to_bf16 in the top half of each lane (the bottom is garbage) */

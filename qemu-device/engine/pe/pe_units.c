@@ -805,6 +805,20 @@ static bool se_exec_i32(KilnPe *pe, uint32_t op, const struct kiln_se_desc *s, u
     return true;
 }
 
+/* n copies of v's bits; copies of what is already filled run at memcpy's speed */
+static void fill_row(uint8_t *d, float v, uint32_t n)
+{
+    uint64_t done = 4, bytes = (uint64_t)n * 4;
+
+    memcpy(d, &v, 4);
+    while (done < bytes) {
+        uint64_t k = done < bytes - done ? done : bytes - done;
+
+        memcpy(d + done, d, k);
+        done += k;
+    }
+}
+
 static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
 {
     struct kiln_se_desc s;
@@ -846,10 +860,7 @@ static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
     }
     if (op == KILN_SE_FILL) {
         for (uint32_t r = 0; r < s.rows; r++) {
-            float *dr = (float *)(pd + (int64_t)r * s.dst_ld * 4);
-            for (uint32_t c = 0; c < s.cols; c++) {
-                dr[c] = s.scalar;
-            }
+            fill_row(pd + (int64_t)r * s.dst_ld * 4, s.scalar, s.cols);
         }
         pe->se_elems += n;
         kiln_pe_activity(pe, KILN_PROF_SE, div_up(n, KILN_COST_SE_ELEMS));
