@@ -13,6 +13,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pe_internal.h"
@@ -144,6 +145,48 @@ static void igemm_generic(uint32_t m, uint32_t n, uint32_t k,
     KILN_IGEMM_BODY(KilnV4u, 4)
 }
 
+typedef void KilnIgemm32(uint32_t m, uint32_t n, uint32_t k, const int32_t *a,
+                         uint64_t lda, const int32_t *b, uint64_t ldb,
+                         int32_t *c, uint64_t ldc);
+
+/* Without int8 dot products: widen both operands to int32, then IGEMM */
+static bool igemm_i8_widened(KilnIgemm32 *igemm, uint32_t m, uint32_t n,
+                             uint32_t k, const int8_t *a, uint64_t a_rs,
+                             uint64_t a_cs, const int8_t *b, uint64_t b_rs,
+                             uint64_t b_cs, int32_t *c, uint64_t ldc)
+{
+    int32_t *ap = malloc((uint64_t)m * k * 4);
+    int32_t *bp = malloc((uint64_t)k * n * 4);
+
+    if (ap && bp) {
+        for (uint64_t i = 0; i < m; i++) {
+            for (uint64_t p = 0; p < k; p++) {
+                ap[i * k + p] = a[i * a_rs + p * a_cs];
+            }
+        }
+        for (uint64_t p = 0; p < k; p++) {
+            for (uint64_t j = 0; j < n; j++) {
+                bp[p * n + j] = b[p * b_rs + j * b_cs];
+            }
+        }
+        igemm(m, n, k, ap, k, bp, n, c, ldc);
+    }
+    free(ap);
+    free(bp);
+    return ap && bp;
+}
+
+#define KILN_IGEMM_I8_WIDENED(name, igemm)                                   \
+    static bool name(uint32_t m, uint32_t n, uint32_t k, const int8_t *a,    \
+                     uint64_t a_rs, uint64_t a_cs, const int8_t *b,          \
+                     uint64_t b_rs, uint64_t b_cs, int32_t *c, uint64_t ldc) \
+    {                                                                        \
+        return igemm_i8_widened(igemm, m, n, k, a, a_rs, a_cs, b, b_rs,      \
+                                b_cs, c, ldc);                               \
+    }
+
+KILN_IGEMM_I8_WIDENED(igemm_i8_generic, igemm_generic)
+
 static void se_row_generic(uint32_t op, float *d, const float *a,
                            const float *b, const float *c, float s,
                            uint32_t n)
@@ -183,7 +226,7 @@ static void f16_to_f32_generic(float *d, const uint16_t *s, uint32_t n)
 static const KilnSimdOps ops_generic = {
     .name = "generic",
     .sgemm = sgemm_generic,
-    .igemm = igemm_generic,
+    .igemm_i8 = igemm_i8_generic,
     .se_row = se_row_generic,
     .f32_to_bf16 = f32_to_bf16_generic,
     .f32_to_f16 = f32_to_f16_generic,
@@ -359,6 +402,8 @@ static void igemm_avx2(uint32_t m, uint32_t n, uint32_t k, const int32_t *a,
     KILN_IGEMM_BODY(KilnV8u, 8)
 }
 
+KILN_IGEMM_I8_WIDENED(igemm_i8_avx2, igemm_avx2)
+
 /* RISC-V fmin/fmax (the x86 ones return the second operand on NaN or ±0) */
 AVX2_TARGET
 static inline __m256 avx2_minmax(bool is_max, __m256 a, __m256 b)
@@ -479,7 +524,7 @@ static void f16_to_f32_avx2(float *d, const uint16_t *s, uint32_t n)
 static const KilnSimdOps ops_avx2 = {
     .name = "avx2",
     .sgemm = sgemm_avx2,
-    .igemm = igemm_avx2,
+    .igemm_i8 = igemm_i8_avx2,
     .se_row = se_row_avx2,
     .f32_to_bf16 = f32_to_bf16_avx2,
     .f32_to_f16 = f32_to_f16_avx2,
@@ -562,6 +607,8 @@ static void igemm_avx512(uint32_t m, uint32_t n, uint32_t k, const int32_t *a,
 {
     KILN_IGEMM_BODY(KilnV16u, 16)
 }
+
+KILN_IGEMM_I8_WIDENED(igemm_i8_avx512, igemm_avx512)
 
 AVX512_TARGET
 static inline __m512 avx512_minmax(bool is_max, __m512 a, __m512 b)
@@ -706,7 +753,110 @@ static void f16_to_f32_avx512(float *d, const uint16_t *s, uint32_t n)
 static const KilnSimdOps ops_avx512 = {
     .name = "avx512",
     .sgemm = sgemm_avx512,
-    .igemm = igemm_avx512,
+    .igemm_i8 = igemm_i8_avx512,
+    .se_row = se_row_avx512,
+    .f32_to_bf16 = f32_to_bf16_avx512,
+    .f32_to_f16 = f32_to_f16_avx512,
+    .f16_to_f32 = f16_to_f32_avx512,
+};
+
+/* ---- AVX-512 VNNI ---------------------------------------------------------- */
+
+#define AVX512VNNI_TARGET \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+/* two int8 as the int16 halves of a word, the operand layout of vpdpwssd */
+static inline uint32_t int8_pair(int8_t lo, int8_t hi)
+{
+    return (uint16_t)(int16_t)lo | (uint32_t)(uint16_t)(int16_t)hi << 16;
+}
+
+/*
+ * rows x 32 of C (masks m0, m1 for the two 16-column halves) from kp pairs
+ * of k: vpdpwssd adds both products of a pair to each int32 lane, wrapping.
+ */
+AVX512VNNI_TARGET
+static KILN_ALWAYS_INLINE void vnni_block(uint32_t rows, uint32_t kp,
+                                          const uint32_t *ap, const uint32_t *bp,
+                                          uint32_t n, int32_t *c, uint64_t ldc,
+                                          __mmask16 m0, __mmask16 m1)
+{
+    __m512i acc[8][2];
+
+    for (uint32_t r = 0; r < rows; r++) {
+        acc[r][0] = _mm512_maskz_loadu_epi32(m0, c + r * ldc);
+        acc[r][1] = _mm512_maskz_loadu_epi32(m1, c + r * ldc + 16);
+    }
+    for (uint32_t q = 0; q < kp; q++) {
+        __m512i b0 = _mm512_maskz_loadu_epi32(m0, bp + (uint64_t)q * n);
+        __m512i b1 = _mm512_maskz_loadu_epi32(m1, bp + (uint64_t)q * n + 16);
+
+        for (uint32_t r = 0; r < rows; r++) {
+            __m512i av = _mm512_set1_epi32((int32_t)ap[(uint64_t)r * kp + q]);
+
+            acc[r][0] = _mm512_dpwssd_epi32(acc[r][0], av, b0);
+            acc[r][1] = _mm512_dpwssd_epi32(acc[r][1], av, b1);
+        }
+    }
+    for (uint32_t r = 0; r < rows; r++) {
+        _mm512_mask_storeu_epi32(c + r * ldc, m0, acc[r][0]);
+        _mm512_mask_storeu_epi32(c + r * ldc + 16, m1, acc[r][1]);
+    }
+}
+
+AVX512VNNI_TARGET
+static bool igemm_i8_vnni(uint32_t m, uint32_t n, uint32_t k, const int8_t *a,
+                          uint64_t a_rs, uint64_t a_cs, const int8_t *b,
+                          uint64_t b_rs, uint64_t b_cs, int32_t *c,
+                          uint64_t ldc)
+{
+    uint64_t kp = (k + 1) / 2;
+    uint32_t *ap = malloc(m * kp * 4), *bp = malloc(kp * n * 4);
+
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        return false;
+    }
+    /* an odd k is padded with a zero product */
+    for (uint64_t r = 0; r < m; r++) {
+        for (uint64_t q = 0; q < kp; q++) {
+            const int8_t *e = a + r * a_rs + 2 * q * a_cs;
+
+            ap[r * kp + q] = int8_pair(e[0], 2 * q + 1 < k ? e[a_cs] : 0);
+        }
+    }
+    for (uint64_t q = 0; q < kp; q++) {
+        for (uint64_t j = 0; j < n; j++) {
+            const int8_t *e = b + 2 * q * b_rs + j * b_cs;
+
+            bp[q * n + j] = int8_pair(e[0], 2 * q + 1 < k ? e[b_rs] : 0);
+        }
+    }
+    for (uint32_t i = 0, rows; i < m; i += rows) {
+        rows = m - i >= 8 ? 8 : 1;
+        for (uint32_t j = 0; j < n; j += 32) {
+            __mmask16 m0 = avx512_mask(n - j);
+            __mmask16 m1 = n - j > 16 ? avx512_mask(n - j - 16) : 0;
+
+            if (rows == 8) {
+                vnni_block(8, kp, ap + i * kp, bp + j, n, c + i * ldc + j, ldc,
+                           m0, m1);
+            } else {
+                vnni_block(1, kp, ap + i * kp, bp + j, n, c + i * ldc + j, ldc,
+                           m0, m1);
+            }
+        }
+    }
+    free(ap);
+    free(bp);
+    return true;
+}
+
+static const KilnSimdOps ops_avx512_vnni = {
+    .name = "avx512vnni",
+    .sgemm = sgemm_avx512,
+    .igemm_i8 = igemm_i8_vnni,
     .se_row = se_row_avx512,
     .f32_to_bf16 = f32_to_bf16_avx512,
     .f32_to_f16 = f32_to_f16_avx512,
@@ -723,10 +873,15 @@ static bool host_has(KilnSimdLevel level)
         !__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & bit_F16C)) {
         return false;
     }
-    return level == KILN_SIMD_AVX2 ||
-           (__builtin_cpu_supports("avx512f") &&
-            __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vl"));
+    if (level == KILN_SIMD_AVX2) {
+        return true;
+    }
+    if (!__builtin_cpu_supports("avx512f") ||
+        !__builtin_cpu_supports("avx512bw") ||
+        !__builtin_cpu_supports("avx512vl")) {
+        return false;
+    }
+    return level == KILN_SIMD_AVX512 || __builtin_cpu_supports("avx512vnni");
 }
 #endif /* KILN_SIMD_X86 */
 
@@ -740,6 +895,8 @@ const KilnSimdOps *kiln_simd_ops(KilnSimdLevel level)
         return host_has(level) ? &ops_avx2 : NULL;
     case KILN_SIMD_AVX512:
         return host_has(level) ? &ops_avx512 : NULL;
+    case KILN_SIMD_AVX512_VNNI:
+        return host_has(level) ? &ops_avx512_vnni : NULL;
 #endif
     default:
         return NULL;

@@ -24,6 +24,7 @@ typedef enum KilnSimdLevel {
     KILN_SIMD_GENERIC,      /* portable C */
     KILN_SIMD_AVX2,         /* x86-64 AVX2 + FMA + F16C */
     KILN_SIMD_AVX512,       /* x86-64 AVX-512 F/BW/VL + FMA + F16C */
+    KILN_SIMD_AVX512_VNNI,  /* the same + AVX512_VNNI (int8 DPE) */
     KILN_SIMD_LEVELS
 } KilnSimdLevel;
 
@@ -37,10 +38,16 @@ typedef struct KilnSimdOps {
     void (*sgemm)(uint32_t m, uint32_t n, uint32_t k, const float *a,
                   uint64_t lda, const float *b, uint64_t ldb, float *c,
                   uint64_t ldc);
-    /* The same in int32 with wrap-around (order does not matter) */
-    void (*igemm)(uint32_t m, uint32_t n, uint32_t k, const int32_t *a,
-                  uint64_t lda, const int32_t *b, uint64_t ldb, int32_t *c,
-                  uint64_t ldc);
+    /*
+     * C[i][j] (ldc) += sum over p of A[i][p] * B[p][j] for int8 A (m x k,
+     * element (i, p) at a[i * a_rs + p * a_cs]) and int8 B (k x n, element
+     * (p, j) at b[p * b_rs + j * b_cs]), in int32 with wrap-around, so the
+     * order of the sum does not matter. False if scratch memory for packed
+     * operands could not be allocated (C is then unchanged).
+     */
+    bool (*igemm_i8)(uint32_t m, uint32_t n, uint32_t k, const int8_t *a,
+                     uint64_t a_rs, uint64_t a_cs, const int8_t *b,
+                     uint64_t b_rs, uint64_t b_cs, int32_t *c, uint64_t ldc);
     /*
      * One row of a fp32 SE op (KILN_SE_*, validated by the caller) over n
      * contiguous elements; b is unused for unary ops and for | SCALAR (s is

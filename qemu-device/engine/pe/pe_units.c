@@ -509,20 +509,6 @@ static void pack_f32(float *dst, const uint8_t *src, uint32_t rows,
     }
 }
 
-/* Pack int8 into sign-extended int32 (modular int32 arithmetic) */
-static void pack_i8(int32_t *dst, const uint8_t *src, uint32_t rows,
-                    uint32_t cols, uint32_t ld, bool trans)
-{
-    uint64_t rs = trans ? 1 : ld, cs = trans ? ld : 1;
-
-    for (uint32_t r = 0; r < rows; r++) {
-        int32_t *o = dst + (uint64_t)r * cols;
-        for (uint32_t c = 0; c < cols; c++) {
-            o[c] = (int8_t)src[r * rs + c * cs];
-        }
-    }
-}
-
 static bool dpe_matmul(KilnPe *pe, uint64_t da)
 {
     struct kiln_dpe_desc d;
@@ -571,19 +557,12 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
         }
     }
     if (d.dtype == KILN_DTYPE_INT8) {
-        int32_t *ap = malloc((uint64_t)d.m * d.k * 4);
-        int32_t *bp = malloc((uint64_t)d.k * d.n * 4);
-        if (!ap || !bp) {
-            free(ap);
-            free(bp);
+        if (!simd->igemm_i8(d.m, d.n, d.k, (const int8_t *)pa, ta ? 1 : d.lda,
+                            ta ? d.lda : 1, (const int8_t *)pb, tb ? 1 : d.ldb,
+                            tb ? d.ldb : 1, (int32_t *)pc, d.ldc)) {
             kiln_pe_fault(pe, KILN_STATUS_FATAL, da, 0, 0);
             return false;
         }
-        pack_i8(ap, pa, d.m, d.k, d.lda, ta);
-        pack_i8(bp, pb, d.k, d.n, d.ldb, tb);
-        simd->igemm(d.m, d.n, d.k, ap, d.k, bp, d.n, (int32_t *)pc, d.ldc);
-        free(ap);
-        free(bp);
         rate = KILN_COST_DPE_MACS_INT8;
     } else {
         /* fp32 operands in row-major order are used in place */

@@ -125,28 +125,45 @@ TEST(PeSimd, SgemmBitIdenticalOnEveryVariant)
     }
 }
 
-TEST(PeSimd, IgemmWrapsIdenticallyOnEveryVariant)
+TEST(PeSimd, Int8GemmWrapsIdenticallyOnEveryVariant)
 {
     std::mt19937 rng(99);
-    const uint32_t m = 11, n = 37, k = 70, lda = 73, ldb = 40, ldc = 39;
-    std::vector<int32_t> a(m * lda), b(k * ldb), c(m * ldc);
-    for (auto &x : a) x = (int32_t)rng();
-    for (auto &x : b) x = (int32_t)rng();
-    for (auto &x : c) x = (int32_t)rng();
-    auto want = c;
-    for (uint32_t i = 0; i < m; i++) {
-        for (uint32_t j = 0; j < n; j++) {
-            uint32_t acc = (uint32_t)want[i * ldc + j];
+    // odd k (the pairwise kernels pad it), every row/column remainder, and
+    // A or B read transposed through the strides
+    for (uint32_t m : {1u, 11u, 16u}) {
+        for (uint32_t k : {1u, 70u, 129u}) {
+            const uint32_t n = 37, ldc = 39, lda = k + 3, ldb = n + 5, ldt = k + 2;
+            std::vector<int8_t> a(m * lda), b(k * ldb), bt(n * ldt);
+            std::vector<int32_t> c(m * ldc);
+            for (auto &x : a) x = (int8_t)rng();
+            for (auto &x : b) x = (int8_t)rng();
+            for (auto &x : c) x = (int32_t)rng();  // the sum wraps around
             for (uint32_t p = 0; p < k; p++) {
-                acc += (uint32_t)a[i * lda + p] * (uint32_t)b[p * ldb + j];
+                for (uint32_t j = 0; j < n; j++) {
+                    bt[j * ldt + p] = b[p * ldb + j];
+                }
             }
-            want[i * ldc + j] = (int32_t)acc;
+            auto want = c;
+            for (uint32_t i = 0; i < m; i++) {
+                for (uint32_t j = 0; j < n; j++) {
+                    uint32_t acc = (uint32_t)want[i * ldc + j];
+                    for (uint32_t p = 0; p < k; p++) {
+                        acc += (uint32_t)(a[i * lda + p] * b[p * ldb + j]);
+                    }
+                    want[i * ldc + j] = (int32_t)acc;
+                }
+            }
+            for (const KilnSimdOps *o : variants()) {
+                auto got = c;
+                ASSERT_TRUE(o->igemm_i8(m, n, k, a.data(), lda, 1, b.data(), ldb, 1,
+                                        got.data(), ldc));
+                EXPECT_EQ(got, want) << o->name << " m=" << m << " k=" << k;
+                got = c;
+                ASSERT_TRUE(o->igemm_i8(m, n, k, a.data(), lda, 1, bt.data(), 1, ldt,
+                                        got.data(), ldc));
+                EXPECT_EQ(got, want) << o->name << " transposed B, m=" << m << " k=" << k;
+            }
         }
-    }
-    for (const KilnSimdOps *o : variants()) {
-        auto got = c;
-        o->igemm(m, n, k, a.data(), lda, b.data(), ldb, got.data(), ldc);
-        EXPECT_EQ(got, want) << o->name;
     }
 }
 
