@@ -61,6 +61,12 @@ typedef struct KilnPeTlb {
     uint8_t *base;      /* host pointer of the page minus its VA */
 } KilnPeTlb;
 
+/* [va, va + len) of device memory is host memory at host (len 0: none) */
+typedef struct KilnDmaSpan {
+    uint64_t va, len;
+    uint8_t *host;
+} KilnDmaSpan;
+
 typedef enum KilnPeState {
     KILN_PE_RUNNING,
     KILN_PE_EXITED,
@@ -105,7 +111,9 @@ typedef struct KilnPe {
 
     KilnPeTlb rtlb[KILN_PE_TLB_SIZE];
     KilnPeTlb wtlb[KILN_PE_TLB_SIZE];
-    uint64_t tlb_gen;           /* *launch->tlb_gen when rtlb/wtlb were valid */
+    /* the last span DMA reads [0] and writes [1] translated (pe_units.c) */
+    KilnDmaSpan dma_span[2];
+    uint64_t tlb_gen;           /* *launch->tlb_gen when the above were valid */
 
     /* LR/SC reservation */
     bool resv_valid;
@@ -201,6 +209,7 @@ void kiln_pe_fault(KilnPe *pe, uint32_t status, uint64_t addr,
 void kiln_pe_mmu_fault(KilnPe *pe, const KilnFault *f, uint64_t addr,
                        uint32_t access);
 void kiln_pe_tlb_flush(KilnPe *pe);
+void kiln_pe_tlb_sync(KilnPe *pe);
 void kiln_pe_lm_dirty(KilnPe *pe, uint64_t off, uint64_t len);
 /* pe_fp.c */
 uint32_t kiln_pe_host_fflags(void);

@@ -42,6 +42,19 @@ void kiln_pe_tlb_flush(KilnPe *pe)
         pe->rtlb[i].tag = ~0ull;
         pe->wtlb[i].tag = ~0ull;
     }
+    pe->dma_span[0].len = 0;
+    pe->dma_span[1].len = 0;
+}
+
+/* Drop what the PE cached of translations if the context's mappings changed */
+void kiln_pe_tlb_sync(KilnPe *pe)
+{
+    uint64_t gen = __atomic_load_n(pe->launch->tlb_gen, __ATOMIC_ACQUIRE);
+
+    if (gen != pe->tlb_gen) {
+        kiln_pe_tlb_flush(pe);
+        pe->tlb_gen = gen;
+    }
 }
 
 /*
@@ -85,7 +98,6 @@ bool kiln_pe_mem_slow(KilnPe *pe, uint64_t addr, unsigned size, bool write,
     uint32_t access = write ? KILN_ACCESS_WRITE : KILN_ACCESS_READ;
     KilnXlate x;
     KilnFault f;
-    uint64_t gen;
 
     if (addr >= KILN_LOCAL_MEM_BASE) {
         if (off < pe->lm_size) {
@@ -102,11 +114,7 @@ bool kiln_pe_mem_slow(KilnPe *pe, uint64_t addr, unsigned size, bool write,
         return false;
     }
     /* read before translating: an invalidation after this is seen next time */
-    gen = __atomic_load_n(l->tlb_gen, __ATOMIC_ACQUIRE);
-    if (gen != pe->tlb_gen) {
-        kiln_pe_tlb_flush(pe);
-        pe->tlb_gen = gen;
-    }
+    kiln_pe_tlb_sync(pe);
     memset(&f, 0, sizeof(f));
     if (!kiln_as_xlate(l->as, addr & ~4095ull, 4096, access, &x, &f)) {
         f.addr = addr;

@@ -203,17 +203,64 @@ static KilnFabric addr_fabric(KilnPe *pe, uint64_t addr)
     return KILN_FABRIC_DRAM;
 }
 
+/*
+ * Copy @len bytes between @buf (local memory or a bounce buffer) and device
+ * memory at @va. The rows of a tile usually lie in one translation's span
+ * (a 2 MiB page holds many rows), so the span each direction last resolved
+ * to host memory is kept per PE, dropped with its TLB when the context's
+ * mappings change; memory without a host pointer (host memory) and rows
+ * that cross the span go through kiln_as_read/write, page by page.
+ */
+static bool dma_device(KilnPe *pe, uint64_t va, uint8_t *buf, uint64_t len,
+                       bool write)
+{
+    const KilnAddrSpace *as = pe->launch->as;
+    uint32_t access = write ? KILN_ACCESS_WRITE : KILN_ACCESS_READ;
+    KilnDmaSpan *span = &pe->dma_span[write];
+    uint8_t *host = NULL;
+    KilnXlate x;
+    KilnFault f;
+    bool ok;
+
+    memset(&f, 0, sizeof(f));
+    kiln_pe_tlb_sync(pe);
+    if (va - span->va < span->len && len <= span->len - (va - span->va)) {
+        host = span->host + (va - span->va);
+    } else {
+        /* the whole rest of the page, not just this row */
+        if (!kiln_as_xlate(as, va, UINT64_MAX, access, &x, &f)) {
+            kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : va, access);
+            return false;
+        }
+        if (x.host) {
+            *span = (KilnDmaSpan){ .va = va, .len = x.len, .host = x.host };
+            host = x.len >= len ? x.host : NULL;
+        }
+    }
+    if (host) {
+        if (write) {
+            memcpy(host, buf, len);
+        } else {
+            memcpy(buf, host, len);
+        }
+        return true;
+    }
+    ok = write ? kiln_as_write(as, va, buf, len, &f)
+               : kiln_as_read(as, va, buf, len, &f);
+    if (!ok) {
+        kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : va, access);
+    }
+    return ok;
+}
+
 /* Copy @len bytes between any two addresses (local or VA) */
 static bool copy_any(KilnPe *pe, uint64_t dst, uint64_t src, uint64_t len)
 {
-    const KilnAddrSpace *as = pe->launch->as;
-    KilnFault f;
     uint8_t *pd = NULL, *ps = NULL;
 
     if (!len) {
         return true;
     }
-    memset(&f, 0, sizeof(f));
     if (is_local(dst)) {
         pd = lm_span(pe, dst, 0, (int64_t)len, 1, KILN_ACCESS_WRITE);
         if (!pd) {
@@ -231,32 +278,18 @@ static bool copy_any(KilnPe *pe, uint64_t dst, uint64_t src, uint64_t len)
         return true;
     }
     if (pd) {
-        if (!kiln_as_read(as, src, pd, len, &f)) {
-            kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : src, KILN_ACCESS_READ);
-            return false;
-        }
-        return true;
+        return dma_device(pe, src, pd, len, false);
     }
     if (ps) {
-        if (!kiln_as_write(as, dst, ps, len, &f)) {
-            kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : dst, KILN_ACCESS_WRITE);
-            return false;
-        }
-        return true;
+        return dma_device(pe, dst, ps, len, true);
     }
     /* device to device through a bounce buffer */
     {
         uint8_t buf[4096];
         while (len) {
             uint64_t n = len < sizeof(buf) ? len : sizeof(buf);
-            if (!kiln_as_read(as, src, buf, n, &f)) {
-                kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : src,
-                                  KILN_ACCESS_READ);
-                return false;
-            }
-            if (!kiln_as_write(as, dst, buf, n, &f)) {
-                kiln_pe_mmu_fault(pe, &f, f.addr ? f.addr : dst,
-                                  KILN_ACCESS_WRITE);
+            if (!dma_device(pe, src, buf, n, false) ||
+                !dma_device(pe, dst, buf, n, true)) {
                 return false;
             }
             src += n;

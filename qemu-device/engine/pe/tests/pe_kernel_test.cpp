@@ -495,28 +495,32 @@ TEST(PeKernel, UnitFaults)
 
 // A TLB invalidation while a launch of the same context runs reaches the PEs'
 // micro-TLBs: the kernel spins on a page that is remapped under it.
+// A PTE rewritten during a launch is seen by the PE's loads and by its DMA,
+// which both keep translations (the PE's TLB and its last DMA span).
 TEST(PeKernel, RemapDuringLaunchIsSeen)
 {
-    Env e;
-    const uint64_t flag_va = 0x5000000;
-    uint64_t page_a = (e.m.alloc(3 * 4096) + 4095) & ~4095ull, page_b = page_a + 4096;
-    *e.m.at<uint32_t>(page_a) = 0;
-    *e.m.at<uint32_t>(page_b) = 7;
-    e.m.map(flag_va, page_a, 4096, KILN_PTE_READ);  // identity-mapped data: PA = VA
-    uint64_t out = e.m.alloc(4);
-    auto a = e.args("wait_flag");
-    a << flag_va << out;
-    memcpy(e.m.dram.data() + kArgsVa, a.block.data(), a.block.size());
-    KilnLaunchResult r{};
-    std::thread t([&] {
-        r = e.m.launch(kKbinVa + e.kb.kernels.at("wait_flag").entry, kArgsVa, 1, 1, 1, 0, 0,
-                       20000);
-    });
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    e.m.map(flag_va, page_b, 4096, KILN_PTE_READ);  // rewrites the PTE, invalidates ASID 1
-    t.join();
-    ASSERT_EQ(r.status, KILN_STATUS_OK) << "the PE kept the stale translation";
-    EXPECT_EQ(e.m.download<uint32_t>(out, 1)[0], 7u);
+    for (const char *kernel : {"wait_flag", "wait_flag_dma"}) {
+        Env e;
+        const uint64_t flag_va = 0x5000000;
+        uint64_t page_a = (e.m.alloc(3 * 4096) + 4095) & ~4095ull, page_b = page_a + 4096;
+        *e.m.at<uint32_t>(page_a) = 0;
+        *e.m.at<uint32_t>(page_b) = 7;
+        e.m.map(flag_va, page_a, 4096, KILN_PTE_READ);  // identity-mapped data: PA = VA
+        uint64_t out = e.m.alloc(4);
+        auto a = e.args(kernel);
+        a << flag_va << out;
+        memcpy(e.m.dram.data() + kArgsVa, a.block.data(), a.block.size());
+        KilnLaunchResult r{};
+        std::thread t([&] {
+            r = e.m.launch(kKbinVa + e.kb.kernels.at(kernel).entry, kArgsVa, 1, 1, 1, 0, 0,
+                           20000);
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        e.m.map(flag_va, page_b, 4096, KILN_PTE_READ);  // rewrites the PTE, invalidates ASID 1
+        t.join();
+        ASSERT_EQ(r.status, KILN_STATUS_OK) << kernel << ": the PE kept the stale translation";
+        EXPECT_EQ(e.m.download<uint32_t>(out, 1)[0], 7u) << kernel;
+    }
 }
 
 // RV64A across worker threads: 64 workgroups on 16 PEs and 4 workers add to

@@ -217,6 +217,17 @@ KILN_KERNEL void wait_flag(const uint32_t *flag, KILN_OUT uint32_t *out)
     out[0] = v;
 }
 
+/* wait_flag, reading the flag by DMA into local memory */
+KILN_KERNEL void wait_flag_dma(const uint32_t *flag, KILN_OUT uint32_t *out)
+{
+    volatile uint32_t *lv = KILN_LM(uint32_t, 0);
+    do {
+        kiln_dma_copy(KILN_LM(uint32_t, 0), flag, 4, 0);
+        kiln_dma_wait(1);
+    } while (*lv == 0);
+    out[0] = *lv;
+}
+
 /* Fixed costs of a launch: each workgroup only writes its id */
 KILN_KERNEL void bench_noop(KILN_OUT uint32_t *out)
 {
