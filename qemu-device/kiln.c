@@ -195,6 +195,17 @@ int64_t kiln_device_ns(KilnState *s)
 /* ------------------------------------------------------------------ */
 /* Reset                                                                */
 
+/*
+ * Wait until no worker is inside a packet. The caller has already stopped
+ * new ones from starting (cancelled, paused or in D3hot), under s->lock.
+ */
+static void kiln_wait_idle_locked(KilnState *s)
+{
+    while (s->inflight) {
+        qemu_cond_wait(&s->idle_cond, &s->lock);
+    }
+}
+
 static void kiln_do_reset(KilnState *s, const char *kind, bool count)
 {
     qemu_mutex_lock(&s->lock);
@@ -202,9 +213,7 @@ static void kiln_do_reset(KilnState *s, const char *kind, bool count)
     trace_kiln_reset(kind, s->generation);
     kiln_cancel_all_locked(s);
     kiln_wake_all_locked(s);
-    while (s->inflight) {
-        qemu_cond_wait(&s->idle_cond, &s->lock);
-    }
+    kiln_wait_idle_locked(s);
     kiln_queue_reset_locked(s);
     s->control = 0;
     s->scratch = 0;
@@ -266,9 +275,7 @@ static void kiln_vm_state_change(void *opaque, bool running, RunState state)
         kiln_wake_all_locked(s);
     } else {
         /* No DMA while stopped: let the packets in flight finish. */
-        while (s->inflight) {
-            qemu_cond_wait(&s->idle_cond, &s->lock);
-        }
+        kiln_wait_idle_locked(s);
     }
     qemu_mutex_unlock(&s->lock);
 }
@@ -420,9 +427,7 @@ static void kiln_power_state_changed(KilnState *s, uint8_t old, uint8_t state)
                               "queue %d busy; it resumes in D0\n", i);
             }
         }
-        while (s->inflight) {
-            qemu_cond_wait(&s->idle_cond, &s->lock);
-        }
+        kiln_wait_idle_locked(s);
     } else {
         kiln_wake_all_locked(s);
     }
