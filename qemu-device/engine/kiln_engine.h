@@ -101,8 +101,6 @@ bool kiln_mmu_context_valid(KilnMmu *mmu, uint32_t asid);
  * ASID 0 and out-of-range ASIDs.
  */
 const uint64_t *kiln_mmu_flush_gen(KilnMmu *mmu, uint32_t asid);
-/* TLB statistics (hits, misses) since the MMU was created or reset. */
-void kiln_mmu_stats(KilnMmu *mmu, uint64_t *hits, uint64_t *misses);
 
 /*
  * An address space as seen by packets and kernels: a context of the MMU,

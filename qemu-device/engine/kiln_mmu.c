@@ -41,7 +41,6 @@ struct KilnMmu {
     uint32_t tlb_seq;       /* odd while a writer changes the TLB */
     uint64_t gen;
     uint32_t inject;
-    uint64_t hits, misses;
     KilnCtx *ctx;
     uint64_t *flush_gen;    /* per ASID, bumped by every flush touching it */
     KilnTlbEntry tlb4k[TLB_4K_ENTRIES];
@@ -236,8 +235,6 @@ void kiln_mmu_reset(KilnMmu *mmu)
     mmu->gen++;
     bump_flush_gen(mmu, 0);
     __atomic_store_n(&mmu->inject, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&mmu->hits, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&mmu->misses, 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&mmu->lock);
 }
 
@@ -256,12 +253,6 @@ uint32_t kiln_mmu_injected_faults(KilnMmu *mmu)
     v = mmu->inject;
     pthread_mutex_unlock(&mmu->lock);
     return v;
-}
-
-void kiln_mmu_stats(KilnMmu *mmu, uint64_t *hits, uint64_t *misses)
-{
-    *hits = __atomic_load_n(&mmu->hits, __ATOMIC_RELAXED);
-    *misses = __atomic_load_n(&mmu->misses, __ATOMIC_RELAXED);
 }
 
 /* Is [pa, pa + size) entirely inside one region? */
@@ -359,13 +350,9 @@ bool kiln_mmu_translate(KilnMmu *mmu, uint32_t asid, uint64_t va,
                   KILN_MMU_FAULT_NON_CANONICAL);
         return false;
     }
-    if (tlb_lookup(mmu, asid, va, access, &page_pa, &page_size)) {
-        __atomic_fetch_add(&mmu->hits, 1, __ATOMIC_RELAXED);
-        if (fill_out(mmu->phys, page_pa, page_size, va, out)) {
-            return true;
-        }
-    } else {
-        __atomic_fetch_add(&mmu->misses, 1, __ATOMIC_RELAXED);
+    if (tlb_lookup(mmu, asid, va, access, &page_pa, &page_size) &&
+        fill_out(mmu->phys, page_pa, page_size, va, out)) {
+        return true;
     }
 
     pthread_mutex_lock(&mmu->lock);
