@@ -119,6 +119,7 @@ struct kiln_device {
 	bool own_flr;			/* our FLR: skip the PCI reset hooks */
 	bool pci_reset_active;		/* between a PCI quiesce and restore */
 	bool pci_hw_reset;		/* ... and the device was reset since */
+	unsigned long pci_error_since;	/* jiffies | 1 of an AER error; 0: none */
 	bool lost;			/* recovery failed: device unusable */
 	atomic_t reset_count;
 	atomic_t mmu_faults;

@@ -49,6 +49,12 @@
 
 #define KILN_WATCHDOG_MS	100
 #define KILN_STUCK_MS		(2 * KILN_WATCHDOG_MS)
+/*
+ * After a failed AER recovery (the link did not come back from its reset)
+ * the PCI core calls no driver callback: past this the device is given up
+ * for lost. The core itself waits up to 60 s for a device after a reset.
+ */
+#define KILN_PCI_RECOVERY_MS	65000
 
 void kiln_watchdog_kick(struct kiln_device *kdev)
 {
@@ -304,6 +310,22 @@ static bool kiln_queue_stuck(struct kiln_queue *q, u32 status)
 			     msecs_to_jiffies(KILN_STUCK_MS));
 }
 
+/* True while an AER recovery may still finish; fails all work once it cannot */
+static bool kiln_pci_recovery_pending(struct kiln_device *kdev)
+{
+	if (!kdev->pci_error_since)
+		return false;
+	if (time_before(jiffies, kdev->pci_error_since +
+			msecs_to_jiffies(KILN_PCI_RECOVERY_MS)))
+		return true;
+	drm_err(&kdev->drm, "PCI error recovery did not finish in %u ms\n",
+		KILN_PCI_RECOVERY_MS);
+	kdev->pci_error_since = 0;
+	kdev->pci_reset_active = false;
+	kiln_reset_lost(kdev);
+	return false;
+}
+
 static void kiln_watchdog_fn(struct work_struct *work)
 {
 	struct kiln_device *kdev = container_of(to_delayed_work(work),
@@ -320,8 +342,12 @@ static void kiln_watchdog_fn(struct work_struct *work)
 		return;
 	}
 	mutex_lock(&kdev->reset_lock);
-	if (kdev->lost || kdev->pci_reset_active)
+	if (kdev->lost)
 		goto out;
+	if (kdev->pci_reset_active) {
+		busy = kiln_pci_recovery_pending(kdev);
+		goto out;
+	}
 
 	if (kiln_hw_fatal(kdev)) {
 		kiln_device_recover(kdev, NULL, "device reports a fatal error");
@@ -465,8 +491,13 @@ void kiln_reset_fini(struct kiln_device *kdev)
 
 /*
  * Resets the PCI core drives — an FLR from outside (sysfs reset, VFIO) or
- * AER recovery — are bracketed by a quiesce, which holds reset_lock until
- * the matching restore: the watchdog and the driver's own resets wait.
+ * AER recovery — are bracketed by a quiesce and a restore. For an FLR the
+ * core always calls reset_done after reset_prepare, and reset_lock is held
+ * in between: the watchdog and the driver's own resets wait. AER recovery
+ * does not hold it across its callbacks, because after a failed link reset
+ * the core calls none of them again: pci_reset_active keeps the watchdog
+ * and resets off instead, and the watchdog gives the device up after
+ * KILN_PCI_RECOVERY_MS.
  */
 void kiln_reset_quiesce_locked(struct kiln_device *kdev)
 {
@@ -537,8 +568,12 @@ static pci_ers_result_t kiln_pci_error_detected(struct pci_dev *pdev,
 			kiln_reset_lost(kdev);
 		return PCI_ERS_RESULT_DISCONNECT;
 	}
-	if (!kdev->pci_reset_active)
-		kiln_pci_quiesce(kdev);
+	scoped_guard(mutex, &kdev->reset_lock) {
+		if (!kdev->pci_reset_active)
+			kiln_reset_quiesce_locked(kdev);
+		kdev->pci_error_since = jiffies | 1;
+	}
+	kiln_watchdog_kick(kdev);
 	return state == pci_channel_io_normal ? PCI_ERS_RESULT_CAN_RECOVER :
 						PCI_ERS_RESULT_NEED_RESET;
 }
@@ -555,6 +590,10 @@ static pci_ers_result_t kiln_pci_slot_reset(struct pci_dev *pdev)
 {
 	struct kiln_device *kdev = pci_get_drvdata(pdev);
 
+	guard(mutex)(&kdev->reset_lock);
+	/* given up for lost while the core was still trying */
+	if (!kdev->pci_reset_active)
+		return PCI_ERS_RESULT_DISCONNECT;
 	/*
 	 * The link reset put the function in its power-on state: BARs, MSI-X
 	 * and bus mastering off. Restore the config space saved at probe;
@@ -566,7 +605,7 @@ static pci_ers_result_t kiln_pci_slot_reset(struct pci_dev *pdev)
 	if (kiln_hw_soft_reset(kdev)) {
 		kiln_reset_lost(kdev);
 		kdev->pci_reset_active = false;
-		mutex_unlock(&kdev->reset_lock);
+		kdev->pci_error_since = 0;
 		return PCI_ERS_RESULT_DISCONNECT;
 	}
 	kdev->pci_hw_reset = true;
@@ -577,10 +616,13 @@ static void kiln_pci_resume(struct pci_dev *pdev)
 {
 	struct kiln_device *kdev = pci_get_drvdata(pdev);
 
+	guard(mutex)(&kdev->reset_lock);
+	kdev->pci_error_since = 0;
 	if (kdev->pci_reset_active)
-		kiln_pci_restore(kdev);
-	drm_info(&kdev->drm, "recovered from the PCI error (%d resets)\n",
-		 atomic_read(&kdev->reset_count));
+		kiln_reset_restore_locked(kdev);
+	if (!kdev->lost)
+		drm_info(&kdev->drm, "recovered from the PCI error (%d resets)\n",
+			 atomic_read(&kdev->reset_count));
 }
 
 const struct pci_error_handlers kiln_pci_err_handlers = {
