@@ -319,6 +319,7 @@ KILN_HW_ASSERT_SIZE(struct kiln_debug_record, 16);
 #define KILN_COST_HOST_BPS		32000000000ull
 #define KILN_COST_LOCAL_BPS		1000000000000ull
 #define KILN_COST_DMA_LATENCY		300	/* cycles, per transfer */
+#define KILN_COST_DMA_ROW		1	/* cycles at least, per row */
 
 /*
  * ---- energy model (docs/pe-isa.md section 4) -----------------------------

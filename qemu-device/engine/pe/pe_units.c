@@ -310,8 +310,20 @@ static bool copy_any(KilnPe *pe, uint64_t dst, uint64_t src, uint64_t len)
  * long as the busiest fabric needs for all PEs' bytes: that is where PEs
  * streaming at once share a fabric.
  */
+/*
+ * The engine issues at most one row a cycle, so a transfer of many short
+ * rows is bound by its row count rather than its bytes.
+ */
+static uint64_t dma_cycles(uint64_t bytes, uint64_t rows, uint64_t bps)
+{
+    uint64_t xfer = kiln_cost_xfer_cycles(bytes, bps);
+    uint64_t issue = rows * KILN_COST_DMA_ROW;
+
+    return xfer > issue ? xfer : issue;
+}
+
 static void dma_account(KilnPe *pe, uint32_t tag, uint64_t bytes,
-                        uint64_t dst, uint64_t src)
+                        uint64_t rows, uint64_t dst, uint64_t src)
 {
     KilnFabric side[2] = { addr_fabric(pe, src), addr_fabric(pe, dst) };
     uint64_t bps = KILN_COST_LOCAL_BPS;
@@ -329,7 +341,7 @@ static void dma_account(KilnPe *pe, uint32_t tag, uint64_t bytes,
         }
     }
     pe->moved[KILN_PROF_FABRIC_LOCAL] += bytes;
-    pe->dma_busy_until = start + kiln_cost_xfer_cycles(bytes, bps);
+    pe->dma_busy_until = start + dma_cycles(bytes, rows, bps);
     if (pe->dma_busy_until + KILN_COST_DMA_LATENCY > pe->tag_done[tag]) {
         pe->tag_done[tag] = pe->dma_busy_until + KILN_COST_DMA_LATENCY;
     }
@@ -338,16 +350,18 @@ static void dma_account(KilnPe *pe, uint32_t tag, uint64_t bytes,
 /*
  * A transfer's size is not bounded by anything else: a zero stride repeats
  * rows at will, so one instruction could copy terabytes. It is admitted at
- * the full local-port rate, the fastest any transfer runs; a copy also stops
- * between rows when the launch is cancelled (job timeout, reset).
+ * the full local-port rate, the fastest any transfer runs, and at one row a
+ * cycle, so that its host time (a few ns a row) stays in proportion to its
+ * modelled time; a copy also stops between rows when the launch is
+ * cancelled (job timeout, reset).
  */
-static bool dma_admit(KilnPe *pe, uint64_t bytes)
+static bool dma_admit(KilnPe *pe, uint64_t bytes, uint64_t rows)
 {
     uint64_t now = kiln_pe_cycles(pe);
     uint64_t start = pe->dma_busy_until > now ? pe->dma_busy_until : now;
 
     return watchdog_admit(pe, start,
-                          kiln_cost_xfer_cycles(bytes, KILN_COST_LOCAL_BPS));
+                          dma_cycles(bytes, rows, KILN_COST_LOCAL_BPS));
 }
 
 static bool dma_cancelled(KilnPe *pe)
@@ -362,20 +376,24 @@ static bool dma_cancelled(KilnPe *pe)
 static bool dma_copy2d(KilnPe *pe, uint64_t da, uint32_t tag)
 {
     struct kiln_dma_desc d;
+    uint64_t rows;
 
-    if (!read_desc(pe, da, &d, sizeof(d)) ||
-        !dma_admit(pe, (uint64_t)d.rows * d.row_bytes)) {
+    if (!read_desc(pe, da, &d, sizeof(d))) {
         return false;
     }
-    /* empty rows copy nothing, however many (admitted as 0 bytes) */
-    for (uint32_t r = 0; d.row_bytes && r < d.rows; r++) {
+    /* empty rows copy nothing and cost nothing, however many */
+    rows = d.row_bytes ? d.rows : 0;
+    if (!dma_admit(pe, rows * d.row_bytes, rows)) {
+        return false;
+    }
+    for (uint32_t r = 0; r < rows; r++) {
         if (dma_cancelled(pe) ||
             !copy_any(pe, d.dst + (uint64_t)(d.dst_stride * r),
                       d.src + (uint64_t)(d.src_stride * r), d.row_bytes)) {
             return false;
         }
     }
-    dma_account(pe, tag, (uint64_t)d.rows * d.row_bytes, d.dst, d.src);
+    dma_account(pe, tag, rows * d.row_bytes, rows, d.dst, d.src);
     return true;
 }
 
@@ -401,7 +419,7 @@ static bool dma_gather(KilnPe *pe, uint64_t da, uint32_t tag)
     if (!g.count || !g.row_bytes) {
         return true;
     }
-    if (!dma_admit(pe, (uint64_t)g.count * g.row_bytes)) {
+    if (!dma_admit(pe, (uint64_t)g.count * g.row_bytes, g.count)) {
         return false;
     }
     idx = lm_span(pe, g.indices, 0, (int64_t)g.count * isz, isz,
@@ -476,7 +494,8 @@ static bool dma_gather(KilnPe *pe, uint64_t da, uint32_t tag)
         }
     }
     ok = true;
-    dma_account(pe, tag, (uint64_t)g.count * g.row_bytes, g.dst, g.table);
+    dma_account(pe, tag, (uint64_t)g.count * g.row_bytes, g.count, g.dst,
+                g.table);
     if (accum) {
         uint64_t n = (uint64_t)g.count * (g.row_bytes / 4);
         pe->se_elems += n;

@@ -249,6 +249,46 @@ TEST(PeCost, DpeOpCycles)
     }
 }
 
+// The DMA engine issues at most one row a cycle: a copy of many short rows
+// takes its row count in cycles, however few bytes it moves. The same bytes
+// in one row take their bandwidth time; everything else in the two launches
+// is the same instructions, so their difference is the row cost alone.
+TEST(PeCost, DmaRowsIssueOneACycle)
+{
+    struct RowsArgs {
+        uint64_t src, row_bytes, rows, dst;
+    };
+    Machine m(kGrid, kGrid);
+    m.load_code({
+        ld(t0, a0, 0), ld(t1, a0, 8), ld(t2, a0, 16), ld(t4, a0, 24),
+        addi(s0, sp, -64),
+        sd(t4, s0, 0), sd(t0, s0, 8), sd(zero, s0, 16), sd(zero, s0, 24),
+        slli(t2, t2, 32), op(0, 6, t5, t2, t1), sd(t5, s0, 32),
+        custom(KILN_UNIT_DMA, KILN_DMA_COPY2D, zero, s0, zero),
+        addi(t6, zero, 1),
+        custom(KILN_UNIT_DMA, KILN_DMA_WAIT, zero, t6, zero),
+        ret(),
+    });
+    auto copy = [&](uint64_t row_bytes, uint64_t rows) {
+        RowsArgs a{kSramVa, row_bytes, rows, KILN_LOCAL_MEM_BASE};
+        memcpy(m.at<uint8_t>(kArgsVa), &a, sizeof(a));
+        KilnLaunchResult r = m.launch(kCodeVa, kArgsVa, 1);
+        EXPECT_EQ(r.status, KILN_STATUS_OK) << r.pc;
+        return r.cycles;
+    };
+    constexpr uint64_t kRows = 4096, kRowBytes = 16;
+    uint64_t one_row = copy(kRows * kRowBytes, 1);
+    uint64_t short_rows = copy(kRowBytes, kRows);
+    uint64_t bytes_time = xfer(kRows * kRowBytes, KILN_COST_LOCAL_BPS);
+    EXPECT_EQ(bytes_time, 89u);
+    EXPECT_EQ(short_rows - one_row, kRows * KILN_COST_DMA_ROW - bytes_time);
+    // rows as long as the port moves in a cycle cost their bytes only
+    uint64_t per_cycle = KILN_COST_LOCAL_BPS / KILN_PE_CLOCK_HZ;
+    EXPECT_EQ(copy(per_cycle, 64), copy(64 * per_cycle, 1));
+    // empty rows move nothing and cost nothing, however many
+    EXPECT_EQ(copy(0, 1u << 31), copy(0, 1));
+}
+
 // A launch costs its dispatch (KILN_COST_LAUNCH) once and the replacement
 // of a wave (KILN_COST_WAVE) for every wave after the first. A no-op launch
 // of 64 workgroups (each one `ret`) is therefore 1,216 cycles = 0.90 us:
