@@ -301,16 +301,6 @@ static bool copy_any(KilnPe *pe, uint64_t dst, uint64_t src, uint64_t len)
 }
 
 /*
- * Charge a DMA transfer of @bytes from @src to @dst. On its own the
- * transfer runs at the slowest of what it passes through: the PE's local
- * port (1 TB/s, every transfer goes through the PE's fabric interface)
- * and the whole bandwidth of each fabric it crosses. Its bytes also
- * count on every fabric it crosses (both sides: a DRAM-to-DRAM copy
- * reads and writes DRAM), and pe_launch.c makes the wave last at least as
- * long as the busiest fabric needs for all PEs' bytes: that is where PEs
- * streaming at once share a fabric.
- */
-/*
  * The engine issues at most one row a cycle, so a transfer of many short
  * rows is bound by its row count rather than its bytes.
  */
@@ -322,6 +312,16 @@ static uint64_t dma_cycles(uint64_t bytes, uint64_t rows, uint64_t bps)
     return xfer > issue ? xfer : issue;
 }
 
+/*
+ * Charge a DMA transfer of @bytes in @rows from @src to @dst. On its own
+ * the transfer runs at the slowest of what it passes through: the PE's local
+ * port (1 TB/s, every transfer goes through the PE's fabric interface)
+ * and the whole bandwidth of each fabric it crosses. Its bytes also
+ * count on every fabric it crosses (both sides: a DRAM-to-DRAM copy
+ * reads and writes DRAM), and pe_launch.c makes the wave last at least as
+ * long as the busiest fabric needs for all PEs' bytes: that is where PEs
+ * streaming at once share a fabric.
+ */
 static void dma_account(KilnPe *pe, uint32_t tag, uint64_t bytes,
                         uint64_t rows, uint64_t dst, uint64_t src)
 {
