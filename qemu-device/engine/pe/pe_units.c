@@ -102,16 +102,18 @@ static uint8_t *lm_operand(KilnPe *pe, uint64_t addr, uint32_t rows,
         kiln_pe_fault(pe, KILN_STATUS_LOCAL_MEM_BOUNDS, addr, access, 0);
         return NULL;
     }
-    /*
-     * Zero strides let 2^32 x 2^32 elements fit in local memory. No unit
-     * takes in more than KILN_COST_DPE_MACS_INT8 elements of an operand per
-     * cycle, so an op on this one costs at least this much.
-     */
-    if (!watchdog_admit(pe, kiln_pe_cycles(pe),
-                        div_up((uint64_t)rows * cols, KILN_COST_DPE_MACS_INT8))) {
-        return NULL;
-    }
     return lm_span(pe, addr, lo, hi, es, access);
+}
+
+/*
+ * A unit op of @work items at @per_cycle a cycle, admitted once its operands
+ * are valid and before it does any work. Zero strides let 2^32 x 2^32
+ * elements fit in local memory, so the host work of an op is bounded only
+ * by the modelled cycles the watchdog leaves it.
+ */
+static bool unit_admit(KilnPe *pe, uint64_t work, uint64_t per_cycle)
+{
+    return watchdog_admit(pe, kiln_pe_cycles(pe), div_up(work, per_cycle));
 }
 
 static bool read_desc(KilnPe *pe, uint64_t addr, void *out, size_t size)
@@ -603,6 +605,14 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
     if (!pc) {
         return false;
     }
+    rate = d.dtype == KILN_DTYPE_INT8 ? KILN_COST_DPE_MACS_INT8 :
+           d.dtype == KILN_DTYPE_FP32 ? KILN_COST_DPE_MACS_FP32 :
+                                        KILN_COST_DPE_MACS_BF16;
+    /* A, B and C each fit in local memory, so this product does not wrap */
+    macs = (uint64_t)d.m * d.n * d.k;
+    if (!unit_admit(pe, macs, rate)) {
+        return false;
+    }
     if (!(d.flags & KILN_DPE_ACCUM)) {
         for (uint32_t i = 0; i < d.m; i++) {
             memset(pc + (uint64_t)i * d.ldc * 4, 0, (uint64_t)d.n * 4);
@@ -615,7 +625,6 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
             kiln_pe_fault(pe, KILN_STATUS_FATAL, da, 0, 0);
             return false;
         }
-        rate = KILN_COST_DPE_MACS_INT8;
     } else {
         /* fp32 operands in row-major order are used in place */
         float *ap = NULL, *bp = NULL;
@@ -649,10 +658,7 @@ static bool dpe_matmul(KilnPe *pe, uint64_t da)
         simd->sgemm(d.m, d.n, d.k, a, lda, b, ldb, (float *)pc, d.ldc);
         free(ap);
         free(bp);
-        rate = d.dtype == KILN_DTYPE_FP32 ? KILN_COST_DPE_MACS_FP32
-                                          : KILN_COST_DPE_MACS_BF16;
     }
-    macs = (uint64_t)d.m * d.n * d.k;
     pe->macs[d.dtype] += macs;
     kiln_pe_activity(pe, KILN_PROF_DPE, div_up(macs, rate));
     return true;
@@ -680,11 +686,14 @@ static bool se_cvt(KilnPe *pe, const struct kiln_se_desc *s, uint64_t da)
         bad_desc(pe, da);
         return false;
     }
+    if (!s->rows || !s->cols) {
+        return true;
+    }
     pa = lm_operand(pe, s->a, s->rows, s->cols, s->a_ld, s->a_cs, ss,
                     KILN_ACCESS_READ);
     pd = pa ? lm_operand(pe, s->dst, s->rows, s->cols, s->dst_ld, 1, ds,
                          KILN_ACCESS_WRITE) : NULL;
-    if (!pd) {
+    if (!pd || !unit_admit(pe, (uint64_t)s->rows * s->cols, KILN_COST_SE_ELEMS)) {
         return false;
     }
     for (uint32_t r = 0; r < s->rows; r++) {
@@ -811,6 +820,9 @@ static bool se_exec_i32(KilnPe *pe, uint32_t op, const struct kiln_se_desc *s, u
             return false;
         }
     }
+    if (!unit_admit(pe, (uint64_t)s->rows * s->cols, KILN_COST_SE_ELEMS)) {
+        return false;
+    }
     memcpy(&sc, &s->scalar, 4);
     /* element by element, in order, so overlapping operands behave as in the fp32 path */
     for (uint32_t r = 0; r < s->rows; r++) {
@@ -890,6 +902,9 @@ static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
         return false;
     }
     if (op == KILN_SE_FILL) {
+        if (!unit_admit(pe, n, KILN_COST_SE_ELEMS)) {
+            return false;
+        }
         for (uint32_t r = 0; r < s.rows; r++) {
             fill_row(pd + (int64_t)r * s.dst_ld * 4, s.scalar, s.cols);
         }
@@ -921,6 +936,9 @@ static bool se_exec(KilnPe *pe, uint32_t op, uint64_t da)
     }
     if (base == KILN_SE_DIV || op == KILN_SE_RECIP) {
         cost_rate = KILN_COST_SE_TRANSC_ELEMS;
+    }
+    if (!unit_admit(pe, n, cost_rate)) {
+        return false;
     }
 
     for (uint32_t r = 0; r < s.rows; r++) {
@@ -988,7 +1006,7 @@ static bool re_exec(KilnPe *pe, uint32_t op, uint64_t da, uint64_t *rd)
     }
     outn = rows ? d.rows : d.cols;
     pd = (float *)lm_operand(pe, d.dst, 1, outn, 0, 1, 4, KILN_ACCESS_WRITE);
-    if (!pd) {
+    if (!pd || !unit_admit(pe, (uint64_t)d.rows * d.cols, KILN_COST_RE_ELEMS)) {
         return false;
     }
     for (uint32_t o = 0; o < outn; o++) {
@@ -1059,9 +1077,14 @@ static bool mlu_exec(KilnPe *pe, uint32_t op, uint64_t da)
     if (op == KILN_MLU_TRANSPOSE) {
         pd = lm_operand(pe, d.dst, d.cols, d.rows, d.dst_ld, 1, es,
                         KILN_ACCESS_WRITE);
-        if (!pd) {
-            return false;
-        }
+    } else {
+        pd = lm_operand(pe, d.dst, d.rows, d.cols, d.dst_ld, 1, es,
+                        KILN_ACCESS_WRITE);
+    }
+    if (!pd || !unit_admit(pe, (uint64_t)d.rows * d.cols * es, KILN_COST_MLU_BYTES)) {
+        return false;
+    }
+    if (op == KILN_MLU_TRANSPOSE) {
         for (uint32_t r0 = 0; r0 < d.rows; r0 += 32) {
             for (uint32_t c0 = 0; c0 < d.cols; c0 += 32) {
                 uint32_t r1 = r0 + 32 < d.rows ? r0 + 32 : d.rows;
@@ -1075,11 +1098,6 @@ static bool mlu_exec(KilnPe *pe, uint32_t op, uint64_t da)
             }
         }
     } else {
-        pd = lm_operand(pe, d.dst, d.rows, d.cols, d.dst_ld, 1, es,
-                        KILN_ACCESS_WRITE);
-        if (!pd) {
-            return false;
-        }
         for (uint32_t r = 0; r < d.rows; r++) {
             memmove(pd + (int64_t)r * d.dst_ld * es,
                     ps + (int64_t)r * d.src_ld * es, (uint64_t)d.cols * es);

@@ -282,11 +282,52 @@ TEST(PeCost, DmaRowsIssueOneACycle)
     uint64_t bytes_time = xfer(kRows * kRowBytes, KILN_COST_LOCAL_BPS);
     EXPECT_EQ(bytes_time, 89u);
     EXPECT_EQ(short_rows - one_row, kRows * KILN_COST_DMA_ROW - bytes_time);
-    // rows as long as the port moves in a cycle cost their bytes only
+    // rows longer than the port moves in a cycle cost their bytes only
     uint64_t per_cycle = KILN_COST_LOCAL_BPS / KILN_PE_CLOCK_HZ;
-    EXPECT_EQ(copy(per_cycle, 64), copy(64 * per_cycle, 1));
+    EXPECT_EQ(copy(2 * per_cycle, 64), copy(128 * per_cycle, 1));
     // empty rows move nothing and cost nothing, however many
     EXPECT_EQ(copy(0, 1u << 31), copy(0, 1));
+}
+
+// A unit op is admitted by the watchdog at its own rate before it does any
+// work: zero strides fit millions of elements into a few bytes, and host work
+// that the modelled time does not bound would hold a worker thread for
+// seconds (fuzz_pe findings 2 and 6, docs/reliability.md).
+TEST(PeCost, UnitOpsAdmittedAtTheirOwnRate)
+{
+    Machine m;
+    auto se = [&](uint32_t op, uint32_t rows, uint32_t cols, uint8_t src_type = 0,
+                  uint8_t dst_type = 0) {
+        std::vector<uint32_t> code = {addi(s0, sp, -128)};
+        for (int32_t off = 0; off < (int32_t)sizeof(kiln_se_desc); off += 8)
+            code.insert(code.end(), {ld(t0, a0, off), sd(t0, s0, off)});
+        code.insert(code.end(), {custom(KILN_UNIT_SE, op, zero, s0, zero), ret()});
+        m.load_code(code);
+        // every row and column of a and dst is the same 64 KiB of local memory
+        kiln_se_desc d{};
+        d.dst = d.a = KILN_LOCAL_MEM_BASE;
+        d.rows = rows;
+        d.cols = cols;
+        d.src_type = src_type;
+        d.dst_type = dst_type;
+        memcpy(m.at<uint8_t>(kArgsVa), &d, sizeof(d));
+        return m.launch(kCodeVa, kArgsVa, 1, 1, 1, 0, 0, 1 /* Mcycle watchdog */);
+    };
+    constexpr uint32_t kRows = 1024, kCols = 16384;     // 2^24 elements
+    constexpr uint64_t kElems = (uint64_t)kRows * kCols;
+    KilnLaunchResult simple = se(KILN_SE_ADD | KILN_SE_SCALAR, kRows, kCols);
+    ASSERT_EQ(simple.status, KILN_STATUS_OK);
+    KilnLaunchResult half = se(KILN_SE_ADD | KILN_SE_SCALAR, kRows / 2, kCols);
+    EXPECT_EQ(simple.cycles - half.cycles, kElems / 2 / KILN_COST_SE_ELEMS);
+    // the same elements at the transcendental rate need more than the watchdog
+    static_assert(kElems / KILN_COST_SE_TRANSC_ELEMS > 1000000);
+    KilnLaunchResult exp = se(KILN_SE_EXP, kRows, kCols);
+    EXPECT_EQ(exp.status, KILN_STATUS_WATCHDOG);
+    EXPECT_LT(exp.cycles, simple.cycles) << "the op ran before the watchdog stopped it";
+    // a conversion of 2^32 - 1 empty rows moves nothing and costs nothing
+    KilnLaunchResult empty = se(KILN_SE_CVT, 0xffffffffu, 0, KILN_DTYPE_FP32, KILN_DTYPE_INT8);
+    EXPECT_EQ(empty.status, KILN_STATUS_OK);
+    EXPECT_EQ(empty.cycles, se(KILN_SE_CVT, 1, 0, KILN_DTYPE_FP32, KILN_DTYPE_INT8).cycles);
 }
 
 // A launch costs its dispatch (KILN_COST_LAUNCH) once and the replacement
