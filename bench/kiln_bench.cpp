@@ -6,15 +6,22 @@
 // Not a test: nothing is asserted except that results are correct where
 // checked (a wrong GEMM result is reported as an error, never as a speed).
 //
-//   kiln_bench gemm    --dtype f32|bf16 --sizes 256,512 [--min-time S]
+//   kiln_bench gemm    --dtype f32|bf16 --sizes 256,512 [--min-time S] [--rounds R --peer-dir D]
 //   kiln_bench dma     --max BYTES [--min-time S]          (h2d, d2h, d2d + guest memcpy)
 //   kiln_bench latency --n N                               (no-op job round trip, job rates)
 //   kiln_bench blk     --dev /dev/vda --n N                (4 KiB O_DIRECT read latency)
 //   kiln_bench roundtrip --dev /dev/vda --n N --rounds R  (the two above, interleaved A/B)
-//   kiln_bench interp  --kbin bench.kbin --iters N         (every device: 1 PE and all PEs)
+//   kiln_bench interp  --kbin bench.kbin --iters N [--rounds R --peer-dir D]
+//                                                          (every device: 1 PE and all PEs)
 //   kiln_bench scale   --contexts C --jobs J --bos N       (contexts, BOs, DRAM fill)
 //   kiln_bench telemetry                                    (device time / cycles counters)
 //   kiln_bench sample  --name N --cmd "prog args"          (wall time + device time of a sample)
+//
+// --peer-dir D interleaves the host's peer with the device: after each round the
+// guest creates D/turn-<tag> (D is in kiln-vm's writable share) and waits for
+// D/done-<tag>, which scripts/bench creates once it has timed the peer for that
+// round on the host. Load that comes and goes then hits both sides of a round.
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <kiln/hw/kiln_isa.h>
 #include <kiln/kiln.hpp>
@@ -145,6 +153,38 @@ std::string fmt_size(uint64_t b) {
 
 kiln::Device open_dev(const Opts& o) { return kiln::Device::open(int(o.num("device", 0))); }
 
+// The guest's side of the A/B handshake with scripts/bench (see the top of the file).
+class PeerTurns {
+ public:
+  explicit PeerTurns(std::string dir) : dir_(std::move(dir)) {}
+  [[nodiscard]] bool enabled() const { return !dir_.empty(); }
+
+  // Hands the host its turn `tag` and returns once the host has taken it.
+  void take(const std::string& tag) const {
+    if (!enabled()) return;
+    const std::string turn = dir_ + "/turn-" + tag, done = dir_ + "/done-" + tag;
+    int fd = ::open(turn.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) throw std::runtime_error(turn + ": " + std::strerror(errno));
+    ::close(fd);
+    // 9p lookups of a missing name reach the host every time: polling sees the new file.
+    struct stat st;
+    for (double t0 = now(); ::stat(done.c_str(), &st) != 0; ::usleep(2000))
+      if (now() - t0 > kTimeoutS)
+        throw std::runtime_error("the host did not take its turn " + tag + " in " +
+                                 std::to_string(int(kTimeoutS)) + " s (is scripts/bench watching " + dir_ + "?)");
+  }
+
+ private:
+  static constexpr double kTimeoutS = 600;
+  std::string dir_;
+};
+
+// Median, best (max for rates) and spread ((max - min) / median) of per-round values.
+Rec& rounds_kv(Rec& r, const std::string& key, const std::vector<double>& v) {
+  const double med = pct(v, 50);
+  return r.arr(key + "_rounds", v).kv(key + "_median", med).kv(key + "_spread", (pct(v, 100) - pct(v, 0)) / med);
+}
+
 // --- GEMM -----------------------------------------------------------------------------------
 uint16_t to_bf16(float f) {
   uint32_t u;
@@ -166,6 +206,8 @@ int cmd_gemm(const Opts& o) {
   const std::string dt = o.get("dtype", "f32");
   const std::string name = "gemm_" + dt;
   const double min_time = o.real("min-time", 1.0);
+  const int rounds = std::max(1, int(o.num("rounds", 1)));
+  const PeerTurns turns(o.get("peer-dir", ""));
   kiln::Device dev = open_dev(o);
   kiln::ops::Library lib(dev);
   try {
@@ -219,24 +261,30 @@ int cmd_gemm(const Opts& o) {
         failed(name, "n=" + std::to_string(n) + ": result differs from the CPU reference (rel err " + std::to_string(maxerr) + ")");
         continue;
       }
-      std::vector<double> ts;
-      uint64_t cycles = 0;
-      double total = 0;
-      while (total < min_time || ts.size() < 3) {
-        double t0 = now();
-        kiln::Event e = lib.run(q, args);
-        e.wait();
-        double t = now() - t0;
-        ts.push_back(t), total += t;
-        cycles = e.cycles();
-      }
       const double flops = 2.0 * n * n * n;
+      std::vector<double> ts, round_gflops;
+      uint64_t cycles = 0;
+      for (int r = 0; r < rounds; r++) {
+        std::vector<double> rt;
+        for (double total = 0; total < min_time || rt.size() < 3;) {
+          double t0 = now();
+          kiln::Event e = lib.run(q, args);
+          e.wait();
+          double t = now() - t0;
+          rt.push_back(t), total += t;
+          cycles = e.cycles();
+        }
+        round_gflops.push_back(flops / pct(rt, 0) / 1e9);
+        ts.insert(ts.end(), rt.begin(), rt.end());
+        turns.take("sgemm-" + std::to_string(n) + "-" + dt + "-" + std::to_string(r));
+      }
       const double med = pct(ts, 50), best = pct(ts, 0);
       const double emu_s = double(cycles) / (dev.info().clock_mhz ? dev.info().clock_mhz * 1e6 : 1.35e9);
-      Rec(name).kv("n", n).kv("grid", grid).kv("reps", uint64_t(ts.size())).kv("median_s", med).kv("best_s", best)
+      Rec rec(name);
+      rec.kv("n", n).kv("grid", grid).kv("reps", uint64_t(ts.size())).kv("median_s", med).kv("best_s", best)
           .kv("gflops", flops / med / 1e9).kv("gflops_best", flops / best / 1e9).kv("emulated_cycles", cycles)
-          .kv("emulated_s", emu_s).kv("emulated_gflops", emu_s > 0 ? flops / emu_s / 1e9 : NAN).kv("max_rel_err", maxerr)
-          .emit();
+          .kv("emulated_s", emu_s).kv("emulated_gflops", emu_s > 0 ? flops / emu_s / 1e9 : NAN).kv("max_rel_err", maxerr);
+      rounds_kv(rec, "gflops", round_gflops).emit();
     } catch (const kiln::Error& e) {
       failed(name, "n=" + std::to_string(n) + ": " + e.what());
     }
@@ -494,44 +542,72 @@ int cmd_blk(const Opts& o) {
 }
 
 // --- interpreter ------------------------------------------------------------------------------------
+// bench_scalar on one PE and on every PE of each device, `rounds` times, the
+// devices taking turns within a round so that the worker-scaling ratio compares
+// launches timed in the same window. With --peer-dir the host runs the same loop
+// under qemu-riscv64 after each round (the TCG anchor, docs/performance.md §9).
 int cmd_interp(const Opts& o) {
   const std::string kbin = o.get("kbin", "bench.kbin");
   const uint32_t iters = uint32_t(o.num("iters", 2000000));
-  auto devs = kiln::enumerate();
-  if (devs.empty()) {
-    skipped("interp", kiln::diagnose());
-    return 0;
-  }
-  for (const auto& di : devs) {
+  const int rounds = std::max(1, int(o.num("rounds", 1)));
+  const PeerTurns turns(o.get("peer-dir", ""));
+  struct Bench {
+    Bench(const kiln::DeviceInfo& di, const std::string& kbin)
+        : info(di), dev(kiln::Device::open(int(di.index))), mod(dev.load_file(kbin)), k(mod.kernel("bench_scalar")),
+          q(dev.queue()), out(dev.alloc(size_t(di.pe_count()) * 8, kiln::Memory::host)),
+          sink(dev.alloc(size_t(di.pe_count()) * 8)) {}
+    kiln::DeviceInfo info;
+    kiln::Device dev;
+    kiln::Module mod;
+    kiln::Kernel k;
+    kiln::Queue q;
+    kiln::Buffer out, sink;
+    std::vector<double> one_pe_s, one_pe_short_s, all_pe_s;  // a launch of iters, of iters / 4, of all PEs
+    uint64_t one_pe_instr = 0, all_pe_instr = 0, one_pe_cycles = 0;
+  };
+  std::deque<Bench> benches;  // the handles stay where they were created
+  for (const auto& di : kiln::enumerate()) {
     try {
-      kiln::Device dev = kiln::Device::open(int(di.index));
-      kiln::Module mod = dev.load_file(kbin);
-      kiln::Kernel k = mod.kernel("bench_scalar");
-      kiln::Queue q = dev.queue();
-      const uint32_t pes = di.pe_count();
-      kiln::Buffer out = dev.alloc(size_t(pes) * 8, kiln::Memory::host), sink = dev.alloc(size_t(pes) * 8);
-      auto run = [&](uint32_t grid, uint32_t it) {
-        kiln::Launch l;
-        l.grid = {grid, 1, 1};
-        double t0 = now();
-        kiln::Event e = q.launch_with(k, l, out, sink, it);
-        e.wait();
-        double t = now() - t0;
-        uint64_t instr = 0;
-        auto m = out.map<uint64_t>();
-        for (uint32_t i = 0; i < grid; i++) instr += m[i];
-        return std::make_tuple(t, instr, e.cycles());
-      };
-      run(1, 1000);  // warm-up
-      auto [t1, i1, c1] = run(1, iters);
-      auto [tn, in, cn] = run(pes, iters / 4);
-      Rec("interp").kv("device", di.path).kv("pci", di.pci.address).kv("dram_size", di.dram_size).kv("pes", pes)
-          .kv("iters", iters).kv("one_pe_s", t1).kv("one_pe_instr", i1).kv("mips_one_pe", double(i1) / t1 / 1e6)
-          .kv("all_pe_s", tn).kv("all_pe_instr", in).kv("mips_all_pe", double(in) / tn / 1e6)
-          .kv("cycles_per_instr", i1 ? double(c1) / double(i1) : NAN).emit();
+      benches.emplace_back(di, kbin);
     } catch (const kiln::Error& e) {
       failed("interp", di.path + ": " + e.what());
     }
+  }
+  if (benches.empty()) return 0;
+  // Seconds, instructions retired and emulated cycles of one launch.
+  auto run = [](Bench& b, uint32_t grid, uint32_t it) {
+    kiln::Launch l;
+    l.grid = {grid, 1, 1};
+    double t0 = now();
+    kiln::Event e = b.q.launch_with(b.k, l, b.out, b.sink, it);
+    e.wait();
+    double t = now() - t0;
+    uint64_t instr = 0;
+    auto m = b.out.map<uint64_t>();
+    for (uint32_t i = 0; i < grid; i++) instr += m[i];
+    return std::make_tuple(t, instr, e.cycles());
+  };
+  for (auto& b : benches) run(b, 1, 1000);  // warm-up
+  for (int r = 0; r < rounds; r++) {
+    for (auto& b : benches) {
+      auto [t1, i1, c1] = run(b, 1, iters);
+      auto [ts, is, cs] = run(b, 1, iters / 4);
+      auto [tn, in, cn] = run(b, b.info.pe_count(), iters / 4);
+      b.one_pe_s.push_back(t1), b.one_pe_short_s.push_back(ts), b.all_pe_s.push_back(tn);
+      b.one_pe_instr = i1, b.all_pe_instr = in, b.one_pe_cycles = c1;
+    }
+    turns.take("tcg-" + std::to_string(r));
+  }
+  for (auto& b : benches) {
+    const double t1 = pct(b.one_pe_s, 50), tn = pct(b.all_pe_s, 50);
+    Rec rec("interp");
+    rec.kv("device", b.info.path).kv("pci", b.info.pci.address).kv("dram_size", b.info.dram_size)
+        .kv("pes", b.info.pe_count()).kv("iters", iters).kv("rounds", rounds)
+        .kv("one_pe_s", t1).kv("one_pe_instr", b.one_pe_instr).kv("mips_one_pe", double(b.one_pe_instr) / t1 / 1e6)
+        .kv("all_pe_s", tn).kv("all_pe_instr", b.all_pe_instr).kv("mips_all_pe", double(b.all_pe_instr) / tn / 1e6)
+        .kv("cycles_per_instr", b.one_pe_instr ? double(b.one_pe_cycles) / double(b.one_pe_instr) : NAN)
+        .arr("one_pe_s_rounds", b.one_pe_s).arr("one_pe_short_s_rounds", b.one_pe_short_s).kv("short_iters", iters / 4)
+        .arr("all_pe_s_rounds", b.all_pe_s).emit();
   }
   return 0;
 }

@@ -24,8 +24,9 @@
  *
  * Host registers: rbx = the KilnPe (x[] is at offset 0), r12 = icount,
  * rdx = local memory, rax/rcx scratch, the other ten hold the RV
- * registers the page uses most (weighted by in-page loops), loaded on
- * entry and stored on every exit.
+ * registers the page uses most (weighted by in-page loops, most of all
+ * the loops around the instruction the PE was at when the page became
+ * hot), loaded on entry and stored on every exit.
  *
  * W^X: the code is emitted into a heap buffer, copied into a fresh RW
  * mapping which is then made RX before it is published; it is never
@@ -629,12 +630,18 @@ static void patch(Jit *j, uint32_t pos, size_t target)
     memcpy(j->buf + pos, &rel, 4);
 }
 
-static KilnJitPage *translate(const KilnCodePage *p)
+/*
+ * Translates @p; @hot is the index of the instruction the PE was at when
+ * the page became hot (KILN_PE_PAGE_INSNS if none): the loops around it are
+ * what made the page hot, so their registers come first.
+ */
+static KilnJitPage *translate(const KilnCodePage *p, unsigned hot)
 {
     static const uint8_t pushes[] = { RBX, RBP, R12, R13, R14, R15 };
     uint8_t leader[KILN_PE_PAGE_INSNS + 1] = { 0 };
     unsigned use[33] = { 0 };
     int loop[KILN_PE_PAGE_INSNS + 1] = { 0 };
+    int hot_loop[KILN_PE_PAGE_INSNS + 1] = { 0 };
     Jit j = { 0 };
     KilnJitPage *jp = NULL;
     size_t epi_fetch, epi_interp, nfix;
@@ -645,7 +652,7 @@ static KilnJitPage *translate(const KilnCodePage *p)
     /*
      * Leaders, and the RV registers most referenced by translated code,
      * counting references inside in-page loops (a backward branch or JAL
-     * and its target) 64 times.
+     * and its target) 64 times, inside loops around @hot 4096 times.
      */
     leader[0] = 1;
     for (unsigned i = 0; i < KILN_PE_PAGE_INSNS; i++) {
@@ -657,18 +664,25 @@ static KilnJitPage *translate(const KilnCodePage *p)
             if (((t ^ p->va) >> 12) == 0 && !(t & 3)) {
                 leader[(t & 4095) >> 2] = 1;
                 if (t <= pc) {
-                    loop[(t & 4095) >> 2]++;
+                    unsigned head = (t & 4095) >> 2;
+
+                    loop[head]++;
                     loop[i + 1]--;
+                    if (head <= hot && hot <= i) {
+                        hot_loop[head]++;
+                        hot_loop[i + 1]--;
+                    }
                 }
             }
         }
     }
-    for (int i = 0, depth = 0; i < KILN_PE_PAGE_INSNS; i++) {
+    for (int i = 0, depth = 0, hot_depth = 0; i < KILN_PE_PAGE_INSNS; i++) {
         const KilnInsn *d = &p->insn[i];
         unsigned w;
 
         depth += loop[i];
-        w = depth ? 64 : 1;
+        hot_depth += hot_loop[i];
+        w = hot_depth ? 4096 : depth ? 64 : 1;
         if (!translatable(d->op)) {
             continue;
         }
@@ -838,7 +852,8 @@ KilnJitPage *kiln_pe_jit_page(KilnPe *pe, KilnCodePage *p)
     if (atomic_exchange_explicit(&p->jit_tried, true, memory_order_relaxed)) {
         return NULL;    /* another thread translates it, or it failed */
     }
-    jp = translate(p);
+    jp = translate(p, ((pe->pc ^ p->va) >> 12) ? KILN_PE_PAGE_INSNS
+                                               : (unsigned)(pe->pc & 4095) >> 2);
     if (jp && !atomic_compare_exchange_strong_explicit(
             &p->jit, &none, jp, memory_order_release, memory_order_acquire)) {
         kiln_pe_jit_free(jp);
