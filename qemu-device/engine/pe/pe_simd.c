@@ -863,6 +863,55 @@ static const KilnSimdOps ops_avx512_vnni = {
     .f16_to_f32 = f16_to_f32_avx512,
 };
 
+/* ---- AVX-512 BF16 ---------------------------------------------------------- */
+
+#define AVX512BF16_TARGET \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16," \
+                          "avx2,fma,f16c")))
+
+/* lanes of @v holding a denormal (exponent 0, mantissa not 0) */
+AVX512BF16_TARGET
+static inline __mmask16 avx512_denormal(__m512 v)
+{
+    __m512i u = _mm512_castps_si512(v);
+
+    return _mm512_mask_test_epi32_mask(
+        _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000)), u,
+        _mm512_set1_epi32(0x007fffff));
+}
+
+/*
+ * vcvtne2ps2bf16 rounds as kiln_f32_to_bf16 does (nearest even; a NaN keeps
+ * its sign and top payload and is quieted) but flushes denormals to zero,
+ * so 32 elements with a denormal among them take the integer path.
+ */
+AVX512BF16_TARGET
+static void f32_to_bf16_avx512bf16(uint16_t *d, const float *s, uint32_t n)
+{
+    uint32_t i = 0;
+
+    for (; i + 32 <= n; i += 32) {
+        __m512 lo = _mm512_loadu_ps(s + i), hi = _mm512_loadu_ps(s + i + 16);
+
+        if (avx512_denormal(lo) | avx512_denormal(hi)) {
+            f32_to_bf16_avx512(d + i, s + i, 32);
+        } else {
+            _mm512_storeu_si512(d + i, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+    }
+    f32_to_bf16_avx512(d + i, s + i, n - i);
+}
+
+static const KilnSimdOps ops_avx512_bf16 = {
+    .name = "avx512bf16",
+    .sgemm = sgemm_avx512,
+    .igemm_i8 = igemm_i8_vnni,
+    .se_row = se_row_avx512,
+    .f32_to_bf16 = f32_to_bf16_avx512bf16,
+    .f32_to_f16 = f32_to_f16_avx512,
+    .f16_to_f32 = f16_to_f32_avx512,
+};
+
 static bool host_has(KilnSimdLevel level)
 {
     unsigned int eax, ebx, ecx, edx;
@@ -881,7 +930,12 @@ static bool host_has(KilnSimdLevel level)
         !__builtin_cpu_supports("avx512vl")) {
         return false;
     }
-    return level == KILN_SIMD_AVX512 || __builtin_cpu_supports("avx512vnni");
+    if (level == KILN_SIMD_AVX512) {
+        return true;
+    }
+    return __builtin_cpu_supports("avx512vnni") &&
+           (level == KILN_SIMD_AVX512_VNNI ||
+            __builtin_cpu_supports("avx512bf16"));
 }
 #endif /* KILN_SIMD_X86 */
 
@@ -897,6 +951,8 @@ const KilnSimdOps *kiln_simd_ops(KilnSimdLevel level)
         return host_has(level) ? &ops_avx512 : NULL;
     case KILN_SIMD_AVX512_VNNI:
         return host_has(level) ? &ops_avx512_vnni : NULL;
+    case KILN_SIMD_AVX512_BF16:
+        return host_has(level) ? &ops_avx512_bf16 : NULL;
 #endif
     default:
         return NULL;

@@ -25,6 +25,7 @@ typedef enum KilnSimdLevel {
     KILN_SIMD_AVX2,         /* x86-64 AVX2 + FMA + F16C */
     KILN_SIMD_AVX512,       /* x86-64 AVX-512 F/BW/VL + FMA + F16C */
     KILN_SIMD_AVX512_VNNI,  /* the same + AVX512_VNNI (int8 DPE) */
+    KILN_SIMD_AVX512_BF16,  /* the same + AVX512_BF16 (fp32 -> bf16) */
     KILN_SIMD_LEVELS
 } KilnSimdLevel;
 

@@ -229,8 +229,15 @@ TEST(PeSimd, SeElementNanRules)
 TEST(PeSimd, ConversionsBitIdenticalOnEveryVariant)
 {
     std::mt19937 rng(5);
-    for (uint32_t n : {1u, 15u, 16u, 17u, 31u, 32u, 33u, 100u, 4096u}) {
+    for (auto [n, denormals] : {std::pair{1u, true}, {15u, true}, {16u, true}, {17u, true}, {31u, true},
+                                {32u, true}, {33u, true}, {100u, true}, {4096u, true}, {4096u, false}}) {
         auto f = nasty_vec(rng, n);
+        // Without denormals every block of 32 takes the avx512bf16 variant's vcvtne2ps2bf16.
+        for (auto &x : f) {
+            if (!denormals && std::fpclassify(x) == FP_SUBNORMAL) {
+                x = from_bits(bits(x) | 0x00800000u);
+            }
+        }
         std::vector<uint16_t> h(n);
         for (auto &x : h) x = (uint16_t)rng();
         std::vector<uint16_t> want_bf(n), want_h(n);
